@@ -1,0 +1,47 @@
+# The README's two commands are `make book` and `make test`.
+SHELL := /bin/bash
+PY ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+ARCH := $(shell uname -m)
+PROFILE ?= small
+STAMP := $(VENV)/.installed
+
+.PHONY: book test test-all notebooks setup data lint clean-outputs bench
+
+setup: $(STAMP) data
+
+$(STAMP): pyproject.toml requirements/torch-$(ARCH).txt
+	test -x $(BIN)/python || $(PY) -m venv $(VENV)
+	$(BIN)/python -m pip install -q --upgrade pip
+	$(BIN)/python -m pip install -q -r requirements/torch-$(ARCH).txt
+	$(BIN)/python -m pip install -q -c requirements/torch-$(ARCH).txt -e '.[dev,book]'
+	touch $(STAMP)
+
+# Fashion-MNIST comes from Debian's package where apt is usable; otherwise see README.
+data:
+	@if [ ! -d /usr/share/datasets/fashion-mnist ] && [ -z "$$KC_DATA" ] && command -v apt-get >/dev/null && [ "$$(id -u)" = 0 ]; then \
+		(apt-get install -y -qq dataset-fashion-mnist >/dev/null 2>&1 || \
+		 (apt-get update -qq && apt-get install -y -qq dataset-fashion-mnist >/dev/null)) ; \
+	fi
+
+test: setup
+	$(BIN)/python -m pytest -q
+
+test-all: setup
+	$(BIN)/python -m pytest -q -m ''
+
+notebooks: setup
+	$(BIN)/kc run --all --profile $(PROFILE)
+
+book: notebooks
+	$(BIN)/kc book
+
+lint: setup
+	$(BIN)/ruff check kc tests
+
+bench: setup
+	$(BIN)/python benchmarks/bench_phases.py
+
+clean-outputs:
+	rm -rf outputs _build
