@@ -1,0 +1,71 @@
+"""ConsistencyNet (Eq. 1): shapes, positivity of p, state round trip, bad input."""
+
+import pytest
+import torch
+
+import kc
+from kc.model import SigmaNorm
+
+
+@pytest.mark.parametrize("sigma", ["batch", "instance"])
+@pytest.mark.parametrize("order", [0, 1, 3])
+def test_output_shapes_maps_and_vectors(sigma, order):
+    g = kc.ConsistencyNet(6, 4, order=order, sigma=sigma)
+    assert g(torch.randn(5, 6, 7, 7)).shape == (5, 4, 7, 7)
+    assert g(torch.randn(5, 6)).shape == (5, 4)
+
+
+def test_p_positive_and_initialised():
+    g = kc.ConsistencyNet(3, 3, order=4, p_init=0.3)
+    torch.testing.assert_close(g.p, torch.full((4,), 0.3))
+    with torch.no_grad():
+        g.p_logit.fill_(-50.0)
+    assert (g.p > 0).all()
+
+
+def test_state_dict_round_trip_restores_fitted_g():
+    x = torch.randn(64, 4, 5, 5)
+    g = kc.fit_consistency(x, x.flip(1), order=2, epochs=2, progress=False)
+    g2 = kc.ConsistencyNet(**g.config)
+    g2.load_state_dict(g.state_dict())
+    g2.eval()
+    torch.testing.assert_close(g2(x), g(x), rtol=0, atol=0)
+    torch.testing.assert_close(g2.x_star_std, g.x_star_std)
+
+
+def test_eval_uses_running_variance_not_the_batch():
+    torch.manual_seed(0)
+    g = kc.ConsistencyNet(3, 3, order=1).train()
+    g(torch.randn(32, 3, 4, 4))
+    g.eval()
+    x = torch.randn(8, 3, 4, 4)
+    # In eval mode an image's output does not depend on the rest of the batch.
+    torch.testing.assert_close(g(x)[:1], g(x[:1]))
+
+
+def test_instance_sigma_for_vectors_uses_channel_spread():
+    s = SigmaNorm("instance")
+    h = torch.tensor([[1.0, 3.0], [2.0, 2.0]])[:, :, None, None]
+    scale = s(h)
+    assert scale.shape == (2, 1, 1, 1)
+    torch.testing.assert_close(scale[0].flatten(), torch.rsqrt(torch.tensor([1.0 + 1e-5])))
+
+
+@pytest.mark.parametrize(
+    "kwargs, match",
+    [
+        (dict(order=-1), "order must be an integer >= 0"),
+        (dict(kernel_size=2), "kernel_size must be a positive odd integer"),
+        (dict(sigma="layer"), "sigma must be one of"),
+        (dict(p_init=1.0), r"p_init must lie in \(0, 1\)"),
+    ],
+)
+def test_bad_construction(kwargs, match):
+    with pytest.raises(ValueError, match=match):
+        kc.ConsistencyNet(3, 3, **kwargs)
+
+
+def test_bad_rank():
+    g = kc.ConsistencyNet(3, 3, order=1)
+    with pytest.raises(ValueError, match=r"\(N, C\) or \(N, C, H, W\)"):
+        g(torch.randn(2, 3, 4))
