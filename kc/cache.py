@@ -1,0 +1,421 @@
+"""Content-addressed on-disk cache for trained networks, features and fitted g.
+
+Layout::
+
+    <root>/<kind>/<key>.pt      the object, saved with ``torch.save`` and read back with
+                                ``torch.load(..., weights_only=True)``
+    <root>/<kind>/<key>.json    a human-readable sidecar: kind, key, config, code version
+    <root>/<kind>/<key>.ckpt    (optional) a resumable training checkpoint, removed when done
+
+``<key>`` is ``<readable prefix>-<first 20 hex digits of a sha256>`` where the hash covers the
+canonical JSON of the config and a *code version* (:func:`code_version`: a hash of the source
+of the kc modules the cached object depends on, with docstrings and comments stripped, so that
+only changes to code invalidate the cache).
+
+The root is, in order of precedence:
+
+1. ``$KC_CACHE`` if set;
+2. ``data/cache`` in the nearest kc checkout at or above the working directory (a folder with
+   ``pyproject.toml`` and ``kc/__init__.py``), so notebooks executed from ``notebooks/`` share
+   the cache of the repository;
+3. ``data/cache`` in the checkout that holds the imported ``kc`` package (editable installs);
+4. ``./data/cache``.
+
+Writes are atomic (temporary file in the same folder, ``fsync``, ``os.replace``); a file that
+cannot be read back is logged, deleted and recomputed, never silently used.
+"""
+
+from __future__ import annotations
+
+import ast
+import contextlib
+import dataclasses
+import hashlib
+import importlib
+import json
+import logging
+import math
+import os
+import re
+import shutil
+import tempfile
+import time
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, TypeVar
+
+import torch
+
+__all__ = [
+    "CacheEntry",
+    "atomic_save",
+    "atomic_write_text",
+    "cache_root",
+    "cached",
+    "canonical_json",
+    "clean",
+    "code_version",
+    "du",
+    "du_by_kind",
+    "key",
+    "load",
+    "ls",
+    "path_for",
+    "safe_load",
+    "store",
+]
+
+log = logging.getLogger(__name__)
+T = TypeVar("T")
+
+ENV_VAR = "KC_CACHE"
+_FORMAT = 1  # version of the on-disk wrapper written by `store`
+_KIND_RE = re.compile(r"^[a-z0-9][a-z0-9_.-]*$")
+
+
+# --------------------------------------------------------------------------- root and keys
+
+
+def _is_checkout(folder: Path) -> bool:
+    return (folder / "pyproject.toml").is_file() and (folder / "kc" / "__init__.py").is_file()
+
+
+def cache_root() -> Path:
+    """The cache folder (see the module docstring for the order of precedence)."""
+    env = os.environ.get(ENV_VAR)
+    if env:
+        return Path(env).expanduser()
+    cwd = Path.cwd()
+    for folder in (cwd, *cwd.parents):
+        if _is_checkout(folder):
+            return folder / "data" / "cache"
+    package_checkout = Path(__file__).resolve().parents[1]
+    if _is_checkout(package_checkout):
+        return package_checkout / "data" / "cache"
+    return cwd / "data" / "cache"
+
+
+def _jsonable(obj: Any) -> Any:
+    if dataclasses.is_dataclass(obj) and not isinstance(obj, type):
+        return {f.name: getattr(obj, f.name) for f in dataclasses.fields(obj)}
+    if isinstance(obj, (tuple, set, frozenset)):
+        return sorted(obj) if isinstance(obj, (set, frozenset)) else list(obj)
+    if isinstance(obj, Path):
+        return str(obj)
+    raise ValueError(
+        f"cache config values must be JSON-like (str, int, float, bool, None, lists, "
+        f"mappings, tuples, dataclasses), got {type(obj).__name__}: {obj!r}"
+    )
+
+
+def canonical_json(config: Mapping[str, Any]) -> str:
+    """JSON of ``config`` with sorted keys and no whitespace; tuples become lists.
+
+    Raises:
+        ValueError: for values that have no faithful JSON form (tensors, NaN, arbitrary objects).
+    """
+
+    def check_floats(obj: Any) -> None:
+        if isinstance(obj, float) and not math.isfinite(obj):
+            raise ValueError(f"cache config values must be finite, got {obj!r}")
+        if isinstance(obj, Mapping):
+            for k, v in obj.items():
+                if not isinstance(k, str):
+                    raise ValueError(f"cache config keys must be strings, got {k!r}")
+                check_floats(v)
+        elif isinstance(obj, (list, tuple)):
+            for v in obj:
+                check_floats(v)
+
+    check_floats(config)
+    return json.dumps(config, sort_keys=True, separators=(",", ":"), default=_jsonable)
+
+
+class _StripDocstrings(ast.NodeTransformer):
+    def _strip(self, node: Any) -> Any:
+        self.generic_visit(node)
+        body = node.body
+        if body and isinstance(body[0], ast.Expr) and isinstance(body[0].value, ast.Constant):
+            if isinstance(body[0].value.value, str):
+                node.body = body[1:] or [ast.Pass()]
+        return node
+
+    visit_Module = visit_FunctionDef = visit_AsyncFunctionDef = visit_ClassDef = _strip
+
+
+def _source_files(module_name: str) -> list[Path]:
+    module = importlib.import_module(module_name)
+    file = getattr(module, "__file__", None)
+    if file is None:
+        raise ValueError(f"module {module_name!r} has no source file to hash")
+    path = Path(file)
+    if path.name == "__init__.py":  # a package: every Python file below it
+        return sorted(path.parent.rglob("*.py"))
+    return [path]
+
+
+def code_version(modules: Iterable[str]) -> str:
+    """A short hash of the code of ``modules`` (e.g. ``["kc.zoo", "kc.train", "kc.data"]``).
+
+    A package contributes all its ``.py`` files. Each file is parsed and dumped as an AST
+    without docstrings, so edits to comments, docstrings or formatting keep the version.
+
+    Returns:
+        16 hex digits.
+    """
+    digest = hashlib.sha256()
+    for name in sorted(set(modules)):
+        for path in _source_files(name):
+            tree = _StripDocstrings().visit(ast.parse(path.read_text(encoding="utf-8")))
+            digest.update(f"{name}:{path.name}\n".encode())
+            digest.update(ast.dump(tree, annotate_fields=False).encode())
+    return digest.hexdigest()[:16]
+
+
+def _slug(text: str, max_len: int = 60) -> str:
+    slug = re.sub(r"[^A-Za-z0-9.]+", "-", text).strip("-.").lower()
+    return slug[:max_len].rstrip("-.")
+
+
+def _check_kind(kind: str) -> None:
+    if not _KIND_RE.match(kind):
+        raise ValueError(
+            f"cache kind must be lower-case letters, digits, '_', '.', '-', got {kind!r}"
+        )
+
+
+def key(
+    kind: str, config: Mapping[str, Any], *, version: str = "", label: str | None = None
+) -> str:
+    """The cache key of ``config``: ``<slug of label or kind>-<sha256 prefix>``.
+
+    Args:
+        kind: folder of the entry, e.g. ``"net"``, ``"features"``, ``"g"``.
+        config: everything the cached object depends on (JSON-like values).
+        version: code version, usually :func:`code_version` of the modules involved.
+        label: readable prefix (e.g. ``"vgg16/fashion-mnist/all/seed0"``); defaults to ``kind``.
+
+    Example:
+        >>> key("net", {"a": 1}) == key("net", {"a": 1})
+        True
+        >>> key("net", {"a": 1}) != key("net", {"a": 1}, version="other")
+        True
+    """
+    _check_kind(kind)
+    payload = json.dumps({"kind": kind, "version": version, "config": canonical_json(config)})
+    digest = hashlib.sha256(payload.encode()).hexdigest()[:20]
+    prefix = _slug(label) if label else kind
+    return f"{prefix or kind}-{digest}"
+
+
+def path_for(
+    kind: str, config: Mapping[str, Any], *, version: str = "", label: str | None = None
+) -> Path:
+    """``<root>/<kind>/<key>.pt`` (the folder is not created)."""
+    return cache_root() / kind / f"{key(kind, config, version=version, label=label)}.pt"
+
+
+# --------------------------------------------------------------------------- atomic I/O
+
+
+def _fsync_dir(folder: Path) -> None:
+    with contextlib.suppress(OSError):  # not supported on every platform / file system
+        fd = os.open(folder, os.O_RDONLY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+
+
+def _atomic_write(path: Path, write: Callable[[Any], None], mode: str) -> None:
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp_name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    tmp = Path(tmp_name)
+    try:
+        with os.fdopen(fd, mode) as f:
+            write(f)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+    _fsync_dir(path.parent)
+
+
+def atomic_save(obj: Any, path: str | os.PathLike[str]) -> None:
+    """``torch.save(obj)`` to ``path`` atomically: a reader sees the old file or the new one.
+
+    The object is written to a temporary file in the same folder, flushed to disk and moved
+    over ``path`` with ``os.replace``; on any exception the temporary file is removed.
+    """
+    _atomic_write(Path(path), lambda f: torch.save(obj, f), "wb")
+
+
+def atomic_write_text(text: str, path: str | os.PathLike[str]) -> None:
+    """Write ``text`` (UTF-8) to ``path`` atomically, like :func:`atomic_save`."""
+    _atomic_write(Path(path), lambda f: f.write(text.encode("utf-8")), "wb")
+
+
+def safe_load(path: str | os.PathLike[str], *, map_location: str = "cpu") -> Any | None:
+    """``torch.load(path, weights_only=True)``, or ``None`` if it is missing or unreadable.
+
+    A file that exists but cannot be loaded (truncated, corrupt, unsafe pickle) is logged as a
+    warning and deleted, so that the caller recomputes it.
+    """
+    path = Path(path)
+    if not path.exists():
+        return None
+    try:
+        return torch.load(path, map_location=map_location, weights_only=True)
+    except Exception as err:  # any failure means "do not trust this file"
+        log.warning(
+            "kc.cache: deleting unreadable cache file %s (%s: %s)", path, type(err).__name__, err
+        )
+        path.unlink(missing_ok=True)
+        return None
+
+
+# --------------------------------------------------------------------------- entries
+
+
+def load(
+    kind: str, config: Mapping[str, Any], *, version: str = "", label: str | None = None
+) -> Any | None:
+    """The cached object of ``(kind, config, version)``, or ``None`` on a miss."""
+    path = path_for(kind, config, version=version, label=label)
+    wrapped = safe_load(path)
+    if wrapped is None:
+        return None
+    if not (
+        isinstance(wrapped, dict) and wrapped.get("kc_cache") == _FORMAT and "value" in wrapped
+    ):
+        log.warning("kc.cache: deleting %s: not a kc cache entry of format %d", path, _FORMAT)
+        path.unlink(missing_ok=True)
+        return None
+    return wrapped["value"]
+
+
+def store(
+    kind: str,
+    config: Mapping[str, Any],
+    obj: Any,
+    *,
+    version: str = "",
+    label: str | None = None,
+) -> Path:
+    """Save ``obj`` under ``(kind, config, version)`` with its JSON sidecar; returns the path."""
+    path = path_for(kind, config, version=version, label=label)
+    atomic_save({"kc_cache": _FORMAT, "value": obj}, path)
+    sidecar = {
+        "kind": kind,
+        "key": path.stem,
+        "label": label,
+        "version": version,
+        "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+        "config": json.loads(canonical_json(config)),
+    }
+    atomic_write_text(
+        json.dumps(sidecar, indent=2, sort_keys=True) + "\n", path.with_suffix(".json")
+    )
+    return path
+
+
+def cached(
+    kind: str,
+    config: Mapping[str, Any],
+    compute: Callable[[], T],
+    *,
+    version: str = "",
+    label: str | None = None,
+) -> T:
+    """Return the cached result of ``compute()`` for ``config``, computing and storing on a miss.
+
+    ``compute`` must return something ``torch.load(weights_only=True)`` can read back: tensors,
+    numbers, strings, ``None`` and lists/tuples/dicts of those.
+
+    Example:
+        >>> import os, tempfile
+        >>> saved = dict(os.environ)
+        >>> os.environ["KC_CACHE"] = tempfile.mkdtemp()
+        >>> cached("demo", {"n": 3}, lambda: torch.arange(3))
+        tensor([0, 1, 2])
+        >>> cached("demo", {"n": 3}, lambda: None)  # hit: compute is not called
+        tensor([0, 1, 2])
+        >>> os.environ.clear(); os.environ.update(saved)
+    """
+    value = load(kind, config, version=version, label=label)
+    if value is None:
+        value = compute()
+        store(kind, config, value, version=version, label=label)
+    return value
+
+
+@dataclass(frozen=True)
+class CacheEntry:
+    """One cached object as listed by :func:`ls`."""
+
+    kind: str
+    key: str
+    path: Path
+    bytes: int
+    created: str | None
+    label: str | None
+    config: dict[str, Any] | None
+
+
+def _kind_dirs(kind: str | None) -> list[Path]:
+    root = cache_root()
+    if kind is not None:
+        _check_kind(kind)
+        return [root / kind] if (root / kind).is_dir() else []
+    return sorted(p for p in root.iterdir() if p.is_dir()) if root.is_dir() else []
+
+
+def ls(kind: str | None = None) -> list[CacheEntry]:
+    """All cached objects (``*.pt``), with the config read from their sidecars."""
+    entries = []
+    for folder in _kind_dirs(kind):
+        for path in sorted(folder.glob("*.pt")):
+            meta: dict[str, Any] = {}
+            sidecar = path.with_suffix(".json")
+            if sidecar.exists():
+                with contextlib.suppress(OSError, ValueError):
+                    meta = json.loads(sidecar.read_text(encoding="utf-8"))
+            entries.append(
+                CacheEntry(
+                    kind=folder.name,
+                    key=path.stem,
+                    path=path,
+                    bytes=path.stat().st_size,
+                    created=meta.get("created"),
+                    label=meta.get("label"),
+                    config=meta.get("config"),
+                )
+            )
+    return entries
+
+
+def du_by_kind() -> dict[str, int]:
+    """Bytes on disk per kind (all files: objects, sidecars, checkpoints, temporaries)."""
+    return {
+        folder.name: sum(p.stat().st_size for p in folder.rglob("*") if p.is_file())
+        for folder in _kind_dirs(None)
+    }
+
+
+def du(kind: str | None = None) -> int:
+    """Bytes on disk of the whole cache, or of one kind."""
+    sizes = du_by_kind()
+    return sizes.get(kind, 0) if kind is not None else sum(sizes.values())
+
+
+def clean(kind: str | None = None) -> int:
+    """Delete the cache (or one kind of it); returns the number of bytes freed."""
+    freed = 0
+    for folder in _kind_dirs(kind):
+        freed += sum(p.stat().st_size for p in folder.rglob("*") if p.is_file())
+        shutil.rmtree(folder)
+    return freed
