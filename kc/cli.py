@@ -1,0 +1,464 @@
+"""The ``kc`` command: run notebooks, list them, manage the cache, build the book.
+
+Examples::
+
+    kc list
+    kc run table1_instability --profile smoke -p SEEDS "[0, 1]"
+    kc run --all --profile small
+    kc run --all --profile paper --executor slurm --partition gpu --gpus 1
+    kc cache du
+    kc book
+
+``main(argv)`` returns the exit code, so the command is testable without a subprocess.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import shutil
+import subprocess
+import sys
+import traceback
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from kc import runner
+
+__all__ = ["build_book", "main", "prepare_book", "toc_result_pages"]
+
+log = logging.getLogger("kc")
+
+RESULTS = Path("book") / "results"
+"""Folder (relative to the repository root) the book's result pages are generated into."""
+
+
+# ---------------------------------------------------------------------------------------------
+# kc run
+
+
+def _parameters(pairs: Sequence[Sequence[str]] | None) -> dict[str, Any]:
+    return {name: runner.parse_value(value) for name, value in pairs or []}
+
+
+def _executor_options(args: argparse.Namespace) -> dict[str, Any]:
+    options: dict[str, Any] = {}
+    for name, key in (
+        ("timeout_min", "timeout_min"),
+        ("gpus", "gpus_per_node"),
+        ("cpus", "cpus_per_task"),
+        ("mem_gb", "mem_gb"),
+        ("partition", "partition"),
+    ):
+        value = getattr(args, name)
+        if value is not None:
+            options[key] = value
+    return options
+
+
+def _cmd_run(args: argparse.Namespace) -> int:
+    if args.all == (args.notebook is not None):
+        print("kc run: give a NOTEBOOK or --all (not both)", file=sys.stderr)
+        return 2
+    parameters = _parameters(args.param)
+    if args.device is not None:
+        parameters["DEVICE"] = args.device
+    options = _executor_options(args)
+    if args.dry_run:
+        names = [nb.name for nb in runner.MANIFEST] if args.all else [args.notebook]
+        for name in names:
+            try:
+                path = runner.resolve_notebook(name)
+            except FileNotFoundError as error:
+                print(f"# {name}: {error}")
+                continue
+            values = runner.notebook_parameters(
+                path, args.profile, parameters, args.output_root, strict=not args.all
+            )
+            print(f"# {name} ({path})")
+            print(yaml.safe_dump(values, sort_keys=False, default_flow_style=None), end="")
+        return 0
+    if args.all:
+        summary = runner.run_all(
+            args.profile,
+            parameters=parameters,
+            output_root=args.output_root,
+            executor=args.executor,
+            executor_options=options,
+            kernel_name=args.kernel,
+            log_output=args.log_output,
+        )
+        print(summary)
+        return summary.returncode
+    try:
+        executed = runner.run_notebook(
+            args.notebook,
+            profile=args.profile,
+            parameters=parameters,
+            output_root=args.output_root,
+            kernel_name=args.kernel,
+            log_output=args.log_output,
+            executor=args.executor,
+            executor_options=options,
+        )
+    except (ValueError, FileNotFoundError):
+        raise
+    except Exception as error:  # noqa: BLE001 - a failed notebook is an exit code, not a crash
+        log.debug("%s", traceback.format_exc())
+        first = (str(error).strip() or type(error).__name__).splitlines()[-1]
+        print(
+            f"kc run: {args.notebook} failed: {type(error).__name__}: {first}\n"
+            f"the executed notebook (with the traceback) is in "
+            f"{Path(args.output_root) / 'notebooks'}",
+            file=sys.stderr,
+        )
+        return 1
+    print(executed)
+    return 0
+
+
+# ---------------------------------------------------------------------------------------------
+# kc list
+
+
+def _table(rows: list[list[str]], header: list[str]) -> str:
+    widths = [max(len(str(x)) for x in col) for col in zip(header, *rows, strict=False)]
+    lines = ["  ".join(str(h).ljust(w) for h, w in zip(header, widths, strict=True))]
+    lines.append("  ".join("-" * w for w in widths))
+    lines += ["  ".join(str(c).ljust(w) for c, w in zip(r, widths, strict=True)) for r in rows]
+    return "\n".join(line.rstrip() for line in lines)
+
+
+def _cmd_list(args: argparse.Namespace) -> int:
+    rows = []
+    for nb in runner.MANIFEST:
+        exists = (runner.notebooks_dir() / f"{nb.name}.ipynb").is_file()
+        state = "ready" if exists else ("planned" if nb.planned else "missing")
+        rows.append([nb.name, nb.paper_item, ", ".join(nb.outputs), state])
+    print(_table(rows, ["notebook", "paper item", "output files", "state"]))
+    print(
+        f"\noutputs go to <output root>/<notebook>/ ; profiles: "
+        f"{', '.join(runner.available_profiles())}"
+    )
+    return 0
+
+
+# ---------------------------------------------------------------------------------------------
+# kc cache
+
+
+def _size(n: float) -> str:
+    for unit in ("B", "KiB", "MiB", "GiB"):
+        if n < 1024 or unit == "GiB":
+            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
+        n /= 1024
+    raise AssertionError  # pragma: no cover
+
+
+def _cmd_cache(args: argparse.Namespace) -> int:
+    from kc import cache  # lazily: torch is imported only for the cache commands
+
+    root = cache.cache_root()
+    if args.cache_command == "ls":
+        entries = cache.ls(args.kind)
+        rows = [[e.kind, e.key, _size(e.bytes), e.created or "", e.label or ""] for e in entries]
+        if rows:
+            print(_table(rows, ["kind", "key", "size", "created", "label"]))
+        print(f"{len(rows)} entries in {root}")
+    elif args.cache_command == "du":
+        if args.kind is None:
+            for kind, size in sorted(cache.du_by_kind().items()):
+                print(f"{_size(size):>10}  {kind}")
+        print(f"{_size(cache.du(args.kind)):>10}  total ({args.kind or 'all kinds'}) in {root}")
+    else:
+        what = f"kind {args.kind!r}" if args.kind else "everything"
+        if not args.yes:
+            if not sys.stdin.isatty():
+                print(f"kc cache clean: would delete {what} in {root}; pass --yes", file=sys.stderr)
+                return 1
+            if input(f"delete {what} in {root}? [y/N] ").strip().lower() not in ("y", "yes"):
+                return 1
+        print(f"freed {_size(cache.clean(args.kind))} ({what}) in {root}")
+    return 0
+
+
+# ---------------------------------------------------------------------------------------------
+# kc book
+
+_PLACEHOLDER = """# {title}
+
+```{{note}}
+This page is a placeholder: `notebooks/{name}.ipynb` ({paper_item}) has not been executed yet.
+Run `make notebooks` (or `kc run {name}`) and then `make book` (or `kc book`).
+```
+"""
+
+
+def toc_result_pages(root: Path) -> list[str]:
+    """Names of the pages under ``book/results/`` that ``_toc.yml`` refers to, in order."""
+    toc = yaml.safe_load((root / "_toc.yml").read_text())
+    prefix = RESULTS.as_posix() + "/"
+    found: list[str] = []
+
+    def walk(node: Any) -> None:
+        if isinstance(node, dict):
+            file = node.get("file")
+            if isinstance(file, str) and file.startswith(prefix):
+                found.append(Path(file[len(prefix) :]).with_suffix("").as_posix())
+            for value in node.values():
+                walk(value)
+        elif isinstance(node, list):
+            for value in node:
+                walk(value)
+
+    walk(toc)
+    return found
+
+
+def _summary_page(pages: Sequence[str], outputs: Path) -> str:
+    import json
+
+    lines = [
+        "# Summary of the runs",
+        "",
+        "Each notebook was executed with papermill by `kc run` before the book was built; the",
+        "table gives the profile it ran with and its wall time (from `outputs/<notebook>/run.json`).",
+        "",
+        "| notebook | paper item | profile | status | wall time |",
+        "|---|---|---|---|---|",
+    ]
+    verdicts = []
+    for name in pages:
+        entry = runner.manifest_entry(name)
+        if entry is None:
+            continue
+        record_path = outputs / name / runner.RUN_RECORD
+        record: dict[str, Any] = {}
+        if record_path.is_file():
+            record = json.loads(record_path.read_text())
+        seconds = record.get("seconds")
+        wall = f"{seconds:.0f} s" if isinstance(seconds, int | float) else "-"
+        lines.append(
+            f"| [{name}]({name}) | {entry.paper_item} | {record.get('profile', '-')} "
+            f"| {record.get('status', 'not run')} | {wall} |"
+        )
+        verdict_file = outputs / name / "verdicts.md"
+        if verdict_file.is_file():
+            verdicts += [
+                "",
+                f"### {entry.paper_item}: {entry.title}",
+                "",
+                verdict_file.read_text().strip(),
+            ]
+    if verdicts:
+        lines += [
+            "",
+            "## Verdicts",
+            "",
+            "Each notebook decides from its own numbers whether a claim of the paper holds.",
+            *verdicts,
+        ]
+    return "\n".join(lines) + "\n"
+
+
+def prepare_book(root: Path | None = None, output_root: str | Path = "outputs") -> dict[str, str]:
+    """Fill ``book/results/`` with the pages ``_toc.yml`` asks for.
+
+    For each page ``book/results/<name>`` in the table of contents: the executed notebook
+    ``<output_root>/notebooks/<name>.ipynb`` if it exists, else a placeholder page saying how to
+    run it. The page ``summary`` is generated from the run records. The folder is emptied first,
+    so stale pages never survive.
+
+    Returns:
+        ``{page: "notebook" | "placeholder" | "summary"}``.
+    """
+    root = Path(root) if root is not None else runner.project_root()
+    outputs = Path(output_root)
+    if not outputs.is_absolute():
+        outputs = Path.cwd() / outputs
+    results = root / RESULTS
+    if results.exists():
+        shutil.rmtree(results)
+    results.mkdir(parents=True)
+    pages = toc_result_pages(root)
+    made: dict[str, str] = {}
+    for name in pages:
+        executed = outputs / "notebooks" / f"{name}.ipynb"
+        if name == "summary":
+            (results / "summary.md").write_text(_summary_page(pages, outputs))
+            made[name] = "summary"
+        elif executed.is_file():
+            shutil.copyfile(executed, results / f"{name}.ipynb")
+            made[name] = "notebook"
+        else:
+            entry = runner.manifest_entry(name)
+            text = _PLACEHOLDER.format(
+                name=name,
+                title=entry.title if entry else name,
+                paper_item=entry.paper_item if entry else "not in the manifest",
+            )
+            (results / f"{name}.md").write_text(text)
+            made[name] = "placeholder"
+    return made
+
+
+def _jupyter_book() -> str:
+    local = Path(sys.executable).parent / "jupyter-book"
+    if local.is_file():
+        return str(local)
+    found = shutil.which("jupyter-book")
+    if found is None:
+        raise FileNotFoundError("jupyter-book is not installed; pip install -e '.[book]'")
+    return found
+
+
+def build_book(root: Path | None = None, strict: bool = True) -> tuple[int, Path]:
+    """Run ``jupyter-book build`` on the repository; return its exit code and the index page."""
+    root = Path(root) if root is not None else runner.project_root()
+    command = [_jupyter_book(), "build", str(root), "--keep-going"]
+    if strict:
+        command += ["-W", "-n"]
+    log.info("%s", " ".join(command))
+    code = subprocess.call(command, cwd=root)
+    return code, root / "_build" / "html" / "index.html"
+
+
+def _cmd_book(args: argparse.Namespace) -> int:
+    root = runner.project_root()
+    made = prepare_book(root, args.output_root)
+    for kind in ("notebook", "placeholder"):
+        names = [n for n, k in made.items() if k == kind]
+        if names:
+            print(f"{kind}s: {', '.join(names)}")
+    if args.no_build:
+        return 0
+    code, index = build_book(root, strict=not args.no_strict)
+    if code == 0:
+        print(f"book built: {index}")
+    else:
+        print(f"jupyter-book build failed (exit {code}); see the messages above", file=sys.stderr)
+    return code
+
+
+# ---------------------------------------------------------------------------------------------
+# parser
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="kc",
+        description="Knowledge consistency (Liang et al., ICLR 2020): run the notebooks that "
+        "reproduce the paper and build the book.",
+        epilog="subcommands: run, list, cache, book. `kc SUBCOMMAND --help` for details.",
+    )
+    parser.add_argument("-v", "--verbose", action="store_true", help="more log messages")
+    sub = parser.add_subparsers(dest="command", metavar="{run,list,cache,book}")
+
+    run = sub.add_parser(
+        "run",
+        help="execute a notebook (or all) with a profile",
+        description="Execute notebooks with papermill. The profile's parameters are filtered to "
+        "those the notebook declares; PROFILE and OUTPUT_DIR are added; -p values come last.",
+    )
+    run.add_argument("notebook", nargs="?", help="manifest name (see `kc list`) or .ipynb path")
+    run.add_argument("--all", action="store_true", help="run every notebook of the manifest")
+    run.add_argument(
+        "--profile", default="small", help="smoke, small, paper, or a YAML file (default: small)"
+    )
+    run.add_argument(
+        "-p",
+        "--param",
+        nargs=2,
+        action="append",
+        metavar=("NAME", "VALUE"),
+        help="set a parameter; VALUE is read as YAML, e.g. -p SEEDS '[0, 1]'",
+    )
+    run.add_argument("--device", choices=["auto", "cpu", "cuda"], help="sets DEVICE")
+    run.add_argument(
+        "--executor",
+        choices=list(runner.EXECUTORS),
+        default="inprocess",
+        help="inprocess (default), or a submitit job per notebook: local or slurm",
+    )
+    run.add_argument(
+        "--output-root",
+        default="outputs",
+        help="root of executed notebooks, CSV and figures (default: outputs)",
+    )
+    run.add_argument("--kernel", default="python3", help="Jupyter kernel (default: python3)")
+    run.add_argument("--log-output", action="store_true", help="stream cell output to the log")
+    run.add_argument(
+        "--dry-run",
+        action="store_true",
+        help="print the parameters that would be injected and stop",
+    )
+    jobs = run.add_argument_group("submitit jobs (--executor local/slurm)")
+    jobs.add_argument("--timeout-min", type=int, help="time limit per notebook in minutes")
+    jobs.add_argument("--gpus", type=int, help="GPUs per job")
+    jobs.add_argument("--cpus", type=int, help="CPUs per job")
+    jobs.add_argument("--mem-gb", type=float, help="memory per job in GB")
+    jobs.add_argument("--partition", help="Slurm partition")
+    run.set_defaults(func=_cmd_run)
+
+    lst = sub.add_parser(
+        "list",
+        help="list the notebooks, the paper items and their outputs",
+        description="The manifest: notebook, paper item, output files, state.",
+    )
+    lst.set_defaults(func=_cmd_list)
+
+    cache = sub.add_parser(
+        "cache",
+        help="inspect or clean the on-disk cache",
+        description="The content-addressed cache of trained networks, "
+        "features and fitted g (kc.cache).",
+    )
+    cache_sub = cache.add_subparsers(dest="cache_command", metavar="{ls,du,clean}", required=True)
+    for name, text in (
+        ("ls", "list cached objects"),
+        ("du", "disk usage"),
+        ("clean", "delete cached objects"),
+    ):
+        p = cache_sub.add_parser(name, help=text, description=text)
+        p.add_argument("--kind", help="only this kind (e.g. a folder name under the cache)")
+        if name == "clean":
+            p.add_argument("-y", "--yes", action="store_true", help="do not ask")
+    cache.set_defaults(func=_cmd_cache)
+
+    book = sub.add_parser(
+        "book",
+        help="build the book from the executed notebooks",
+        description="Copy executed notebooks from <output-root>/notebooks into book/results "
+        "(placeholders for the missing ones) and run `jupyter-book build . -W -n --keep-going`.",
+    )
+    book.add_argument("--output-root", default="outputs", help="where `kc run` wrote")
+    book.add_argument("--no-build", action="store_true", help="only prepare book/results")
+    book.add_argument("--no-strict", action="store_true", help="build without -W -n")
+    book.set_defaults(func=_cmd_book)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the ``kc`` command; returns the exit code."""
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if args.command is None:
+        parser.print_help()
+        return 2
+    logging.basicConfig(
+        level=logging.DEBUG if args.verbose else logging.INFO, format="[kc] %(message)s"
+    )
+    if not getattr(args, "log_output", False):
+        logging.getLogger("papermill").setLevel(logging.WARNING)
+    try:
+        return int(args.func(args))
+    except (ValueError, FileNotFoundError) as error:
+        print(f"kc {args.command}: {error}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

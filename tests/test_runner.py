@@ -1,0 +1,292 @@
+"""Profiles, parameter filtering and executing notebooks with papermill (kc.runner)."""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+
+import nbformat
+import pandas as pd
+import pytest
+import yaml
+
+from kc import runner
+
+ROOT = Path(__file__).resolve().parents[1]
+
+# The shared vocabulary of CONTRIBUTING.md ("Notebook parameters").
+VOCABULARY = {
+    "PROFILE", "OUTPUT_DIR", "DEVICE", "DATASET", "MIX_DATASETS", "SUBSET_DATASET", "SUBSET",
+    "INPUT_SIZE", "WIDTH", "TRAIN_LIMIT", "EPOCHS", "BATCH_SIZE", "OPTIMIZER", "LR", "SEEDS",
+    "FIT_LIMIT", "TEST_LIMIT", "ORDER", "LAMBDA", "LAMBDA_ALEXNET", "G_EPOCHS", "G_LR",
+    "G_BATCH_SIZE", "FT_EPOCHS", "FT_LR",
+}  # fmt: skip
+
+
+def make_notebook(folder: Path, name: str, params: str, body: str) -> Path:
+    """A notebook whose cell tagged `parameters` is `params`, followed by `body`."""
+    nb = nbformat.v4.new_notebook()
+    cell = nbformat.v4.new_code_cell(params)
+    cell.metadata["tags"] = ["parameters"]
+    nb.cells = [nbformat.v4.new_markdown_cell(f"# {name}"), cell, nbformat.v4.new_code_cell(body)]
+    nb.metadata["kernelspec"] = {
+        "name": "python3",
+        "display_name": "Python 3",
+        "language": "python",
+    }
+    path = folder / f"{name}.ipynb"
+    nbformat.write(nb, path)
+    return path
+
+
+TINY_PARAMS = "PROFILE = 'smoke'\nOUTPUT_DIR = 'outputs'\nSEEDS = [9]\nLR = 0.5\nWIDTH = 3.0"
+TINY_BODY = """import csv, json, os, pathlib
+out = pathlib.Path(OUTPUT_DIR) / NAME
+out.mkdir(parents=True, exist_ok=True)
+values = dict(PROFILE=PROFILE, SEEDS=SEEDS, LR=LR, WIDTH=WIDTH, CWD=os.getcwd(),
+              DEFINED=sorted(k for k in globals() if k.isupper()))
+with open(out / 'values.csv', 'w', newline='') as f:
+    writer = csv.writer(f)
+    writer.writerow(['name', 'value'])
+    writer.writerows([k, json.dumps(v)] for k, v in values.items())
+"""
+
+
+def tiny(folder: Path, name: str = "tiny") -> Path:
+    return make_notebook(folder, name, TINY_PARAMS, f"NAME = {name!r}\n" + TINY_BODY)
+
+
+def read_values(path: Path) -> dict[str, object]:
+    frame = pd.read_csv(path, dtype=str, keep_default_na=False)
+    return {k: json.loads(v) for k, v in zip(frame["name"], frame["value"], strict=True)}
+
+
+# ------------------------------------------------------------------------------------ profiles
+
+
+def _contributing_vocabulary() -> set[str]:
+    text = (ROOT / "CONTRIBUTING.md").read_text()
+    section = text.split("## Notebook parameters", 1)[1]
+    names: set[str] = set()
+    for line in section.splitlines():
+        if line.startswith("| `"):
+            names |= set(re.findall(r"`([A-Z][A-Z0-9_]*)`", line.split("|")[1]))
+    return names
+
+
+def test_vocabulary_matches_contributing() -> None:
+    if not (ROOT / "CONTRIBUTING.md").is_file():
+        pytest.skip("no CONTRIBUTING.md")
+    assert _contributing_vocabulary() == VOCABULARY
+
+
+@pytest.mark.parametrize("name", ["smoke", "small", "paper"])
+def test_profiles_hold_the_shared_vocabulary(name: str) -> None:
+    profile = runner.load_profile(name)
+    assert set(profile) == VOCABULARY
+    assert profile["PROFILE"] == name
+    for key in ("LR", "G_LR", "FT_LR", "LAMBDA", "LAMBDA_ALEXNET", "WIDTH"):
+        assert isinstance(profile[key], float), (key, profile[key])
+    for key in ("EPOCHS", "G_EPOCHS", "FT_EPOCHS", "ORDER", "INPUT_SIZE", "BATCH_SIZE"):
+        assert isinstance(profile[key], int), (key, profile[key])
+    assert profile["ORDER"] == 2 and profile["LAMBDA"] == 0.1 and profile["LAMBDA_ALEXNET"] == 8.0
+    assert len(profile["MIX_DATASETS"]) == 2 and len(profile["SEEDS"]) >= 2
+    assert profile["DEVICE"] == "auto" and profile["OPTIMIZER"] in ("adam", "sgd")
+
+
+def test_profile_scales() -> None:
+    smoke, small, paper = (runner.load_profile(n) for n in ("smoke", "small", "paper"))
+    assert smoke["EPOCHS"] == 1 and smoke["TRAIN_LIMIT"] <= 1000 and smoke["SEEDS"] == [0, 1]
+    for key in ("TRAIN_LIMIT", "FIT_LIMIT", "TEST_LIMIT", "G_EPOCHS", "EPOCHS"):
+        assert smoke[key] <= small[key], key
+    assert small["SEEDS"] == [0, 1, 2] and small["DATASET"] == "fashion-mnist"
+    assert paper["DATASET"] == "cub200" and paper["MIX_DATASETS"] == ["cub200", "stanford-dogs"]
+    assert (paper["SUBSET_DATASET"], paper["SUBSET"]) == ("voc2012", "animals")
+    assert (paper["INPUT_SIZE"], paper["WIDTH"], paper["TRAIN_LIMIT"]) == (224, 1.0, None)
+    assert (paper["OPTIMIZER"], paper["LR"]) == ("sgd", 0.01)
+    assert runner.available_profiles() == ["paper", "small", "smoke"]
+
+
+def test_profile_from_file_and_errors(tmp_path) -> None:
+    custom = tmp_path / "mine.yaml"
+    custom.write_text("EPOCHS: 7\nSEEDS: [1]\n")
+    assert runner.load_profile(custom) == {"EPOCHS": 7, "SEEDS": [1], "PROFILE": "mine"}
+    with pytest.raises(ValueError, match=r"unknown profile 'huge'.*\['paper', 'small', 'smoke'\]"):
+        runner.load_profile("huge")
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("epochs: 7\n")
+    with pytest.raises(ValueError, match=r"not UPPER_CASE identifiers: \['epochs'\]"):
+        runner.load_profile(bad)
+
+
+@pytest.mark.parametrize(
+    ("text", "value"),
+    [("[0, 1]", [0, 1]), ("null", None), ("1e-3", 0.001), ("0.1", 0.1), ("3", 3),
+     ("adam", "adam"), ("true", True), ("[fashion-mnist, mnist-5k]", ["fashion-mnist", "mnist-5k"])],
+)  # fmt: skip
+def test_parse_value(text: str, value: object) -> None:
+    assert runner.parse_value(text) == value
+    assert type(runner.parse_value(text)) is type(value)
+
+
+# ------------------------------------------------------------------------------------ manifest
+
+
+def test_manifest() -> None:
+    names = [nb.name for nb in runner.MANIFEST]
+    assert len(names) == len(set(names))
+    assert names[:6] == [
+        "00_toy_consistency",
+        "table1_instability",
+        "table2_order_variances",
+        "table3_refinement",
+        "table4_redundant",
+        "sec41_diagnosis",
+    ]
+    assert {"fig4_compression", "fig4_distillation", "fig5_tasks"} <= set(names)
+    for nb in runner.MANIFEST:
+        assert nb.part in ("tutorial", "paper") and nb.outputs
+
+
+def test_toc_lists_every_written_notebook() -> None:
+    from kc.cli import toc_result_pages
+
+    pages = toc_result_pages(ROOT)
+    assert pages[0] == "00_toy_consistency" and "summary" in pages
+    for nb in runner.MANIFEST:
+        if not nb.planned:
+            assert nb.name in pages, f"{nb.name} is missing from _toc.yml"
+    assert set(pages) - {"summary"} <= {nb.name for nb in runner.MANIFEST}
+
+
+def test_resolve_notebook(tmp_path) -> None:
+    with pytest.raises(ValueError, match=r"unknown notebook 'nope'; the manifest has: 00_toy"):
+        runner.resolve_notebook("nope")
+    with pytest.raises(FileNotFoundError, match="does not exist"):
+        runner.resolve_notebook(tmp_path / "missing.ipynb")
+    assert runner.resolve_notebook(tiny(tmp_path)) == (tmp_path / "tiny.ipynb").resolve()
+
+
+# ------------------------------------------------------------------------------------ parameters
+
+
+def test_parameters_are_filtered_to_those_declared(tmp_path) -> None:
+    path = tiny(tmp_path)
+    values = runner.notebook_parameters(path, "small", {"LR": 0.25}, tmp_path / "out")
+    # The profile has 25 names; the notebook declares 5 of them.
+    assert values == {
+        "PROFILE": "small",
+        "OUTPUT_DIR": str((tmp_path / "out").resolve()),
+        "SEEDS": [0, 1, 2],
+        "WIDTH": 0.25,
+        "LR": 0.25,
+    }
+    with pytest.raises(ValueError, match=r"does not declare \['EPOCHS'\]"):
+        runner.notebook_parameters(path, "small", {"EPOCHS": 3})
+    relaxed = runner.notebook_parameters(path, "small", {"EPOCHS": 3}, strict=False)
+    assert "EPOCHS" not in relaxed
+
+
+# ------------------------------------------------------------------------------------ running
+
+
+def test_run_notebook_injects_the_profile(tmp_path) -> None:
+    nb_dir = tmp_path / "nbs"
+    nb_dir.mkdir()
+    path = tiny(nb_dir)
+    out = tmp_path / "out"
+    executed = runner.run_notebook(
+        path, profile="smoke", parameters={"SEEDS": [4, 5]}, output_root=out
+    )
+    assert executed == out.resolve() / "notebooks" / "tiny.ipynb"
+    values = read_values(out / "tiny" / "values.csv")
+    assert values["PROFILE"] == "smoke"
+    assert values["SEEDS"] == [4, 5]  # explicit beats the profile
+    assert values["LR"] == 0.001 and values["WIDTH"] == 0.125  # from smoke.yaml
+    assert values["CWD"] == str(nb_dir.resolve())  # outside a repository: the notebook's folder
+    assert set(values["DEFINED"]) == {"PROFILE", "OUTPUT_DIR", "SEEDS", "LR", "WIDTH", "NAME"}
+    record = json.loads((out / "tiny" / "run.json").read_text())
+    assert record["status"] == "ok" and record["profile"] == "smoke" and record["seconds"] > 0
+    tags = [c.metadata.get("tags", []) for c in nbformat.read(executed, as_version=4).cells]
+    assert ["injected-parameters"] in tags
+
+
+def test_run_all_goes_on_after_a_failure(tmp_path) -> None:
+    bad = make_notebook(tmp_path, "bad", "PROFILE = 'smoke'", "raise RuntimeError('planted')")
+    good = tiny(tmp_path, "good")
+    out = tmp_path / "out"
+    summary = runner.run_all("smoke", notebooks=[bad, good], output_root=out)
+    assert [r.name for r in summary.results] == ["bad", "good"]
+    assert summary.failures == ["bad"] and summary.returncode == 1
+    assert "planted" in summary.results[0].error
+    assert "FAILED: bad" in str(summary)
+    assert read_values(out / "good" / "values.csv")["PROFILE"] == "smoke"
+    record = json.loads((out / "bad" / "run.json").read_text())
+    assert record["status"] == "failed" and "planted" in record["error"]
+    assert (out / "notebooks" / "bad.ipynb").is_file()  # kept, with the traceback
+
+
+def test_run_all_reports_missing_and_planned_notebooks(tmp_path, monkeypatch) -> None:
+    monkeypatch.setattr(runner, "notebooks_dir", lambda: tmp_path)
+    summary = runner.run_all("smoke", output_root=tmp_path / "out")
+    status = {r.name: r.status for r in summary.results}
+    assert status["table1_instability"] == "failed" and status["fig5_tasks"] == "skipped"
+    assert summary.returncode == 1
+    assert [r.name for r in summary.results] == [nb.name for nb in runner.MANIFEST]
+
+
+def test_run_all_rejects_parameters_no_notebook_declares(tmp_path) -> None:
+    with pytest.raises(ValueError, match=r"no notebook declares \['EPOCH'\]"):
+        runner.run_all("smoke", notebooks=[tiny(tmp_path)], parameters={"EPOCH": 1})
+
+
+def test_submitit_local_executor_runs_a_notebook(tmp_path) -> None:
+    out = tmp_path / "out"
+    executed = runner.run_notebook(
+        tiny(tmp_path),
+        profile="smoke",
+        output_root=out,
+        executor="local",
+        executor_options={"timeout_min": 5},
+    )
+    assert executed.is_file()
+    assert read_values(out / "tiny" / "values.csv")["LR"] == 0.001
+    assert list((out / "submitit").glob("*_log.out"))  # the job's log
+
+
+def test_slurm_executor_settings(tmp_path, monkeypatch) -> None:
+    fake_bin = tmp_path / "bin"
+    fake_bin.mkdir()
+    (fake_bin / "srun").write_text("#!/bin/sh\nexit 0\n")
+    (fake_bin / "srun").chmod(0o755)
+    monkeypatch.setenv("PATH", f"{fake_bin}:{__import__('os').environ['PATH']}")
+    executor = runner.make_executor(
+        "slurm",
+        tmp_path / "jobs",
+        partition="gpu",
+        gpus_per_node=1,
+        cpus_per_task=8,
+        mem_gb=64,
+        timeout_min=90,
+    )
+    script = executor._executor._make_submission_file_text("python -m x", "uid")
+    for line in (
+        "--partition=gpu",
+        "--gpus-per-node=1",
+        "--cpus-per-task=8",
+        "--mem=64GB",
+        "--time=90",
+    ):
+        assert f"#SBATCH {line}" in script
+    with pytest.raises(ValueError, match="'local' or 'slurm'"):
+        runner.make_executor("pbs", tmp_path)
+
+
+def test_profiles_are_valid_yaml_mappings() -> None:
+    for path in sorted(runner.PROFILES_DIR.glob("*.yaml")):
+        assert isinstance(yaml.safe_load(path.read_text()), dict), path
+
+
+def test_repository_notebooks_run_from_the_root() -> None:
+    assert runner._working_dir(ROOT / "notebooks" / "table1_instability.ipynb") == ROOT
