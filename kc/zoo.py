@@ -118,10 +118,11 @@ def _resnet_stage(
     out_planes = planes * block.expansion
     downsample = None
     if stride != 1 or in_planes != out_planes:
-        downsample = nn.Sequential(conv1x1(in_planes, out_planes, stride), nn.BatchNorm2d(out_planes))
-    layers = [block(in_planes, planes, stride, downsample)]
-    layers += [block(out_planes, planes) for _ in range(blocks - 1)]
-    return nn.Sequential(*layers)
+        downsample = nn.Sequential(
+            conv1x1(in_planes, out_planes, stride), nn.BatchNorm2d(out_planes)
+        )
+    first = block(in_planes, planes, stride, downsample)
+    return nn.Sequential(first, *(block(out_planes, planes) for _ in range(blocks - 1)))
 
 
 class _Lower(nn.Module):
@@ -134,7 +135,11 @@ class _Lower(nn.Module):
     def __init__(self, model: nn.Module, node: str) -> None:
         super().__init__()
         self.node = node
+        modes = {m: m.training for m in model.modules()}
         self.body = create_feature_extractor(model, return_nodes={node: "feature"})
+        self.train(model.training)
+        for m, mode in modes.items():  # tracing set every submodule to one mode
+            m.training = mode
 
     def forward(self, x: Tensor) -> Tensor:
         return self.body(x)["feature"]
@@ -204,16 +209,15 @@ def _small_alexnet(
     # (11x11 stride 4 there) and max-pools padded by 1, so conv3-conv5 run at 8x8 (13x13 at
     # 224 px) and the last pool gives 4x4 (6x6).
     c1, c2, c3, c4, c5 = (_scaled(c, width) for c in (64, 192, 384, 256, 256))
-    pool = [nn.MaxPool2d(kernel_size=3, stride=2, padding=1)]
     features = nn.Sequential(
         *_conv_relu(in_channels, c1, 3, batch_norm),
-        *pool,
+        nn.MaxPool2d(kernel_size=3, stride=2, padding=1),
         *_conv_relu(c1, c2, 5, batch_norm),
-        *pool,
+        nn.MaxPool2d(kernel_size=3, stride=2, padding=1),
         *_conv_relu(c2, c3, 3, batch_norm),
         *_conv_relu(c3, c4, 3, batch_norm),
         *_conv_relu(c4, c5, 3, batch_norm),
-        *pool,
+        nn.MaxPool2d(kernel_size=3, stride=2, padding=1),
     )
     hidden = _scaled(4096, width)
     classifier = nn.Sequential(
@@ -301,8 +305,16 @@ def _node(model: nn.Module, arch: str, layer: str) -> str:
     """Name of the FX node whose output is ``layer``."""
     _check_layer(arch, layer)
     if _is_resnet(arch):
-        return f"layer3.{len(model.layer3) - 1}.add"
-    convs = [i for i, m in enumerate(model.features) if isinstance(m, nn.Conv2d)]
+        block, blocks = _RESNET_BLOCKS[arch]
+        stage = getattr(model, "layer3", [])
+        if len(stage) != blocks[2] or not isinstance(stage[-1], block):
+            raise ValueError(f"expected a model of arch {arch!r}, got {type(model).__name__}")
+        return f"layer3.{len(stage) - 1}.add"
+    convs = [i for i, m in enumerate(getattr(model, "features", [])) if isinstance(m, nn.Conv2d)]
+    if len(convs) != max(_CONV_INDEX[arch].values()):
+        raise ValueError(
+            f"expected a model of arch {arch!r}, got {type(model).__name__} with {len(convs)} convolutions"
+        )
     conv = convs[_CONV_INDEX[arch][layer] - 1]
     relu = next(i for i, m in enumerate(model.features) if i > conv and isinstance(m, nn.ReLU))
     return f"features.{relu}"
@@ -325,9 +337,7 @@ def _upper(model: nn.Module, arch: str, layer: str) -> nn.Sequential:
         # Not in place, so that upper(x) leaves x intact.
         return nn.Sequential(nn.ReLU(), model.layer4, model.avgpool, nn.Flatten(1), model.fc)
     start = int(_node(model, arch, layer).split(".")[1]) + 1
-    return nn.Sequential(
-        *model.features[start:], model.avgpool, nn.Flatten(1), *model.classifier
-    )
+    return nn.Sequential(*model.features[start:], model.avgpool, nn.Flatten(1), *model.classifier)
 
 
 # ----------------------------------------------------------------------------- public functions
