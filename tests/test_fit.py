@@ -78,10 +78,10 @@ def test_larger_lambda_moves_variance_to_low_orders():
 
 
 def test_order_zero_matches_closed_form_least_squares():
-    x = features(0).permute(0, 2, 3, 1).reshape(-1, 8)  # positions as samples: (N, C)
+    x = features(0, n=128).permute(0, 2, 3, 1).reshape(-1, 8)  # positions as samples: (N, C)
     gen = torch.Generator().manual_seed(5)
     t = x @ torch.randn(8, 3, generator=gen) + 0.7 * torch.randn(x.shape[0], 3, generator=gen)
-    res = kc.consistency(x, t, order=0, epochs=30, progress=False)
+    res = kc.consistency(x, t, order=0, epochs=30, batch_size=256, progress=False)
     xn, tn = kc.prepare(res.model, x, t)
     coef = torch.linalg.lstsq(xn.double(), tn.double()).solution
     resid = tn.double() - xn.double() @ coef
