@@ -1,0 +1,31 @@
+"""The Sec. 4.1 diagnosis notebook runs under the smoke profile and writes its tables."""
+
+import numpy as np
+import pytest
+from conftest import read_csv
+
+from kc.studies.diagnosis import PAPER_KEYS
+
+
+@pytest.mark.notebooks
+def test_sec41_notebook(run_smoke):
+    out = run_smoke("sec41_diagnosis")
+    table = read_csv(out / "sec41.csv")
+    assert list(table.columns) == ["setting", "row", "column", "value", "se", "unit"]
+    assert len(table) == 9
+    assert set(PAPER_KEYS.values()) <= set(zip(table["setting"], table["row"], strict=True))
+    assert np.isfinite(table["value"]).all()
+    acc = table[table["unit"] == "top-1 %"]["value"]
+    assert len(acc) == 6 and acc.between(0, 100).all()
+    gains = table[table["unit"] == "points"]
+    assert len(gains) == 2 and gains["value"].between(-100, 100).all()
+    assert (gains["se"] >= 0).all()
+    inst = table[table["unit"] == "ratio"]["value"]
+    assert len(inst) == 2 and inst.between(0, 1.5).all()
+
+    vs = read_csv(out / "sec41_vs_paper.csv")
+    assert {"ours", "paper", "difference"} <= set(vs.columns)
+    assert vs["paper"].notna().sum() == 5
+    verdicts = (out / "verdicts.md").read_text()
+    assert verdicts.count("- ") == 3 and "reproduced" in verdicts
+    assert (out / "sec41_components.png").exists()

@@ -1,0 +1,49 @@
+"""The Table 2 notebook (variances of the orders, Sec. 4.2) runs under the smoke profile."""
+
+import numpy as np
+import pytest
+from conftest import read_csv
+
+from kc.paper import paper_table
+
+ROWS = ["Var(x0)", "Var(x1)", "Var(x2)", "Var(xDelta)"]
+G_LR = 0.003  # as in test_nb_table1.py, so that Table 2 reads Table 1's cached g
+
+
+@pytest.mark.notebooks
+def test_table2_notebook_reads_table1_fits_from_the_cache(run_smoke):
+    run_smoke("table1_instability", G_LR=G_LR)  # a cache hit when Table 1's test ran already
+    out = run_smoke("table2_order_variances", G_LR=G_LR)
+
+    fits = read_csv(out / "table2_fits.csv")
+    assert len(fits) == 5 and fits["from_cache"].all()  # 5 layers x 1 pair, no new fit
+
+    table = read_csv(out / "table2.csv")
+    assert list(table.columns) == [
+        "arch",
+        "layer",
+        "column",
+        "units",
+        "row",
+        "value",
+        "std",
+        "n_fits",
+    ]
+    assert len(table) == 5 * 3 * (len(ROWS) + 1)
+    assert np.isfinite(table["value"]).all() and table["value"].ge(0).all()
+    frac = table[table["units"] == "fraction"].set_index(["column", "row"])["value"]
+    assert frac.xs("Var(x*)", level="row").eq(1.0).all()
+    assert frac.xs("Var(xDelta)", level="row").between(0, 1.5).all()  # the instability
+
+    vs = read_csv(out / "table2_vs_paper.csv")
+    assert len(vs) == 2 * 4 * 5 and vs["paper"].notna().all()
+    raw = vs[vs["units"] == "raw"].set_index(["row", "column"])["paper"]
+    assert raw["Var(x0)", "conv4 @ AlexNet"] == pytest.approx(105.80)
+
+    units = read_csv(out / "paper_units_check.csv")
+    assert len(units) == 5 and units["ratio"].between(0.95, 1.05).all()
+    assert set(units["column"]) == set(paper_table(2)["column"])
+
+    verdicts = (out / "verdicts.md").read_text()
+    assert verdicts.count("\n- ") + 1 == 3 and "reproduced" in verdicts
+    assert (out / "table2.png").exists()

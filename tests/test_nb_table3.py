@@ -1,0 +1,36 @@
+"""The Table 3 notebook (feature refinement, Sec. 4.3 Exp. 1) runs under the smoke profile."""
+
+import numpy as np
+import pytest
+from conftest import read_csv
+
+ROWS = ["Network A", "Network B", "x0", "x0+x1", "x0+x1+x2"]
+NETWORKS = [["vgg16", "conv4_3"], ["resnet18", "last14"]]  # two of the five columns, for time
+
+
+@pytest.mark.notebooks
+def test_table3_notebook(run_smoke):
+    out = run_smoke("table3_refinement", NETWORKS=NETWORKS)
+    table = read_csv(out / "table3.csv")
+    assert list(table.columns) == ["column", "row", "accuracy", "spread", "min", "max", "n_pairs"]
+    assert len(table) == 2 * len(ROWS)
+    assert table["row"].tolist() == ROWS * 2
+    assert set(table["column"]) == {"VGG-16 conv4-3", "ResNet-18"}
+    assert np.isfinite(table["accuracy"]).all() and table["accuracy"].between(0, 100).all()
+    assert table["n_pairs"].eq(1).all() and table["spread"].isna().all()  # smoke: one pair
+
+    runs = read_csv(out / "table3_runs.csv")
+    # the fairness protocol: one budget and the same images for every row
+    assert runs["epochs"].nunique() == 1 and runs["n_train"].eq(128).all()
+    assert runs["n_test"].eq(128).all()
+    assert runs["accuracy_before"].between(0, 100).all()
+    assert runs["instability"].ge(0).all() and np.isfinite(runs["instability"]).all()
+
+    vs = read_csv(out / "table3_vs_paper.csv")
+    assert {"column", "row", "ours", "spread", "paper", "difference"} <= set(vs.columns)
+    ours = vs[vs["ours"].notna()]
+    assert len(ours) == 10 and ours["paper"].notna().all()  # both columns are in the paper
+    assert len(vs) == 23  # an outer join: the paper's other columns stay
+    verdicts = (out / "verdicts.md").read_text()
+    assert verdicts.count("- Table 3") == 3 and "reproduced" in verdicts
+    assert (out / "table3.png").exists() and (out / "table3_timings.csv").exists()

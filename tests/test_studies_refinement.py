@@ -1,0 +1,257 @@
+"""Tests of kc.studies.refinement (Sec. 4.3, Tables 3-4): fast, on tiny random features."""
+
+from __future__ import annotations
+
+import math
+
+import matplotlib
+import pandas as pd
+import pytest
+import torch
+from torch import nn
+
+import kc
+from kc.normalize import fit_normalizer
+from kc.paper import paper_table
+from kc.studies import refinement as rf
+
+matplotlib.use("Agg")
+
+
+def _perfect_g(x_a: torch.Tensor, x_b: torch.Tensor, order: int, mode: str) -> kc.ConsistencyNet:
+    """A g that reconstructs x_b exactly when x_b is an affine copy of x_a (same normalisation).
+
+    W(0) is the identity (1x1), the higher branches are closed (W(k) = 0 for k >= 1).
+    """
+    channels = x_a.shape[1]
+    g = kc.ConsistencyNet(channels, channels, order=order, kernel_size=1)
+    with torch.no_grad():
+        for k, w in enumerate(g.weights):
+            w.weight.zero_()
+            if k == 0:
+                w.weight[:, :, 0, 0] = torch.eye(channels)
+    nx, ns = fit_normalizer(x_a, mode), fit_normalizer(x_b, mode)
+    g.x_mean, g.x_std, g.x_star_mean, g.x_star_std = nx.mean, nx.std, ns.mean, ns.std
+    return g.eval()
+
+
+@pytest.mark.parametrize("mode", ["global", "channel"])
+@pytest.mark.parametrize("order", [0, 2])
+def test_refined_features_restore_x_b_when_g_is_perfect(mode: str, order: int) -> None:
+    gen = torch.Generator().manual_seed(0)
+    x_a = torch.randn(40, 3, 4, 4, generator=gen, dtype=torch.float64).float()
+    scale = torch.tensor([2.0, 0.5, 3.0]).view(1, 3, 1, 1) if mode == "channel" else 2.5
+    x_b = x_a * scale + 1.5  # normalised x_b equals normalised x_a
+    g = _perfect_g(x_a, x_b, order, mode)
+    refined = rf.refined_features(g, x_a, batch_size=16)
+    assert list(refined) == rf.component_rows(order)
+    for name, feature in refined.items():
+        torch.testing.assert_close(feature, x_b, atol=1e-4, rtol=1e-4, msg=name)
+
+
+def test_to_raw_inverts_the_target_normaliser_of_a_fitted_g() -> None:
+    gen = torch.Generator().manual_seed(1)
+    x = torch.randn(64, 4, 3, 3, generator=gen)
+    x_star = 3.0 * x[:, [1, 0, 3, 2]] - 2.0 + 0.1 * torch.randn(64, 4, 3, 3, generator=gen)
+    res = kc.consistency(x, x_star, order=1, epochs=3, progress=False)
+    torch.testing.assert_close(rf.to_raw(res.target, res.model), x_star, atol=1e-4, rtol=1e-4)
+    refined = rf.refined_features(res.model, x)
+    torch.testing.assert_close(
+        refined["x0+x1"], rf.to_raw(res.consistent, res.model), atol=1e-4, rtol=1e-4
+    )
+    torch.testing.assert_close(
+        refined["x0"], rf.to_raw(res.components["x0"], res.model), atol=1e-4, rtol=1e-4
+    )
+
+
+def test_to_raw_without_a_target_normaliser_is_the_identity() -> None:
+    g = kc.ConsistencyNet(2, 2, order=1)
+    z = torch.randn(3, 2, 2, 2)
+    assert rf.to_raw(z, g) is z
+
+
+def test_refined_features_rejects_bad_input() -> None:
+    g = kc.ConsistencyNet(3, 2, order=1)
+    with pytest.raises(ValueError, match="3 input channels, got x with 5"):
+        rf.refined_features(g, torch.randn(2, 5, 4, 4))
+    with pytest.raises(ValueError, match=r"got \(2, 3, 4\)"):
+        rf.refined_features(g, torch.randn(2, 3, 4))
+
+
+def _head(seed: int, classes: int = 3) -> nn.Module:
+    torch.manual_seed(seed)
+    return nn.Sequential(nn.Flatten(1), nn.Linear(8, classes))
+
+
+def test_compare_rows_gives_every_row_the_same_budget() -> None:
+    gen = torch.Generator().manual_seed(2)
+    train_x, test_x = (
+        torch.randn(50, 2, 2, 2, generator=gen),
+        torch.randn(20, 2, 2, 2, generator=gen),
+    )
+    train_y, test_y = (
+        torch.randint(0, 3, (50,), generator=gen),
+        torch.randint(0, 3, (20,), generator=gen),
+    )
+    budget = rf.Budget(epochs=2, lr=1e-2, batch_size=16, seed=3)
+    candidates = {
+        "Network A": (_head(0), train_x, test_x),
+        "twin of A": (_head(0), train_x, test_x),  # same head, same features
+        "other": (_head(1), 2 * train_x, 2 * test_x),
+    }
+    frame = rf.compare_rows(candidates, train_y, test_y, budget)
+    assert frame["row"].tolist() == list(candidates)
+    assert set(frame.columns) >= {"accuracy", "accuracy_before", "epochs", "n_train", "n_test"}
+    assert frame["epochs"].eq(2).all() and frame["n_train"].eq(50).all()
+    assert frame["n_test"].eq(20).all()
+    assert frame["accuracy"].between(0, 100).all()
+    # identical inputs and budget give identical results: nothing differs but the features
+    assert frame.loc[0, "accuracy"] == frame.loc[1, "accuracy"]
+    assert frame.loc[0, "train_accuracy"] == frame.loc[1, "train_accuracy"]
+
+
+def test_compare_rows_rejects_mismatched_labels() -> None:
+    x = torch.randn(10, 8)
+    with pytest.raises(ValueError, match="train 10 vs 9"):
+        rf.compare_rows(
+            {"r": (_head(0), x, x)},
+            torch.zeros(9).long(),
+            torch.zeros(10).long(),
+            rf.Budget(epochs=1, lr=0.1),
+        )
+    with pytest.raises(ValueError, match="at least one candidate"):
+        rf.compare_rows({}, torch.zeros(1), torch.zeros(1), rf.Budget(epochs=1, lr=0.1))
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "match"),
+    [
+        ({"epochs": -1, "lr": 0.1}, "epochs must be an int >= 0, got -1"),
+        ({"epochs": 1, "lr": 0.0}, "lr must be > 0, got 0.0"),
+        ({"epochs": 1, "lr": 0.1, "batch_size": 0}, "batch_size must be >= 1, got 0"),
+        ({"epochs": 1, "lr": 0.1, "optimizer": "rmsprop"}, "optimizer must be one of"),
+    ],
+)
+def test_budget_validates(kwargs: dict, match: str) -> None:
+    with pytest.raises(ValueError, match=match):
+        rf.Budget(**kwargs)
+
+
+def test_names_and_pairs() -> None:
+    assert rf.component_rows(0) == ["x0"]
+    assert rf.component_rows(2) == ["x0", "x0+x1", "x0+x1+x2"]
+    assert rf.seed_pairs([0, 1, 2]) == [(0, 1), (1, 2)]
+    assert rf.seed_pairs([0, 5, 7], limit=1) == [(0, 5)]
+    assert rf.paper_column("vgg16", "conv5_2") == "VGG-16 conv5-2"
+    with pytest.raises(ValueError, match="at least two distinct seeds, got \\[3\\]"):
+        rf.seed_pairs([3])
+    with pytest.raises(ValueError, match="no Table 3/4 column for \\('alexnet', 'conv4'\\)"):
+        rf.paper_column("alexnet", "conv4")
+    with pytest.raises(ValueError, match="order must be an int >= 0, got -1"):
+        rf.component_rows(-1)
+    # every column of the paper's Tables 3 and 4 has an (arch, layer)
+    for t in (3, 4):
+        assert set(paper_table(t)["column"]) <= set(rf.PAPER_COLUMNS.values())
+
+
+def _runs() -> pd.DataFrame:
+    """Two cells, two pairs; in cell "c1" x0 gains +2 and +4, in "c2" it loses."""
+    rows = []
+    for column, accs in {
+        "c1": {"0-1": (50, 52, 54), "1-2": (51, 50, 55)},
+        "c2": {"0-1": (60, 61, 59), "1-2": (60, 61, 60)},
+    }.items():
+        for pair, (a, b, x0) in accs.items():
+            for row, acc in zip(("Network A", "Network B", "x0"), (a, b, x0), strict=True):
+                rows.append({"column": column, "pair": pair, "row": row, "accuracy": float(acc)})
+    return pd.DataFrame(rows)
+
+
+def test_summarize_and_gains() -> None:
+    runs = _runs()
+    summary = rf.summarize(runs, ["column"])
+    assert summary.shape == (6, 7)
+    c1 = summary.set_index(["column", "row"]).loc["c1"]
+    assert c1.loc["x0", "accuracy"] == 54.5
+    assert c1.loc["x0", "spread"] == pytest.approx(math.sqrt(0.5))
+    assert c1.loc["Network B", "n_pairs"] == 2
+
+    gain = rf.gains(runs, ["column"]).set_index("column")
+    assert gain.loc["c1", "gain"] == pytest.approx(3.0)  # (54 - 52 + 55 - 51) / 2
+    assert gain.loc["c1", "best_baseline"] == pytest.approx(51.5)
+    assert gain.loc["c1", "spread"] == pytest.approx(math.sqrt(2.0))  # B: 52, 50
+    assert bool(gain.loc["c1", "exceeds_spread"]) and gain.loc["c1", "pairs_improved"] == 2
+    assert gain.loc["c2", "gain"] == pytest.approx(-1.5)
+    assert not gain.loc["c2", "exceeds_spread"] and gain.loc["c2", "pairs_improved"] == 0
+
+    one_pair = rf.gains(runs[runs["pair"] == "0-1"], ["column"])
+    assert one_pair["spread"].isna().all() and not one_pair["exceeds_spread"].any()
+    with pytest.raises(ValueError, match="lacks columns \\['setting'\\]"):
+        rf.summarize(runs, ["setting", "column"])
+
+
+def test_verdicts_on_the_papers_own_table_3() -> None:
+    paper = rf.paper_as_runs(paper_table(3))
+    paper_gains = rf.gains(paper, ["column"])
+    # VGG-16 conv5-2 has no baselines in the paper, so no gain there
+    assert "VGG-16 conv5-2" not in set(paper_gains["column"])
+    texts = rf.refinement_verdicts(
+        paper_gains, paper_gains, keys=["column"], row="x0+x1+x2", table="Table 3"
+    )
+    assert len(texts) == 4 + 1  # four columns, all cells; no spread verdict for one pair
+    assert all(": reproduced (" in t for t in texts)
+    assert "ResNet-18: x0+x1+x2 beats" in texts[1] and "gain +3.23" in texts[1]
+
+    worse = rf.gains(_runs(), ["column"])
+    texts = rf.refinement_verdicts(worse, paper_gains, keys=["column"], row="x0", table="T")
+    assert "T, c2: x0 beats the better of networks A and B: NOT reproduced" in texts[1]
+    assert "1/2 cells improved" in texts[2] and "NOT reproduced" in texts[2]
+    assert "exceeds the seed spread in most cells: NOT reproduced (1/2 cells" in texts[3]
+
+
+def test_vs_paper_joins_on_row_and_column() -> None:
+    paper = paper_table(4)
+    ours = rf.summarize(rf.paper_as_runs(paper), ["setting", "column"])
+    table = rf.vs_paper(ours, paper, ["setting", "column"])
+    assert len(table) == len(paper) == 36
+    assert table["difference"].abs().max() == 0.0
+    assert list(table.columns) == [
+        "setting",
+        "column",
+        "row",
+        "ours",
+        "spread",
+        "n_pairs",
+        "paper",
+        "difference",
+    ]
+    one = _runs()[lambda f: f["column"] == "c1"].assign(column="ResNet-18")
+    t3 = rf.vs_paper(rf.summarize(one, ["column"]), paper_table(3), ["column"])
+    assert len(t3) == len(paper_table(3))  # an outer join keeps the paper's other cells
+    assert t3["ours"].notna().sum() == 3 and t3["paper"].notna().all()
+    assert t3["column"].iloc[0] == "ResNet-18"  # our cells first, then the paper's in its order
+    assert t3["row"].head(3).tolist() == ["Network A", "Network B", "x0"]
+    assert list(dict.fromkeys(t3["column"]))[1:] == [
+        "VGG-16 conv4-3",
+        "ResNet-34",
+        "ResNet-50",
+        "VGG-16 conv5-2",
+    ]
+    text = rf.pivot_text(t3, ["column"])
+    assert text.shape == (5, 5)
+    assert text.loc["x0", "ResNet-18"] == "54.50 ± 0.71 (38.16)"
+    assert text.loc["Network A", "VGG-16 conv5-2"] == "-"
+
+
+def test_timings_and_plot() -> None:
+    runs = _runs().assign(net_a_seconds=1.0, net_b_seconds=2.0, g_seconds=3.0, ft_seconds=0.5)
+    t = rf.timings(runs, ["column"])
+    assert t.shape == (4, 7) and t["ft_seconds"].eq(1.5).all() and t["rows"].eq(3).all()
+    fig = rf.plot_summary(rf.summarize(runs, ["column"]), ["column"], "test")
+    assert len(fig.axes[0].patches) == 6
+    matplotlib.pyplot.close(fig)
+
+
+def test_table_runs_needs_cells_and_pairs() -> None:
+    with pytest.raises(ValueError, match="at least one cell and one pair, got 0 and 1"):
+        rf.table_runs([], [(0, 1)], net={}, g={}, budget=rf.Budget(epochs=1, lr=0.1))
