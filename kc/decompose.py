@@ -40,7 +40,7 @@ def decompose(g: ConsistencyNet, x: Tensor) -> Tensor:
     try:
         _, record = g.trace(xm)
     finally:
-        for s, u in zip(g.sigmas, updates):
+        for s, u in zip(g.sigmas, updates, strict=True):
             s.update = u
     p = g.p
     components = []

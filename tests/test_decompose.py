@@ -35,13 +35,15 @@ def test_decompose_leaves_running_statistics_alone():
     g(torch.randn(8, 3, 4, 4))
     before = [s.running_var.clone() for s in g.sigmas]
     kc.decompose(g, torch.randn(8, 3, 4, 4) * 10)
-    for b, s in zip(before, g.sigmas):
+    for b, s in zip(before, g.sigmas, strict=True):
         torch.testing.assert_close(b, s.running_var)
 
 
 def test_zero_order_component_is_linear_in_x():
     g = kc.ConsistencyNet(3, 2, order=2).double().eval()
-    g.train(); g(torch.randn(8, 3, 4, 4, dtype=torch.float64)); g.eval()
+    g.train()
+    g(torch.randn(8, 3, 4, 4, dtype=torch.float64))
+    g.eval()
     x = torch.randn(8, 3, 4, 4, dtype=torch.float64)
     torch.testing.assert_close(kc.decompose(g, 2 * x)[0], 2 * kc.decompose(g, x)[0])
 
