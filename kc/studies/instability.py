@@ -649,6 +649,6 @@ def plot_table2(ours: pd.DataFrame, paper: pd.DataFrame, order: int) -> Any:
     ax.set_xticks(x, [c.replace(" @ ", "\n") for c in columns], fontsize=8)
     ax.set_ylabel("fraction of Var(x*)")
     ax.set_title("Table 2 as fractions of Var(x*): ours (left bars) vs paper (hatched)")
-    ax.legend(fontsize=7, ncol=2)
+    ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.0, 1.0))
     fig.tight_layout()
     return fig

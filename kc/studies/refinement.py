@@ -613,9 +613,10 @@ def refinement_verdicts(
             "no baseline in the paper" if np.isnan(paper_gain) else f"paper {paper_gain:+.2f}"
         )
         if r["n_pairs"] > 1:
+            beyond = "a positive gain above" if r["exceeds_spread"] else "no positive gain above"
             noise = (
-                f"spread {r['spread']:.2f}, gain {'exceeds' if r['exceeds_spread'] else 'within'} "
-                f"the spread, improved in {r['pairs_improved']}/{r['n_pairs']} pairs"
+                f"{beyond} the spread {r['spread']:.2f}, improved in "
+                f"{r['pairs_improved']}/{r['n_pairs']} pairs"
             )
         else:
             noise = "one pair, no spread"
