@@ -98,13 +98,6 @@ def _set_norm(g: ConsistencyNet, prefix: str, stats: Normalizer | None) -> None:
         setattr(g, prefix + "_std", stats.std.clone())
 
 
-def _get_norm(g: ConsistencyNet, prefix: str) -> Normalizer | None:
-    mean, std = getattr(g, prefix + "_mean"), getattr(g, prefix + "_std")
-    if mean is None:
-        return None
-    return Normalizer(mean, std, "global" if mean.dim() == 0 else "channel")
-
-
 def prepare(
     g: ConsistencyNet, x: Tensor, x_star: Tensor | None = None, *, resize: str | None = None
 ) -> tuple[Tensor, Tensor | None]:
@@ -122,7 +115,7 @@ def prepare(
     if x_star is not None:
         check_pair(x, x_star, resize)
         x = match_spatial(x, tuple(x_star.shape[2:]), resize)
-    nx, ns = _get_norm(g, "x"), _get_norm(g, "x_star")
+    nx, ns = g.normalizer("x"), g.normalizer("x_star")
     x = nx(x) if nx is not None else x
     if x_star is not None and ns is not None:
         x_star = ns(x_star)
@@ -334,7 +327,7 @@ def evaluate_consistency(
     names = [f"x{k}" for k in range(g.order + 1)]
     components = {name: comps[k] for k, name in enumerate(names)}
     components["delta"] = tn - comps.sum(0)
-    std = _get_norm(g, "x_star")
+    std = g.normalizer("x_star")
     scale = std.std if std is not None else torch.tensor(1.0)
     index = [f"Var({n})" for n in names] + ["Var(delta)", "Var(x*)"]
     tensors = [components[n] for n in names] + [components["delta"], tn]

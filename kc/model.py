@@ -20,6 +20,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from kc.normalize import Normalizer
+
 SIGMA_MODES = ("batch", "instance")
 
 
@@ -173,6 +175,18 @@ class ConsistencyNet(_ResizableBuffers):
         self.p_logit = nn.Parameter(torch.full((order,), math.log(p_init / (1 - p_init))))
         for name in ("x_mean", "x_std", "x_star_mean", "x_star_std"):
             self.register_buffer(name, None)
+
+    def normalizer(self, which: str) -> Normalizer | None:
+        """The footnote-2 statistics stored by the fit for ``"x"`` or ``"x_star"``.
+
+        Returns None when that feature was not normalised (or g was never fitted).
+        """
+        if which not in ("x", "x_star"):
+            raise ValueError(f"which must be 'x' or 'x_star', got {which!r}")
+        mean, std = getattr(self, which + "_mean"), getattr(self, which + "_std")
+        if mean is None or std is None:
+            return None
+        return Normalizer(mean, std, "global" if mean.dim() == 0 else "channel")
 
     @property
     def p(self) -> Tensor:

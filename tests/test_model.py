@@ -69,3 +69,14 @@ def test_bad_rank():
     g = kc.ConsistencyNet(3, 3, order=1)
     with pytest.raises(ValueError, match=r"\(N, C\) or \(N, C, H, W\)"):
         g(torch.randn(2, 3, 4))
+
+
+def test_normalizer_accessor():
+    g = kc.ConsistencyNet(3, 3, order=1)
+    assert g.normalizer("x") is None
+    x = torch.randn(40, 3, 2, 2) * 4 + 1
+    g = kc.fit_consistency(x, x.flip(1), order=1, epochs=1, progress=False)
+    stats = g.normalizer("x_star")
+    torch.testing.assert_close(stats.inverse(stats(x)), x, atol=1e-4, rtol=1e-5)
+    with pytest.raises(ValueError, match="which must be 'x' or 'x_star'"):
+        g.normalizer("target")

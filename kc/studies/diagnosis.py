@@ -31,6 +31,7 @@ from torch import Tensor, nn
 from kc import zoo
 from kc.fit import ConsistencyResult, match_spatial, prepare
 from kc.model import ConsistencyNet
+from kc.normalize import Normalizer
 from kc.report import side_by_side
 from kc.train import resolve_device, train_head
 
@@ -156,11 +157,11 @@ def apply_g(
     return torch.cat([g(xn[i : i + batch_size]).cpu() for i in range(0, xn.shape[0], batch_size)])
 
 
-def _stats(g: ConsistencyNet, which: str) -> tuple[Tensor, Tensor]:
-    mean, std = getattr(g, f"{which}_mean"), getattr(g, f"{which}_std")
-    if mean is None or std is None:
+def _normalizer(g: ConsistencyNet, which: str) -> Normalizer:
+    stats = g.normalizer(which)
+    if stats is None:
         raise ValueError(f"g has no stored {which} normaliser; fit it with normalize_{which}=True")
-    return mean, std
+    return stats
 
 
 def classifier_inputs(
@@ -200,20 +201,20 @@ def classifier_inputs(
         )
     weak_size, strong_size = tuple(x_weak.shape[2:]), tuple(x_strong.shape[2:])
     resize = None if weak_size == strong_size else "pool"
-    mean_w, std_w = _stats(g_ws, "x")
-    mean_s, std_s = _stats(g_ws, "x_star")
+    norm_w = _normalizer(g_ws, "x")
+    norm_s = _normalizer(g_ws, "x_star")
     # Blind spots: x_S^Delta in normalised x_S units (Eq. 3), added back to g_ws(x_W).
     consistent_s = apply_g(g_ws, x_weak, size=strong_size, resize=resize)
-    target_s = (x_strong - mean_s) / std_s
+    target_s = norm_s(x_strong)
     blind = target_s - consistent_s
     added = match_spatial(consistent_s + blind, weak_size, resize)
     # Unreliable features removed: g_sw(x_S) in normalised x_W units, back to raw x_W units.
-    mean_w2, std_w2 = _stats(g_sw, "x_star")
+    norm_w2 = _normalizer(g_sw, "x_star")
     removed = apply_g(g_sw, x_strong, size=weak_size, resize=resize)
     return {
         "raw": x_weak,
-        "blind_spots_added": added * std_w + mean_w,
-        "unreliable_removed": removed * std_w2 + mean_w2,
+        "blind_spots_added": norm_w.inverse(added),
+        "unreliable_removed": norm_w2.inverse(removed),
     }
 
 

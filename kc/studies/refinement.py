@@ -137,10 +137,8 @@ def to_raw(z: Tensor, g: ConsistencyNet) -> Tensor:
     Returns:
         ``z * x_star_std + x_star_mean``, same shape; ``z`` itself if g normalised no target.
     """
-    mean, std = g.x_star_mean, g.x_star_std
-    if mean is None or std is None:
-        return z
-    return z * std.to(z) + mean.to(z)
+    stats = g.normalizer("x_star")
+    return z if stats is None else stats.inverse(z)
 
 
 @torch.no_grad()
