@@ -96,6 +96,7 @@ class InstabilityStudy:
     width: float = 0.125
     input_size: int = 32
     train_limit: int | None = 600
+    eval_limit: int | None = None
     optimizer: str = "adam"
     lr: float = 1e-3
     batch_size: int = 64
@@ -149,6 +150,7 @@ class InstabilityStudy:
             width=self.width,
             input_size=self.input_size,
             train_limit=limit,
+            test_limit=self.eval_limit,
             optimizer=self.optimizer,
             lr=self.lr,
             batch_size=self.batch_size,
