@@ -9,6 +9,8 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from pathlib import Path
+from types import SimpleNamespace
+from typing import Any
 
 import pandas as pd
 import pytest
@@ -37,3 +39,45 @@ def run_smoke(smoke_root: Path, monkeypatch) -> Callable[..., Path]:
 def read_csv(path: Path) -> pd.DataFrame:
     assert path.exists(), f"the notebook did not write {path.name}"
     return pd.read_csv(path)
+
+
+@pytest.fixture
+def fake_consistency() -> Callable[[list], Callable[..., Any]]:
+    """``fake_consistency(calls)``: a stand-in for ``get_consistency`` that records its calls."""
+    return _fake_consistency
+
+
+def _fake_consistency(calls: list) -> Callable[..., Any]:
+    """A stand-in for get_consistency: instability grows with arch depth and layer depth,
+    and is a little higher when the target is a later seed."""
+
+    from kc import zoo
+    from kc.studies import instability as ins
+
+    def fake(x_spec, x_layer, t_spec, t_layer, **kwargs):
+        calls.append((x_spec, x_layer, t_spec, t_layer, kwargs))
+        base = 0.1 * (1 + list(ins.ARCH_DEPTH).index(x_spec.arch))
+        inst = base + 0.05 * zoo.layers(x_spec.arch).index(x_layer) + 0.01 * t_spec.seed
+        inst += 0.002 * (t_spec.task == "half0")
+        v = pd.Series(
+            [1.0 - inst - 0.05, 0.04, 0.01, inst, 1.0],
+            index=["Var(x0)", "Var(x1)", "Var(x2)", "Var(delta)", "Var(x*)"],
+        )
+        return SimpleNamespace(
+            instability=inst, variances=v, variances_raw=v * 9.0, info={"from_cache": True}
+        )
+
+    return fake
+
+
+@pytest.fixture
+def faked_fits(monkeypatch) -> tuple[Any, pd.DataFrame, list]:
+    """The fits of a 3-seed Tables 1-2 study with g faked by :func:`_fake_consistency`:
+    (study, ``instability.fits`` rows, the calls made to ``get_consistency``)."""
+    from kc import experiments as ex
+    from kc.studies import instability as ins
+
+    calls: list = []
+    monkeypatch.setattr(ex, "get_consistency", _fake_consistency(calls))
+    study = ins.InstabilityStudy(seeds=[0, 1, 2], g_epochs=7)
+    return study, ins.fits(study), calls

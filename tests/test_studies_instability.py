@@ -1,12 +1,10 @@
-"""kc.studies.instability (Tables 1-2, Sec. 4.2): fits, tables, claims; fast, no training."""
+"""kc.studies.instability (Table 1, Sec. 4.2): fits, tables, claims; fast, no training."""
 
 from __future__ import annotations
 
 import itertools
-from types import SimpleNamespace
 
 import matplotlib
-import numpy as np
 import pandas as pd
 import pytest
 
@@ -87,36 +85,8 @@ def test_lambda_is_the_alexnet_one_only_for_alexnet() -> None:
 # ---------------------------------------------------------------------------- fits (faked g)
 
 
-def _fake_consistency(calls: list):
-    """A stand-in for get_consistency: instability grows with arch depth and layer depth,
-    and is a little higher when the target is a later seed."""
-
-    def fake(x_spec, x_layer, t_spec, t_layer, **kwargs):
-        calls.append((x_spec, x_layer, t_spec, t_layer, kwargs))
-        base = 0.1 * (1 + list(ins.ARCH_DEPTH).index(x_spec.arch))
-        inst = base + 0.05 * zoo.layers(x_spec.arch).index(x_layer) + 0.01 * t_spec.seed
-        inst += 0.002 * (t_spec.task == "half0")
-        v = pd.Series(
-            [1.0 - inst - 0.05, 0.04, 0.01, inst, 1.0],
-            index=["Var(x0)", "Var(x1)", "Var(x2)", "Var(delta)", "Var(x*)"],
-        )
-        return SimpleNamespace(
-            instability=inst, variances=v, variances_raw=v * 9.0, info={"from_cache": True}
-        )
-
-    return fake
-
-
-@pytest.fixture
-def fitted(monkeypatch) -> tuple[ins.InstabilityStudy, pd.DataFrame, list]:
-    calls: list = []
-    monkeypatch.setattr(ex, "get_consistency", _fake_consistency(calls))
-    study = ins.InstabilityStudy(seeds=[0, 1, 2], g_epochs=7)
-    return study, ins.fits(study), calls
-
-
-def test_fits_make_one_row_per_pair_and_layer_with_the_study_settings(fitted) -> None:
-    study, rows, calls = fitted
+def test_fits_make_one_row_per_pair_and_layer_with_the_study_settings(faked_fits) -> None:
+    study, rows, calls = faked_fits
     n_layers = len(study.layer_list())
     assert len(rows) == n_layers * (3 + 2)
     assert rows.groupby("setting").size().to_dict() == {
@@ -132,10 +102,10 @@ def test_fits_make_one_row_per_pair_and_layer_with_the_study_settings(fitted) ->
     assert {"Var(xDelta)", "Var(xDelta) raw", "from_cache", "seconds"} <= set(rows.columns)
 
 
-def test_table2_makes_the_same_calls_as_table1(monkeypatch, fitted) -> None:
-    study, _, calls = fitted
+def test_table2_makes_the_same_calls_as_table1(monkeypatch, faked_fits, fake_consistency) -> None:
+    study, _, calls = faked_fits
     again: list = []
-    monkeypatch.setattr(ex, "get_consistency", _fake_consistency(again))
+    monkeypatch.setattr(ex, "get_consistency", fake_consistency(again))
     ins.fits(study, cases=[ins.CASE1])
     case1 = [c for c in calls if c[0].task == "all"]
     assert [(repr(c[0]), c[1], repr(c[2]), c[4]) for c in case1] == [
@@ -145,8 +115,8 @@ def test_table2_makes_the_same_calls_as_table1(monkeypatch, fitted) -> None:
         ins.fits(study, cases=["case 3"])
 
 
-def test_instability_table_means_case1_and_two_way_averages_case2(fitted) -> None:
-    _, rows, _ = fitted
+def test_instability_table_means_case1_and_two_way_averages_case2(faked_fits) -> None:
+    _, rows, _ = faked_fits
     table = ins.instability_table(rows)
     assert len(table) == 2 * 5 and set(table["n_fits"]) == {3, 2}
     c1 = table[(table["setting"] == ins.CASE1) & (table["column"] == "conv4 @ AlexNet")].iloc[0]
@@ -190,74 +160,9 @@ def test_claims_needing_absent_layers_are_skipped() -> None:
     assert ins.instability_claims(frame).empty
 
 
-def test_pairwise_support_counts_matched_fits(fitted) -> None:
-    _, rows, _ = fitted
+def test_pairwise_support_counts_matched_fits(faked_fits) -> None:
+    _, rows, _ = faked_fits
     support = ins.pairwise_support(rows).set_index(["setting", "arch"])
     assert support.loc[(ins.CASE1, "alexnet"), ["n_holds", "n_fits"]].tolist() == [3, 3]
     assert support.loc[(ins.CASE2, "vgg16"), ["shallow", "deep"]].tolist() == ["conv4_3", "conv5_3"]
     assert "resnet34" not in support.index.get_level_values("arch")
-
-
-# ---------------------------------------------------------------------------- Table 2
-
-
-def test_order_variances_in_three_units(fitted) -> None:
-    _, rows, _ = fitted
-    table = ins.order_variances(rows, 2)
-    assert set(table["units"]) == {"normalised", "raw", "fraction"}
-    assert len(table) == 5 * 3 * 5 and set(table["n_fits"]) == {3}
-    pick = table.set_index(["column", "units", "row"])["value"]
-    key = "conv4-3 @ VGG-16"
-    assert pick[key, "raw", "Var(x1)"] == pytest.approx(9 * pick[key, "normalised", "Var(x1)"])
-    assert pick[key, "fraction", "Var(x*)"] == pytest.approx(1.0)
-    # Case 1 targets are seeds 1, 2, 2: mean instability 0.2 + 0.01 * 5 / 3
-    assert pick[key, "fraction", "Var(xDelta)"] == pytest.approx(0.2 + 0.01 * 5 / 3)
-    with pytest.raises(ValueError, match="ORDER=3"):
-        ins.order_variances(rows, 3)
-    with pytest.raises(ValueError, match="needs Case 1 fits"):
-        ins.order_variances(rows[rows["setting"] == ins.CASE2], 2)
-
-
-def test_order_claims_on_the_paper_and_on_a_planted_failure() -> None:
-    paper = paper_table(2)
-    claims = ins.order_claims(paper, 2).set_index("claim")
-    assert claims.loc["Var(x0) > ... > Var(x2) in every layer", "holds"]
-    majority = claims.loc["the 0-order component holds most of the variance"]
-    assert not majority["holds"] and "fails for last conv @ ResNet-34" in majority["evidence"]
-    bad = paper.copy()
-    bad.loc[(bad["column"] == "conv4 @ AlexNet") & (bad["row"] == "Var(x2)"), "value"] = 50.0
-    bad_claims = ins.order_claims(bad, 2).set_index("claim")["evidence"]
-    assert bad_claims.iloc[0].startswith("fails for conv4 @ AlexNet;")
-
-
-def test_paper_units_check_finds_raw_units_in_the_paper() -> None:
-    units = ins.paper_units_check(paper_table(1), paper_table(2)).set_index("column")
-    np.testing.assert_allclose(units["ratio"], 1.0, atol=0.02)
-    assert units.loc["conv4 @ AlexNet", "implied_var_x_star"] == pytest.approx(11.14 / 0.086)
-    fractions = ins.paper_fractions(paper_table(2), units.reset_index())
-    sums = fractions.groupby("column")["value"].sum()
-    np.testing.assert_allclose(sums, 1.0, atol=0.02)
-
-
-def test_magnitude_claim() -> None:
-    frame = pd.DataFrame({"column": ["a", "b"], "value": [0.5, 40.0]})
-    claim, holds, evidence = ins.magnitude_claim(frame)
-    assert holds and "x80" in evidence
-    assert not ins.magnitude_claim(frame.assign(value=[1.0, 2.0]))[1]
-    with pytest.raises(ValueError, match="positive variances"):
-        ins.magnitude_claim(frame.assign(value=[0.0, 2.0]))
-
-
-def test_table2_vs_paper_and_figures(fitted) -> None:
-    _, rows, _ = fitted
-    table = ins.order_variances(rows, 2)
-    paper = paper_table(2)
-    units = ins.paper_units_check(paper_table(1), paper)
-    both = ins.table2_vs_paper(table, paper, units)
-    assert len(both) == 2 * 4 * 5 and both["paper"].notna().all()
-    assert list(both.columns) == ["units", "row", "column", "ours", "paper", "difference"]
-    fig1 = ins.plot_table1(ins.instability_table(rows), paper_table(1))
-    fig2 = ins.plot_table2(
-        table[table["units"] == "fraction"], ins.paper_fractions(paper, units), 2
-    )
-    assert len(fig1.axes) == 2 and len(fig2.axes) == 1
