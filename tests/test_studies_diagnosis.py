@@ -3,6 +3,7 @@
 import math
 
 import matplotlib
+import numpy as np
 import pandas as pd
 import pytest
 import torch
@@ -310,12 +311,15 @@ def test_component_figure_has_one_row_per_image(fitted):
     res = [evaluate_consistency(g_ws, x_w, x_s), evaluate_consistency(g_sw, x_s, x_w)]
     assert tuple(dg.channel_maps(x_w).shape) == (96, 5, 5)
     images = torch.rand(3, 1, 32, 32)
-    fig = dg.component_figure(
-        images, [("a -> b", res[0]), ("b -> a", res[1])], raw_scales=[(0.0, 2.0), (1.0, 1.0)]
-    )
+    to_raw = [g_ws.normalizer("x_star"), None]
+    fig = dg.component_figure(images, [("a -> b", res[0]), ("b -> a", res[1])], to_raw=to_raw)
     assert len(fig.axes) == 3 * 7
-    with pytest.raises(ValueError, match="got 1 raw_scales for 2 directions"):
-        dg.component_figure(images, [("a", res[0]), ("b", res[1])], raw_scales=[(0.0, 1.0)])
+    # the raw-unit panels of direction 0 are the normalised maps rescaled by its std
+    raw = fig.axes[1].get_images()[0].get_array()
+    expected = dg.channel_maps(to_raw[0].inverse(res[0].target[:1]))[0].numpy()
+    np.testing.assert_allclose(raw, expected, rtol=1e-5, atol=1e-6)
+    with pytest.raises(ValueError, match="got 1 to_raw normalisers for 2 directions"):
+        dg.component_figure(images, [("a", res[0]), ("b", res[1])], to_raw=[None])
     import matplotlib.pyplot as plt
 
     plt.close("all")

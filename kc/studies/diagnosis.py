@@ -561,7 +561,7 @@ def component_figure(
     images: Tensor,
     directions: Sequence[tuple[str, ConsistencyResult]],
     *,
-    raw_scales: Sequence[tuple[float, float]] | None = None,
+    to_raw: Sequence[Normalizer | None] | None = None,
 ):
     """Fig. 3 analogue: raw feature, reconstructed part and residual for a few images.
 
@@ -570,8 +570,9 @@ def component_figure(
         directions: ``(title, result)`` pairs, e.g. ``("blind spots: x_A -> x_B", res_ab)``;
             each result's ``target``, ``consistent`` and ``components["delta"]`` must hold at
             least n images, in the order of ``images``.
-        raw_scales: per direction ``(mean, std)`` of the target's normaliser, to show the maps
-            in the target network's raw units (default: normalised units).
+        to_raw: per direction the target's normaliser (``g.normalizer("x_star")``), to show
+            the maps in the target network's raw units; None (for all, or for one direction)
+            keeps normalised units.
 
     Returns:
         A matplotlib Figure with one row per image and ``1 + 3 * len(directions)`` panels per
@@ -580,18 +581,20 @@ def component_figure(
     import matplotlib.pyplot as plt
 
     n = images.shape[0]
-    scales = list(raw_scales) if raw_scales is not None else [(0.0, 1.0)] * len(directions)
-    if len(scales) != len(directions):
-        raise ValueError(f"got {len(scales)} raw_scales for {len(directions)} directions")
+    norms = list(to_raw) if to_raw is not None else [None] * len(directions)
+    if len(norms) != len(directions):
+        raise ValueError(f"got {len(norms)} to_raw normalisers for {len(directions)} directions")
+    identity = Normalizer(torch.tensor(0.0), torch.tensor(1.0), "global")
+    norms = [identity if nm is None else nm for nm in norms]
     cols = 1 + 3 * len(directions)
     fig, axes = plt.subplots(n, cols, figsize=(1.6 * cols, 1.7 * n), squeeze=False)
     for i in range(n):
         axes[i, 0].imshow(images[i, 0].numpy(), cmap="gray")
-        for d, ((title, res), (mean, std)) in enumerate(zip(directions, scales, strict=True)):
+        for d, ((title, res), norm) in enumerate(zip(directions, norms, strict=True)):
             panels = [
-                ("raw feature", res.target[i : i + 1] * std + mean),
-                ("reconstructed g(x)", res.consistent[i : i + 1] * std + mean),
-                ("residual x^Delta", res.components["delta"][i : i + 1] * std),
+                ("raw feature", norm.inverse(res.target[i : i + 1])),
+                ("reconstructed g(x)", norm.inverse(res.consistent[i : i + 1])),
+                ("residual x^Delta", res.components["delta"][i : i + 1] * norm.std),
             ]
             maps = [channel_maps(t)[0] for _, t in panels]
             vmax = max(float(m.max()) for m in maps) or 1.0
