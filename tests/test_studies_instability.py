@@ -74,6 +74,10 @@ def test_specs_follow_the_shared_convention_and_halve_case2_images() -> None:
     assert ins.InstabilityStudy(train_limit=None).spec("alexnet", 0, "half0").train_limit is None
     specs = study.specs()
     assert len(specs) == 3 * 3 + 3 * 2 and len(set(specs)) == len(specs)
+    # EVAL_LIMIT limits the test images of every network's accuracy, halves included
+    limited = ins.InstabilityStudy(seeds=[0, 1], eval_limit=500).specs()
+    assert {s.test_limit for s in limited} == {500}
+    assert {s.test_limit for s in specs} == {None}
 
 
 def test_lambda_is_the_alexnet_one_only_for_alexnet() -> None:
