@@ -5,7 +5,8 @@ writes under ``<output_root>/<name>/``. :func:`run_notebook` runs one notebook:
 
 1. the profile (``kc/profiles/<profile>.yaml`` or a path to a YAML file) is loaded;
 2. only the parameters the notebook's ``parameters`` cell declares are kept;
-3. ``PROFILE`` and ``OUTPUT_DIR`` (absolute) are added, then explicit ``parameters`` override;
+3. ``PROFILE`` and ``OUTPUT_DIR`` (absolute, from the output root; it cannot be given
+   explicitly) are added, then explicit ``parameters`` override;
 4. papermill executes it with the working directory set to the repository root (the folder
    holding ``pyproject.toml`` above the notebook; the notebook's own folder for notebooks outside
    the repository), so relative paths such as ``outputs`` or ``data/cache`` mean the same thing
@@ -308,6 +309,13 @@ def notebook_parameters(
     values["PROFILE"] = loaded["PROFILE"]
     values["OUTPUT_DIR"] = str(Path(output_root).resolve())
     explicit = dict(parameters or {})
+    if "OUTPUT_DIR" in explicit:
+        # the executed notebook and the run record go under output_root: an OUTPUT_DIR that
+        # differs would split one run over two folders (and overwrite another run's notebook)
+        raise ValueError(
+            "OUTPUT_DIR is set from the output root; pass output_root (kc run --output-root "
+            f"{explicit['OUTPUT_DIR']}) instead of the parameter"
+        )
     unknown = sorted(k for k in explicit if k not in declared and k not in values)
     if unknown and strict:
         raise ValueError(

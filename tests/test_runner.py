@@ -174,7 +174,7 @@ def test_resolve_notebook(tmp_path) -> None:
 def test_parameters_are_filtered_to_those_declared(tmp_path) -> None:
     path = tiny(tmp_path)
     values = runner.notebook_parameters(path, "small", {"LR": 0.25}, tmp_path / "out")
-    # The profile has 25 names; the notebook declares 5 of them.
+    # The profile has 26 names; the notebook declares 5 of them.
     assert values == {
         "PROFILE": "small",
         "OUTPUT_DIR": str((tmp_path / "out").resolve()),
@@ -186,6 +186,12 @@ def test_parameters_are_filtered_to_those_declared(tmp_path) -> None:
         runner.notebook_parameters(path, "small", {"EPOCHS": 3})
     relaxed = runner.notebook_parameters(path, "small", {"EPOCHS": 3}, strict=False)
     assert "EPOCHS" not in relaxed
+
+
+def test_output_dir_comes_only_from_the_output_root(tmp_path) -> None:
+    # -p OUTPUT_DIR would send the CSVs to one folder and the executed notebook to another
+    with pytest.raises(ValueError, match="--output-root /elsewhere"):
+        runner.notebook_parameters(tiny(tmp_path), "small", {"OUTPUT_DIR": "/elsewhere"})
 
 
 # ------------------------------------------------------------------------------------ running
