@@ -18,7 +18,8 @@ ROOT = Path(__file__).resolve().parents[1]
 # The shared vocabulary of CONTRIBUTING.md ("Notebook parameters").
 VOCABULARY = {
     "PROFILE", "OUTPUT_DIR", "DEVICE", "DATASET", "MIX_DATASETS", "SUBSET_DATASET", "SUBSET",
-    "INPUT_SIZE", "WIDTH", "TRAIN_LIMIT", "EPOCHS", "BATCH_SIZE", "OPTIMIZER", "LR", "SEEDS",
+    "INPUT_SIZE", "WIDTH", "TRAIN_LIMIT", "EVAL_LIMIT", "EPOCHS", "BATCH_SIZE", "OPTIMIZER", "LR",
+    "SEEDS",
     "FIT_LIMIT", "TEST_LIMIT", "ORDER", "LAMBDA", "LAMBDA_ALEXNET", "G_EPOCHS", "G_LR",
     "G_BATCH_SIZE", "FT_EPOCHS", "FT_LR",
 }  # fmt: skip
