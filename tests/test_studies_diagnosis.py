@@ -289,8 +289,10 @@ PAPER_NAMES = {"weak": "alexnet conv5", "strong": "resnet34 last14"}
 
 
 def test_verdicts_follow_the_numbers():
-    holds = [h for _, h, _ in dg.verdict_inputs(_table(), PAPER_NAMES)]
-    assert holds == [True, True, True]
+    verdicts = dg.verdict_inputs(_table(), PAPER_NAMES)
+    assert [h for _, h, _ in verdicts] == [True, True, True]
+    # the gains are also given in units of their paired standard errors (8 / 1 and 2 / 0.5)
+    assert "+8.0 SE" in verdicts[1][2] and "+4.0 SE" in verdicts[2][2]
     worse = _table(added=58.0, removed=61.0)  # no gain from either change
     assert [h for _, h, _ in dg.verdict_inputs(worse, PAPER_NAMES)] == [True, False, False]
 

@@ -492,6 +492,11 @@ def compare_with_paper(ours: pd.DataFrame, paper: pd.DataFrame) -> pd.DataFrame:
     return merged
 
 
+def _in_se(gain: float, se: float) -> str:
+    """``"2.1 SE"``: a gain in units of its standard error (a sign only when se is 0)."""
+    return f"{gain / se:+.1f} SE" if se > 0 else "SE 0"
+
+
 def verdict_inputs(
     table: pd.DataFrame, paper_names: Mapping[str, str]
 ) -> list[tuple[str, bool, str]]:
@@ -536,13 +541,13 @@ def verdict_inputs(
             f"adding the blind spots of the weak network ({weak}) back raises accuracy",
             bool(gain_b > 0),
             f"{raw:.2f}% -> {raw + gain_b:.2f}%, gain {gain_b:+.2f} +/- {se_b:.2f} points "
-            f"(paired SE; paper +16.1)",
+            f"(paired SE, {_in_se(gain_b, se_b)}; paper +16.1)",
         ),
         (
             f"removing the unreliable features of the weak network ({weak}) raises accuracy",
             bool(gain_u > 0),
             f"{raw:.2f}% -> {removed:.2f}%, gain {gain_u:+.2f} +/- {se_u:.2f} points "
-            f"(paired SE; paper 60.3% -> 65.6%)",
+            f"(paired SE, {_in_se(gain_u, se_u)}; paper 60.3% -> 65.6%)",
         ),
     ]
 
