@@ -493,7 +493,7 @@ def compare_with_paper(ours: pd.DataFrame, paper: pd.DataFrame) -> pd.DataFrame:
 
 
 def _in_se(gain: float, se: float) -> str:
-    """``"2.1 SE"``: a gain in units of its standard error (a sign only when se is 0)."""
+    """``"+2.1 SE"``: a gain in units of its standard error (``"SE 0"`` when se is 0)."""
     return f"{gain / se:+.1f} SE" if se > 0 else "SE 0"
 
 
