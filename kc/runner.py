@@ -309,13 +309,7 @@ def notebook_parameters(
     values["PROFILE"] = loaded["PROFILE"]
     values["OUTPUT_DIR"] = str(Path(output_root).resolve())
     explicit = dict(parameters or {})
-    if "OUTPUT_DIR" in explicit:
-        # the executed notebook and the run record go under output_root: an OUTPUT_DIR that
-        # differs would split one run over two folders (and overwrite another run's notebook)
-        raise ValueError(
-            "OUTPUT_DIR is set from the output root; pass output_root (kc run --output-root "
-            f"{explicit['OUTPUT_DIR']}) instead of the parameter"
-        )
+    _refuse_output_dir(explicit)
     unknown = sorted(k for k in explicit if k not in declared and k not in values)
     if unknown and strict:
         raise ValueError(
@@ -633,8 +627,20 @@ def _seconds(root: Path, name: str, start: float) -> float:
     return time.time() - start
 
 
+def _refuse_output_dir(parameters: Mapping[str, Any]) -> None:
+    """OUTPUT_DIR comes from the output root only: the executed notebook and the run record go
+    under the root, so an explicit OUTPUT_DIR would split one run over two folders (and overwrite
+    another run's executed notebook)."""
+    if "OUTPUT_DIR" in parameters:
+        raise ValueError(
+            "OUTPUT_DIR is set from the output root; pass output_root (kc run --output-root "
+            f"{parameters['OUTPUT_DIR']}) instead of the parameter"
+        )
+
+
 def _check_explicit(parameters: Mapping[str, Any] | None, paths: Iterable[Path]) -> None:
-    explicit = set(parameters or {}) - {"PROFILE", "OUTPUT_DIR"}
+    _refuse_output_dir(parameters or {})
+    explicit = set(parameters or {}) - {"PROFILE"}
     if not explicit:
         return
     declared: set[str] = set()

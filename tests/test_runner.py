@@ -19,8 +19,7 @@ ROOT = Path(__file__).resolve().parents[1]
 VOCABULARY = {
     "PROFILE", "OUTPUT_DIR", "DEVICE", "DATASET", "MIX_DATASETS", "SUBSET_DATASET", "SUBSET",
     "INPUT_SIZE", "WIDTH", "TRAIN_LIMIT", "EVAL_LIMIT", "EPOCHS", "BATCH_SIZE", "OPTIMIZER", "LR",
-    "SEEDS",
-    "FIT_LIMIT", "TEST_LIMIT", "ORDER", "LAMBDA", "LAMBDA_ALEXNET", "G_EPOCHS", "G_LR",
+    "SEEDS", "FIT_LIMIT", "TEST_LIMIT", "ORDER", "LAMBDA", "LAMBDA_ALEXNET", "G_EPOCHS", "G_LR",
     "G_BATCH_SIZE", "FT_EPOCHS", "FT_LR",
 }  # fmt: skip
 
@@ -193,6 +192,13 @@ def test_output_dir_comes_only_from_the_output_root(tmp_path) -> None:
     # -p OUTPUT_DIR would send the CSVs to one folder and the executed notebook to another
     with pytest.raises(ValueError, match="--output-root /elsewhere"):
         runner.notebook_parameters(tiny(tmp_path), "small", {"OUTPUT_DIR": "/elsewhere"})
+    # run_all refuses it before running anything, instead of failing every notebook
+    with pytest.raises(ValueError, match="--output-root /elsewhere"):
+        runner.run_all(
+            "smoke", parameters={"OUTPUT_DIR": "/elsewhere"}, notebooks=[tiny(tmp_path)],
+            output_root=tmp_path / "out",
+        )  # fmt: skip
+    assert not (tmp_path / "out").exists()
 
 
 # ------------------------------------------------------------------------------------ running
