@@ -36,18 +36,48 @@ TRANSFORMS = ("orthogonal", "isotropic_scaling", "invertible_linear", "permutati
 # default parameters). svcca: invertible_linear holds only with keep=1; rbf_cka: isotropic
 # scaling only with sigma=None (median bandwidth); ridge_r2: invertible_linear only with alpha=0.
 INVARIANCES: dict[str, dict[str, bool]] = {
-    "linear_cka": dict(orthogonal=True, isotropic_scaling=True, invertible_linear=False,
-                       permutation=True, translation=True),
-    "rbf_cka": dict(orthogonal=True, isotropic_scaling=True, invertible_linear=False,
-                    permutation=True, translation=True),
-    "svcca": dict(orthogonal=True, isotropic_scaling=True, invertible_linear=False,
-                  permutation=True, translation=True),
-    "pwcca": dict(orthogonal=False, isotropic_scaling=True, invertible_linear=False,
-                  permutation=True, translation=True),
-    "procrustes": dict(orthogonal=True, isotropic_scaling=True, invertible_linear=False,
-                       permutation=True, translation=True),
-    "ridge_r2": dict(orthogonal=True, isotropic_scaling=True, invertible_linear=False,
-                     permutation=True, translation=True),
+    "linear_cka": dict(
+        orthogonal=True,
+        isotropic_scaling=True,
+        invertible_linear=False,
+        permutation=True,
+        translation=True,
+    ),
+    "rbf_cka": dict(
+        orthogonal=True,
+        isotropic_scaling=True,
+        invertible_linear=False,
+        permutation=True,
+        translation=True,
+    ),
+    "svcca": dict(
+        orthogonal=True,
+        isotropic_scaling=True,
+        invertible_linear=False,
+        permutation=True,
+        translation=True,
+    ),
+    "pwcca": dict(
+        orthogonal=False,
+        isotropic_scaling=True,
+        invertible_linear=False,
+        permutation=True,
+        translation=True,
+    ),
+    "procrustes": dict(
+        orthogonal=True,
+        isotropic_scaling=True,
+        invertible_linear=False,
+        permutation=True,
+        translation=True,
+    ),
+    "ridge_r2": dict(
+        orthogonal=True,
+        isotropic_scaling=True,
+        invertible_linear=False,
+        permutation=True,
+        translation=True,
+    ),
 }
 
 PROPERTIES: dict[str, dict[str, Any]] = {
@@ -74,8 +104,9 @@ for _name, _fn in MEASURES.items():
     _fn.properties = PROPERTIES[_name]  # type: ignore[attr-defined]
 
 
-def compare_all(x, y, *, maps: str = "flatten", test: tuple | None = None,
-                debiased: bool = False) -> dict[str, float]:
+def compare_all(
+    x, y, *, maps: str = "flatten", test: tuple | None = None, debiased: bool = False
+) -> dict[str, float]:
     """Every measure of :data:`MEASURES` on one pair, as a row for a table.
 
     Args:

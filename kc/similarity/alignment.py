@@ -44,12 +44,17 @@ def procrustes(x, y, *, maps: str = "flatten") -> float:
         True
     """
     xm, ym = pair(x, y, maps, min_n=2)
-    xm, ym = _compress(xm / torch.linalg.matrix_norm(xm)), _compress(ym / torch.linalg.matrix_norm(ym))
+    xm, ym = (
+        _compress(xm / torch.linalg.matrix_norm(xm)),
+        _compress(ym / torch.linalg.matrix_norm(ym)),
+    )
     nuc = torch.linalg.matrix_norm(xm.T @ ym, ord="nuc")
     return max(0.0, float(2.0 - 2.0 * nuc))
 
 
-def ridge_r2(x, y, alpha: float = 1e-3, *, test: tuple | None = None, maps: str = "flatten") -> float:
+def ridge_r2(
+    x, y, alpha: float = 1e-3, *, test: tuple | None = None, maps: str = "flatten"
+) -> float:
     """Linear predictivity of y from x: the R^2 of a ridge regression y ~ x W + b.
 
     .. math::
@@ -90,7 +95,10 @@ def ridge_r2(x, y, alpha: float = 1e-3, *, test: tuple | None = None, maps: str 
             raise ValueError("test must be a pair (x_test, y_test)")
         xt, yt = pair(test[0], test[1], maps)  # checked, centred by their own means
         mx, my = as_matrix(x, maps, name="x").mean(0), as_matrix(y, maps, name="y").mean(0)
-        xt_raw, yt_raw = as_matrix(test[0], maps, name="x_test"), as_matrix(test[1], maps, name="y_test")
+        xt_raw, yt_raw = (
+            as_matrix(test[0], maps, name="x_test"),
+            as_matrix(test[1], maps, name="y_test"),
+        )
         if xt.shape[1] != d or yt.shape[1] != ym.shape[1]:
             raise ValueError(
                 f"test features must have the training widths {d} and {ym.shape[1]}, got "

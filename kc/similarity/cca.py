@@ -61,7 +61,11 @@ def svd_reduce(x, keep: float = 0.99, *, maps: str = "flatten") -> Tensor:
         U_k S_k of shape (n, k), the centred x in the basis of its top-k singular directions.
     """
     xm, _ = pair(x, x, maps, min_n=2)
-    u, s, _ = _svd(xm)
+    return _reduce(xm, keep)
+
+
+def _reduce(m: Tensor, keep: float) -> Tensor:
+    u, s, _ = _svd(m)
     k = n_directions(s, keep)
     return u[:, :k] * s[:k]
 
@@ -97,10 +101,10 @@ def svcca(x, y, keep: float = 0.99, *, maps: str = "flatten") -> float:
         >>> round(svcca(x, x @ torch.randn(5, 5), keep=1.0), 6)
         1.0
     """
-    rx, ry = svd_reduce(x, keep, maps=maps), svd_reduce(y, keep, maps=maps)
-    if rx.shape[0] != ry.shape[0]:  # pair() checks N; positions could still differ
-        raise ValueError(f"expected the same number of samples, got {rx.shape[0]} and {ry.shape[0]}")
-    return float(canonical_correlations(rx, ry).mean())
+    if not 0.0 < keep <= 1.0:
+        raise ValueError(f"keep must lie in (0, 1], got {keep!r}")
+    xm, ym = pair(x, y, maps, min_n=2)
+    return float(canonical_correlations(_reduce(xm, keep), _reduce(ym, keep)).mean())
 
 
 def pwcca(x, y, *, maps: str = "flatten") -> float:

@@ -31,8 +31,9 @@ def _feature_space_is_cheaper(n: int, dx: int, dy: int) -> bool:
     return n * (dx * dy + dx * dx + dy * dy) <= n * n * (dx + dy + 1)
 
 
-def _hsic_u(tr_kl: Tensor, diag_kl: Tensor, sum_k: Tensor, sum_l: Tensor, kl1: Tensor,
-            n: int) -> Tensor:
+def _hsic_u(
+    tr_kl: Tensor, diag_kl: Tensor, sum_k: Tensor, sum_l: Tensor, kl1: Tensor, n: int
+) -> Tensor:
     """Unbiased HSIC from the five sums it needs (K~, L~: K, L with zeroed diagonals).
 
     .. math::
@@ -49,18 +50,18 @@ def _hsic_u(tr_kl: Tensor, diag_kl: Tensor, sum_k: Tensor, sum_l: Tensor, kl1: T
     )
 
 
-def _gram_terms(k: Tensor, l: Tensor) -> tuple[Tensor, Tensor, Tensor, Tensor, Tensor]:
+def _gram_terms(kx: Tensor, ky: Tensor) -> tuple[Tensor, Tensor, Tensor, Tensor, Tensor]:
     """The five sums of :func:`_hsic_u` from Gram matrices K, L (n, n)."""
-    dk, dl = k.diagonal(), l.diagonal()
-    rk, rl = k.sum(1) - dk, l.sum(1) - dl  # row sums of K~, L~
-    return (k * l).sum(), (dk * dl).sum(), rk.sum(), rl.sum(), (rk * rl).sum()
+    dk, dl = kx.diagonal(), ky.diagonal()
+    rk, rl = kx.sum(1) - dk, ky.sum(1) - dl  # row sums of K~, L~
+    return (kx * ky).sum(), (dk * dl).sum(), rk.sum(), rl.sum(), (rk * rl).sum()
 
 
-def _debiased(k: Tensor, l: Tensor) -> float:
+def _debiased(kx: Tensor, ky: Tensor) -> float:
     """Debiased CKA of two Gram matrices (n, n)."""
-    n = k.shape[0]
-    hxy = _hsic_u(*_gram_terms(k, l), n)
-    hxx, hyy = _hsic_u(*_gram_terms(k, k), n), _hsic_u(*_gram_terms(l, l), n)
+    n = kx.shape[0]
+    hxy = _hsic_u(*_gram_terms(kx, ky), n)
+    hxx, hyy = _hsic_u(*_gram_terms(kx, kx), n), _hsic_u(*_gram_terms(ky, ky), n)
     return _ratio(hxy, hxx, hyy, n)
 
 
@@ -81,7 +82,9 @@ def _check_debiased_n(n: int) -> None:
         )
 
 
-def linear_cka(x, y, debiased: bool = False, *, maps: str = "flatten", method: str = "auto") -> float:
+def linear_cka(
+    x, y, debiased: bool = False, *, maps: str = "flatten", method: str = "auto"
+) -> float:
     """Linear CKA between two representations of the same samples.
 
     .. math::
@@ -111,10 +114,12 @@ def linear_cka(x, y, debiased: bool = False, *, maps: str = "flatten", method: s
         _check_debiased_n(n)
     features = method == "features" or (method == "auto" and _feature_space_is_cheaper(n, dx, dy))
     if not features:
-        k, l = xm @ xm.T, ym @ ym.T
+        kx, ky = xm @ xm.T, ym @ ym.T
         if debiased:
-            return _debiased(k, l)
-        return float((k * l).sum() / (torch.linalg.matrix_norm(k) * torch.linalg.matrix_norm(l)))
+            return _debiased(kx, ky)
+        return float(
+            (kx * ky).sum() / (torch.linalg.matrix_norm(kx) * torch.linalg.matrix_norm(ky))
+        )
     xty = ym.T @ xm
     xtx, yty = xm.T @ xm, ym.T @ ym
     if not debiased:
@@ -141,6 +146,21 @@ def _sq_distances(m: Tensor) -> Tensor:
     return (d[:, None] + d[None, :] - 2.0 * g).clamp_min(0.0)
 
 
+def _median(v: Tensor) -> float:
+    """The median of a 1-d tensor, the mean of the two middle values for an even count
+    (``torch.median`` returns the lower one)."""
+    m = v.numel()
+    lo = v.kthvalue((m + 1) // 2).values
+    hi = v.kthvalue(m // 2 + 1).values
+    return float((lo + hi) / 2)
+
+
+def _median_sq_distance(d2: Tensor) -> float:
+    """Squared median distance over the distinct pairs of a squared-distance matrix (n, n)."""
+    i, j = torch.triu_indices(d2.shape[0], d2.shape[0], offset=1)
+    return _median(d2[i, j].sqrt()) ** 2
+
+
 def median_bandwidth(x, *, maps: str = "flatten") -> float:
     """The default RBF bandwidth: the median Euclidean distance between distinct samples.
 
@@ -149,13 +169,17 @@ def median_bandwidth(x, *, maps: str = "flatten") -> float:
         maps: see :mod:`kc.similarity._input`.
     """
     xm, _ = pair(x, x, maps, min_n=2)
-    d2 = _sq_distances(xm)
-    i, j = torch.triu_indices(d2.shape[0], d2.shape[0], offset=1)
-    return math.sqrt(float(d2[i, j].median()))
+    return math.sqrt(_median_sq_distance(_sq_distances(xm)))
 
 
-def rbf_cka(x, y, sigma: float | tuple[float, float] | None = None, *, debiased: bool = False,
-            maps: str = "flatten") -> float:
+def rbf_cka(
+    x,
+    y,
+    sigma: float | tuple[float, float] | None = None,
+    *,
+    debiased: bool = False,
+    maps: str = "flatten",
+) -> float:
     """CKA with Gaussian kernels k(a, b) = exp(-||a - b||^2 / (2 sigma^2)).
 
     Args:
@@ -175,20 +199,21 @@ def rbf_cka(x, y, sigma: float | tuple[float, float] | None = None, *, debiased:
         _check_debiased_n(n)
     dx2, dy2 = _sq_distances(xm), _sq_distances(ym)
     if sigma is None:
-        i, j = torch.triu_indices(n, n, offset=1)
-        sx2, sy2 = float(dx2[i, j].median()), float(dy2[i, j].median())
+        sx2, sy2 = _median_sq_distance(dx2), _median_sq_distance(dy2)
         if sx2 == 0 or sy2 == 0:
-            raise ValueError("the median distance between samples is 0 (over half the samples "
-                             "coincide): pass sigma explicitly")
+            raise ValueError(
+                "the median distance between samples is 0 (over half the samples "
+                "coincide): pass sigma explicitly"
+            )
     else:
         sx, sy = (sigma, sigma) if isinstance(sigma, (int, float)) else sigma
         if not (sx > 0 and sy > 0):
             raise ValueError(f"sigma must be positive, got {sigma!r}")
         sx2, sy2 = float(sx) ** 2, float(sy) ** 2
-    k, l = torch.exp(-dx2 / (2 * sx2)), torch.exp(-dy2 / (2 * sy2))
+    kx, ky = torch.exp(-dx2 / (2 * sx2)), torch.exp(-dy2 / (2 * sy2))
     if debiased:
-        return _debiased(k, l)
-    kc_, lc = _center(k), _center(l)
+        return _debiased(kx, ky)
+    kc_, lc = _center(kx), _center(ky)
     return float((kc_ * lc).sum() / (torch.linalg.matrix_norm(kc_) * torch.linalg.matrix_norm(lc)))
 
 
