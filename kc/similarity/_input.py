@@ -15,6 +15,7 @@ float64 on the CPU.
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 import numpy as np
@@ -51,50 +52,53 @@ def as_matrix(x: Tensor | np.ndarray, maps: str = "flatten", *, name: str = "x")
         raise ValueError(f"{name} must have shape (N, C) or (N, C, H, W), got {tuple(t.shape)}")
     if m.shape[0] == 0 or m.shape[1] == 0:
         raise ValueError(f"{name} is empty: shape {tuple(t.shape)}")
-    if not torch.isfinite(m).all():
+    if not math.isfinite(float(m.sum())):  # one pass; NaN and inf propagate into the sum
         raise ValueError(f"{name} contains NaN or infinite values")
     return m
 
 
-def pair(x: Any, y: Any, maps: str = "flatten", *, min_n: int = 2) -> tuple[Tensor, Tensor]:
-    """Check a pair of features once and return both as centred float64 matrices.
+def pair(
+    x: Any, y: Any, maps: str = "flatten", *, min_n: int = 2, center: bool = True
+) -> tuple[Tensor, Tensor]:
+    """Check a pair of features once and return both as float64 matrices.
 
     Args:
         x, y: features of the same N samples, each (N, C) or (N, C, H, W).
         maps: see :func:`as_matrix`.
         min_n: the fewest samples (rows, after ``maps``) the measure accepts.
+        center: centre every column (mean zero over the samples); a measure that centres its
+            n x n Gram matrices instead passes False.
 
     Returns:
-        (X, Y), (n, d_x) and (n, d_y), every column centred (mean zero over the samples).
+        (X, Y), (n, d_x) and (n, d_y).
 
     Raises:
         ValueError: N differs, spatial sizes differ under ``"positions"``, too few samples,
             or either side has no variance at all (every sample identical).
     """
-    nx, ny = np.shape(x)[0], np.shape(y)[0]
-    if nx != ny:
-        raise ValueError(f"expected x and y with the same number of samples N, got {nx} and {ny}")
-    if maps == "positions" and len(np.shape(x)) == 4 and len(np.shape(y)) == 4:
-        if tuple(np.shape(x)[2:]) != tuple(np.shape(y)[2:]):
-            raise ValueError(
-                "maps='positions' needs x and y with the same spatial size, got "
-                f"{tuple(np.shape(x)[2:])} and {tuple(np.shape(y)[2:])}"
-            )
-    if maps == "positions" and len(np.shape(x)) != len(np.shape(y)):
+    sx, sy = tuple(np.shape(x)), tuple(np.shape(y))
+    if sx and sy and sx[0] != sy[0]:
+        raise ValueError(
+            f"expected x and y with the same number of samples N, got {sx[0]} and {sy[0]}"
+        )
+    if maps == "positions" and len(sx) != len(sy):
         raise ValueError(
             "maps='positions' needs both x and y as maps (N, C, H, W) or both as (N, C), got "
-            f"shapes {tuple(np.shape(x))} and {tuple(np.shape(y))}"
+            f"shapes {sx} and {sy}"
+        )
+    if maps == "positions" and len(sx) == 4 and sx[2:] != sy[2:]:
+        raise ValueError(
+            f"maps='positions' needs x and y with the same spatial size, got {sx[2:]} and {sy[2:]}"
         )
     mx, my = as_matrix(x, maps, name="x"), as_matrix(y, maps, name="y")
     if mx.shape[0] < min_n:
         raise ValueError(f"this measure needs at least {min_n} samples, got {mx.shape[0]}")
-    scales = (mx.abs().max(), my.abs().max())
-    mx, my = mx - mx.mean(0), my - my.mean(0)
-    for name, m, scale in (("x", mx, scales[0]), ("y", my, scales[1])):
-        # rounding of the mean leaves ~1e-16 relative residue on a constant input
-        if not bool(m.abs().max() > 1e-12 * scale):
+    for name, m in (("x", mx), ("y", my)):
+        if torch.equal(m, m[:1].expand_as(m)):  # exits at the first differing value
             raise ValueError(
                 f"{name} is constant across all {m.shape[0]} samples (zero variance): "
                 "the similarity is undefined"
             )
+    if center:
+        mx, my = mx - mx.mean(0), my - my.mean(0)
     return mx, my

@@ -108,18 +108,20 @@ def linear_cka(
     """
     if method not in METHODS:
         raise ValueError(f"method must be one of {METHODS}, got {method!r}")
-    xm, ym = pair(x, y, maps, min_n=2)
+    xm, ym = pair(x, y, maps, min_n=2, center=False)
     n, dx, dy = xm.shape[0], xm.shape[1], ym.shape[1]
     if debiased:
         _check_debiased_n(n)
     features = method == "features" or (method == "auto" and _feature_space_is_cheaper(n, dx, dy))
     if not features:
-        kx, ky = xm @ xm.T, ym @ ym.T
+        # Centring the n x n Gram matrices (H K H) is cheaper than centring n x d features.
+        kx, ky = _center(xm @ xm.T), _center(ym @ ym.T)
         if debiased:
             return _debiased(kx, ky)
         return float(
             (kx * ky).sum() / (torch.linalg.matrix_norm(kx) * torch.linalg.matrix_norm(ky))
         )
+    xm, ym = xm - xm.mean(0), ym - ym.mean(0)
     xty = ym.T @ xm
     xtx, yty = xm.T @ xm, ym.T @ ym
     if not debiased:
