@@ -429,6 +429,9 @@ def test_compare_all_returns_every_measure():
     row = sim.compare_all(x, y)
     assert list(row) == list(MEASURES)
     assert row["linear_cka"] == sim.linear_cka(x, y)
+    assert row["rbf_cka"] == sim.rbf_cka(x, y)
+    sub = sim.compare_all(x, y, kernel_samples=20)  # RBF on 20 of the 40 samples
+    assert sub["rbf_cka"] != row["rbf_cka"] and sub["linear_cka"] == row["linear_cka"]
 
 
 # ----------------------------------------------------------------------- peers
@@ -459,3 +462,21 @@ def test_agrees_with_repsim():
     assert sim.linear_cka(x, y) == pytest.approx(
         float(repsim.cka([x, y], kernel_type="linear", estimator="gretton")[0, 1]), rel=1e-10
     )
+
+
+def test_benchmark_script_quick(tmp_path, monkeypatch):
+    import importlib.util
+    import sys
+    from pathlib import Path
+
+    import pandas as pd
+
+    script = Path(__file__).resolve().parents[1] / "benchmarks" / "bench_similarity.py"
+    spec = importlib.util.spec_from_file_location("bench_similarity", script)
+    module = importlib.util.module_from_spec(spec)
+    monkeypatch.setitem(sys.modules, "bench_similarity", module)
+    spec.loader.exec_module(module)
+    assert module.main(["--quick", "--repeats", "1", "--out", str(tmp_path)]) == 0
+    table = pd.read_csv(tmp_path / "similarity_quick.csv")
+    assert list(table["n"]) == [n for n, _, _ in module.QUICK_SHAPES]
+    assert (table["kc_s"] > 0).all()

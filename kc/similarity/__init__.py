@@ -24,6 +24,8 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
+import torch
+
 from kc.similarity._input import MAPS, as_matrix
 from kc.similarity.alignment import procrustes, ridge_r2
 from kc.similarity.cca import canonical_correlations, n_directions, pwcca, svcca, svd_reduce
@@ -105,7 +107,13 @@ for _name, _fn in MEASURES.items():
 
 
 def compare_all(
-    x, y, *, maps: str = "flatten", test: tuple | None = None, debiased: bool = False
+    x,
+    y,
+    *,
+    maps: str = "flatten",
+    test: tuple | None = None,
+    debiased: bool = False,
+    kernel_samples: int | None = 2048,
 ) -> dict[str, float]:
     """Every measure of :data:`MEASURES` on one pair, as a row for a table.
 
@@ -114,13 +122,23 @@ def compare_all(
         maps: see :mod:`kc.similarity._input`.
         test: held-out pair for ``ridge_r2`` (the others are not fitted).
         debiased: use the debiased CKA estimators.
+        kernel_samples: RBF CKA costs n^2 memory and time; above this many samples (rows
+            after ``maps``) it is computed on a fixed random subset of that size (seed 0).
+            None: always on all samples.
 
     Returns:
         {measure name: value}, in the order of :data:`MEASURES`.
     """
+    xm, ym = as_matrix(x, maps, name="x"), as_matrix(y, maps, name="y")
+    if kernel_samples is not None and xm.shape[0] == ym.shape[0] and xm.shape[0] > kernel_samples:
+        rows = torch.randperm(xm.shape[0], generator=torch.Generator().manual_seed(0))
+        rows = rows[:kernel_samples]
+        rbf = rbf_cka(xm[rows], ym[rows], debiased=debiased)
+    else:
+        rbf = rbf_cka(x, y, debiased=debiased, maps=maps)
     return {
         "linear_cka": linear_cka(x, y, debiased, maps=maps),
-        "rbf_cka": rbf_cka(x, y, debiased=debiased, maps=maps),
+        "rbf_cka": rbf,
         "svcca": svcca(x, y, maps=maps),
         "pwcca": pwcca(x, y, maps=maps),
         "procrustes": procrustes(x, y, maps=maps),

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import math
 
+import numpy as np
 import torch
 from torch import Tensor
 
@@ -115,7 +116,7 @@ def linear_cka(
     features = method == "features" or (method == "auto" and _feature_space_is_cheaper(n, dx, dy))
     if not features:
         # Centring the n x n Gram matrices (H K H) is cheaper than centring n x d features.
-        kx, ky = _center(xm @ xm.T), _center(ym @ ym.T)
+        kx, ky = _center(xm @ xm.T, inplace=True), _center(ym @ ym.T, inplace=True)
         if debiased:
             return _debiased(kx, ky)
         return float(
@@ -143,24 +144,29 @@ def linear_cka(
 
 
 def _sq_distances(m: Tensor) -> Tensor:
+    """Squared Euclidean distances between the rows of m (n, d): (n, n), built in place."""
     g = m @ m.T
-    d = g.diagonal()
-    return (d[:, None] + d[None, :] - 2.0 * g).clamp_min(0.0)
-
-
-def _median(v: Tensor) -> float:
-    """The median of a 1-d tensor, the mean of the two middle values for an even count
-    (``torch.median`` returns the lower one)."""
-    m = v.numel()
-    lo = v.kthvalue((m + 1) // 2).values
-    hi = v.kthvalue(m // 2 + 1).values
-    return float((lo + hi) / 2)
+    d = g.diagonal().clone()
+    return g.mul_(-2.0).add_(d[:, None]).add_(d[None, :]).clamp_(min=0.0)
 
 
 def _median_sq_distance(d2: Tensor) -> float:
-    """Squared median distance over the distinct pairs of a squared-distance matrix (n, n)."""
-    i, j = torch.triu_indices(d2.shape[0], d2.shape[0], offset=1)
-    return _median(d2[i, j].sqrt()) ** 2
+    """Squared median distance over the M = n(n-1)/2 distinct pairs of a squared-distance
+    matrix (n, n); for even M the mean of the two middle distances.
+
+    The off-diagonal entries hold every pair twice, which leaves the median unchanged, and
+    the n zeros of the diagonal are the n smallest entries, so the k-th smallest pair is the
+    (k + n)-th smallest entry: no copy of the n^2 / 2 pairs is needed.
+    """
+    n = d2.shape[0]
+    m = n * (n - 1) // 2
+    lo, hi = (m + 1) // 2, m // 2 + 1  # 1-based ranks of the middle pair(s)
+    # in the doubled list the pair of rank r sits at ranks 2r - 1 and 2r
+    flat = d2.reshape(-1).numpy()
+    ranks = sorted({2 * lo - 1 + n - 1, 2 * hi - 1 + n - 1})  # 0-based
+    part = np.partition(flat, ranks)
+    a, b = math.sqrt(part[ranks[0]]), math.sqrt(part[ranks[-1]])
+    return ((a + b) / 2) ** 2
 
 
 def median_bandwidth(x, *, maps: str = "flatten") -> float:
@@ -212,14 +218,15 @@ def rbf_cka(
         if not (sx > 0 and sy > 0):
             raise ValueError(f"sigma must be positive, got {sigma!r}")
         sx2, sy2 = float(sx) ** 2, float(sy) ** 2
-    kx, ky = torch.exp(-dx2 / (2 * sx2)), torch.exp(-dy2 / (2 * sy2))
+    kx, ky = dx2.mul_(-0.5 / sx2).exp_(), dy2.mul_(-0.5 / sy2).exp_()  # in place: n^2 memory
     if debiased:
         return _debiased(kx, ky)
-    kc_, lc = _center(kx), _center(ky)
-    return float((kc_ * lc).sum() / (torch.linalg.matrix_norm(kc_) * torch.linalg.matrix_norm(lc)))
+    kx, ky = _center(kx, inplace=True), _center(ky, inplace=True)
+    return float((kx * ky).sum() / (torch.linalg.matrix_norm(kx) * torch.linalg.matrix_norm(ky)))
 
 
-def _center(k: Tensor) -> Tensor:
+def _center(k: Tensor, inplace: bool = False) -> Tensor:
     """H K H for a symmetric Gram matrix K (n, n)."""
     r = k.mean(0)
-    return k - r[None, :] - r[:, None] + r.mean()
+    out = k if inplace else k.clone()
+    return out.sub_(r[None, :]).sub_(r[:, None]).add_(r.mean())
