@@ -8,7 +8,7 @@ every baseline of :mod:`kc.similarity` on the same pair. Cases vary one factor a
 around a base (lambda, K, N, noise; :data:`kc.planted.BASE`, :data:`kc.planted.VARY`).
 
 Default: 4 depths x 10 cases, about 40 fits of 400 steps (minutes on 2 cores). ``--quick``:
-4 depths x 3 cases at N = 256, 150 steps (about a minute).
+4 depths x 3 cases at N = 384, 150 steps (a few minutes on a busy machine).
 
 Example:
     python benchmarks/planted.py --quick
@@ -46,7 +46,7 @@ SUMMARY = [
 
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--quick", action="store_true", help="3 cases per depth, N=256, 150 steps")
+    p.add_argument("--quick", action="store_true", help="3 cases per depth, N=384, 150 steps")
     p.add_argument("--depths", type=int, nargs="+", default=list(planted.DEPTHS))
     p.add_argument("--steps", type=int, default=None, help="optimiser steps per fit")
     p.add_argument("--seeds", type=int, nargs="+", default=[0])

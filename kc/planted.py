@@ -274,7 +274,7 @@ BASE = dict(lam=0.1, order=2, n=512, noise=0.2)
 """The base case of :func:`design`: lambda, K, samples N (half fit, half evaluated), noise."""
 VARY = dict(lam=(0.0, 1.0), order=(0, 1, 4), n=(128, 2048), noise=(0.0, 0.5))
 """Values each factor takes, one factor at a time, the others at :data:`BASE`."""
-QUICK_BASE = dict(lam=0.1, order=2, n=256, noise=0.2)
+QUICK_BASE = dict(lam=0.1, order=2, n=384, noise=0.2)
 QUICK_VARY = dict(lam=(0.0,), noise=(0.0,))
 
 
@@ -376,7 +376,7 @@ def run(
     steps: int = 400,
     seeds: tuple[int, ...] = (0,),
     channels: int = 4,
-    size: int = 6,
+    size: int = 4,
     maps: str = "flatten",
     baselines: bool = True,
     on_row=None,
@@ -384,7 +384,9 @@ def run(
     """Generate, fit and score every case of :func:`design` for every seed.
 
     The seed sets the planted pair and the fit; N samples are generated, the first half fits
-    g and the second half scores it. ``on_row(row)`` is called after each case (progress).
+    g and the second half scores it. Maps are small (``size`` 4, C = 4: 64 features per image
+    under ``maps="flatten"``) so that the baselines have more samples than features at the
+    benchmark's N (CCA needs n > d_x + d_y to be informative). ``on_row(row)`` is called after each case (progress).
 
     Returns:
         One dict per (case, seed): the case, the seed, ``seconds`` and :func:`recover`'s row.
