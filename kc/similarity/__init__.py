@@ -26,7 +26,7 @@ from typing import Any
 
 import torch
 
-from kc.similarity._input import MAPS, as_matrix
+from kc.similarity._input import MAPS, Features, as_matrix
 from kc.similarity.alignment import procrustes, ridge_r2
 from kc.similarity.cca import canonical_correlations, n_directions, pwcca, svcca, svd_reduce
 from kc.similarity.cka import linear_cka, median_bandwidth, rbf_cka
@@ -107,11 +107,11 @@ for _name, _fn in MEASURES.items():
 
 
 def compare_all(
-    x,
-    y,
+    x: Features,
+    y: Features,
     *,
     maps: str = "flatten",
-    test: tuple | None = None,
+    test: tuple[Features, Features] | None = None,
     debiased: bool = False,
     kernel_samples: int | None = 2048,
 ) -> dict[str, float]:

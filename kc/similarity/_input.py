@@ -16,7 +16,6 @@ float64 on the CPU.
 from __future__ import annotations
 
 import math
-from typing import Any
 
 import numpy as np
 import torch
@@ -24,8 +23,11 @@ from torch import Tensor
 
 MAPS = ("flatten", "positions")
 
+Features = Tensor | np.ndarray
+"""What the measures accept: a torch tensor or a numpy array of shape (N, C) or (N, C, H, W)."""
 
-def as_matrix(x: Tensor | np.ndarray, maps: str = "flatten", *, name: str = "x") -> Tensor:
+
+def as_matrix(x: Features, maps: str = "flatten", *, name: str = "x") -> Tensor:
     """Features as a float64 matrix of samples by features, by the rule of this module.
 
     Args:
@@ -58,7 +60,7 @@ def as_matrix(x: Tensor | np.ndarray, maps: str = "flatten", *, name: str = "x")
 
 
 def pair(
-    x: Any, y: Any, maps: str = "flatten", *, min_n: int = 2, center: bool = True
+    x: Features, y: Features, maps: str = "flatten", *, min_n: int = 2, center: bool = True
 ) -> tuple[Tensor, Tensor]:
     """Check a pair of features once and return both as float64 matrices.
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-from kc.similarity._input import as_matrix, pair
+from kc.similarity._input import Features, as_matrix, pair
 
 
 def _compress(m: Tensor) -> Tensor:
@@ -21,7 +21,7 @@ def _compress(m: Tensor) -> Tensor:
     return u * s
 
 
-def procrustes(x, y, *, maps: str = "flatten") -> float:
+def procrustes(x: Features, y: Features, *, maps: str = "flatten") -> float:
     """Orthogonal Procrustes distance (Ding et al., 2021) of the centred, unit-norm features.
 
     .. math::
@@ -53,7 +53,12 @@ def procrustes(x, y, *, maps: str = "flatten") -> float:
 
 
 def ridge_r2(
-    x, y, alpha: float = 1e-3, *, test: tuple | None = None, maps: str = "flatten"
+    x: Features,
+    y: Features,
+    alpha: float = 1e-3,
+    *,
+    test: tuple[Features, Features] | None = None,
+    maps: str = "flatten",
 ) -> float:
     """Linear predictivity of y from x: the R^2 of a ridge regression y ~ x W + b.
 

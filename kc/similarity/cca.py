@@ -13,7 +13,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-from kc.similarity._input import pair
+from kc.similarity._input import Features, pair
 
 
 def _svd(m: Tensor) -> tuple[Tensor, Tensor, Tensor]:
@@ -49,7 +49,7 @@ def n_directions(s: Tensor, keep: float) -> int:
     return min(k, s.shape[0])
 
 
-def svd_reduce(x, keep: float = 0.99, *, maps: str = "flatten") -> Tensor:
+def svd_reduce(x: Features, keep: float = 0.99, *, maps: str = "flatten") -> Tensor:
     """The SVCCA denoising step: project centred features on their leading directions.
 
     Args:
@@ -81,7 +81,7 @@ def canonical_correlations(xm: Tensor, ym: Tensor) -> Tensor:
     return torch.linalg.svdvals(qx.T @ qy).clamp(max=1.0)
 
 
-def svcca(x, y, keep: float = 0.99, *, maps: str = "flatten") -> float:
+def svcca(x: Features, y: Features, keep: float = 0.99, *, maps: str = "flatten") -> float:
     """SVCCA: mean canonical correlation after keeping ``keep`` of each side's variance.
 
     .. math::
@@ -107,7 +107,7 @@ def svcca(x, y, keep: float = 0.99, *, maps: str = "flatten") -> float:
     return float(canonical_correlations(_reduce(xm, keep), _reduce(ym, keep)).mean())
 
 
-def pwcca(x, y, *, maps: str = "flatten") -> float:
+def pwcca(x: Features, y: Features, *, maps: str = "flatten") -> float:
     """Projection-weighted CCA: canonical correlations weighted by how much of x they carry.
 
     .. math::

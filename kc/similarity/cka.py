@@ -19,7 +19,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from kc.similarity._input import pair
+from kc.similarity._input import Features, pair
 
 METHODS = ("auto", "features", "gram")
 
@@ -84,7 +84,7 @@ def _check_debiased_n(n: int) -> None:
 
 
 def linear_cka(
-    x, y, debiased: bool = False, *, maps: str = "flatten", method: str = "auto"
+    x: Features, y: Features, debiased: bool = False, *, maps: str = "flatten", method: str = "auto"
 ) -> float:
     """Linear CKA between two representations of the same samples.
 
@@ -169,7 +169,7 @@ def _median_sq_distance(d2: Tensor) -> float:
     return ((a + b) / 2) ** 2
 
 
-def median_bandwidth(x, *, maps: str = "flatten") -> float:
+def median_bandwidth(x: Features, *, maps: str = "flatten") -> float:
     """The default RBF bandwidth: the median Euclidean distance between distinct samples.
 
     Args:
@@ -181,8 +181,8 @@ def median_bandwidth(x, *, maps: str = "flatten") -> float:
 
 
 def rbf_cka(
-    x,
-    y,
+    x: Features,
+    y: Features,
     sigma: float | tuple[float, float] | None = None,
     *,
     debiased: bool = False,
