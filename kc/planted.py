@@ -124,6 +124,7 @@ class PlantedPair:
         x_star: target features (N, C*, S, S), Var(x*) = 1 on the whole generated set.
         parts: ``"linear"``, ``"nonlinear"``, ``"noise"``, each shaped like x*; they sum to x*.
         depth: ReLU layers of the planted network.
+        network: the planted network (frozen; see :func:`random_network`).
         params: the generator's arguments, for tables.
     """
 
@@ -131,6 +132,7 @@ class PlantedPair:
     x_star: Tensor
     parts: dict[str, Tensor]
     depth: int
+    network: nn.Module
     params: dict = field(default_factory=dict)
 
     @property
@@ -154,6 +156,7 @@ class PlantedPair:
                 self.x_star[sl],
                 {k: v[sl] for k, v in self.parts.items()},
                 self.depth,
+                self.network,
                 self.params,
             )
 
@@ -192,7 +195,8 @@ def planted_pair(
             the same kind (positively homogeneous); with ``bias > 0`` part of it lies outside
             what g can represent.
         x: optional source features (N, C, S, S) to use instead of standard Gaussians.
-        seed: seeds x, the network and the noise.
+        seed: seeds the network (one stream, so that cases differing only in N share the
+            network) and x and the noise (another stream).
 
     Returns:
         A :class:`PlantedPair` (float32 tensors; shares computed in float64).
@@ -208,7 +212,9 @@ def planted_pair(
         raise ValueError(f"linear_share must lie in [0, 1], got {linear_share!r}")
     if depth == 0 and linear_share not in (None, 1.0):
         raise ValueError(f"depth 0 is linear: linear_share must be None or 1, got {linear_share!r}")
-    gen = torch.Generator().manual_seed(seed)
+    # Two streams, so the network depends on the seed and the widths only, not on N.
+    gen_net = torch.Generator().manual_seed(2 * seed)
+    gen = torch.Generator().manual_seed(2 * seed + 1)
     if x is None:
         x = torch.randn(n, channels, size, size, generator=gen)
     elif x.dim() != 4:
@@ -222,7 +228,7 @@ def planted_pair(
         kernel_size=kernel_size,
         hidden=hidden,
         bias=bias,
-        generator=gen,
+        generator=gen_net,
     )
     with torch.no_grad():
         f = net(x).to(torch.float64)
@@ -265,7 +271,7 @@ def planted_pair(
         bias=bias,
         seed=seed,
     )
-    return PlantedPair(x, x_star, parts, depth, params)
+    return PlantedPair(x, x_star, parts, depth, net, params)
 
 
 # ------------------------------------------------------------------ recovery benchmark

@@ -76,6 +76,14 @@ def test_random_network_depth_and_reach(depth):
     assert not torch.equal(net(x)[:, :, :2], net(x2)[:, :, :2])
 
 
+def test_the_network_depends_on_the_seed_not_on_n():
+    small, large = planted_pair(2, n=16, seed=4), planted_pair(2, n=64, seed=4)
+    for a, b in zip(small.network.parameters(), large.network.parameters(), strict=True):
+        assert torch.equal(a, b)
+    other = planted_pair(2, n=16, seed=5)
+    assert not torch.equal(next(small.network.parameters()), next(other.network.parameters()))
+
+
 def test_same_seed_same_pair_and_given_x_is_used():
     a, b = planted_pair(1, n=16, seed=5), planted_pair(1, n=16, seed=5)
     assert torch.equal(a.x_star, b.x_star)
