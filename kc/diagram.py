@@ -134,8 +134,13 @@ _COLOURS = {"conv": "#9ecae1", "norm": "#c7e9c0", "relu": "#fdd0a2", "p": "#dada
 
 def _box(ax, x: float, y: float, text: str, kind: str, gid: str, w: float = 1.5) -> None:
     patch = FancyBboxPatch(
-        (x - w / 2, y - 0.3), w, 0.6, boxstyle="round,pad=0.04",
-        facecolor=_COLOURS[kind], edgecolor="black", linewidth=0.8,
+        (x - w / 2, y - 0.3),
+        w,
+        0.6,
+        boxstyle="round,pad=0.04",
+        facecolor=_COLOURS[kind],
+        edgecolor="black",
+        linewidth=0.8,
     )
     patch.set_gid(gid)
     ax.add_patch(patch)
@@ -143,8 +148,18 @@ def _box(ax, x: float, y: float, text: str, kind: str, gid: str, w: float = 1.5)
 
 
 def _arrow(ax, start: tuple[float, float], end: tuple[float, float]) -> None:
-    ax.add_patch(FancyArrowPatch(start, end, arrowstyle="-|>", mutation_scale=9,
-                                 linewidth=0.8, color="black", shrinkA=0, shrinkB=0))
+    ax.add_patch(
+        FancyArrowPatch(
+            start,
+            end,
+            arrowstyle="-|>",
+            mutation_scale=9,
+            linewidth=0.8,
+            color="black",
+            shrinkA=0,
+            shrinkB=0,
+        )
+    )
 
 
 def draw_architecture(g: ConsistencyNet, *, title: str | None = None) -> Figure:
@@ -192,20 +207,42 @@ def draw_architecture(g: ConsistencyNet, *, title: str | None = None) -> Figure:
             ax.text(xs["conv"] + 1.9, y, "g(x) = h(0)", ha="left", va="center", fontsize=10)
         else:
             _arrow(ax, (xs["conv"] + 0.99, y), (xs["norm"] - 0.79, y))
-            _box(ax, xs["norm"], y, f"Norm $\\Sigma_{{({b.k})}}^{{-1/2}}$\n({b.sigma})", "norm", f"norm-{b.k}")
+            _box(
+                ax,
+                xs["norm"],
+                y,
+                f"Norm $\\Sigma_{{({b.k})}}^{{-1/2}}$\n({b.sigma})",
+                "norm",
+                f"norm-{b.k}",
+            )
             _arrow(ax, (xs["norm"] + 0.79, y), (xs["relu"] - 0.54, y))
             _box(ax, xs["relu"], y, f"ReLU{b.k}", "relu", f"relu-{b.k}", w=1.0)
             _arrow(ax, (xs["relu"] + 0.54, y), (xs["p"] - 0.54, y))
             _box(ax, xs["p"], y, f"p({b.k})\n= {b.p:.3g}", "p", f"p-{b.k}", w=1.0)
             # x_higher goes down to the sum node of row k - 1
             yb = row_y[b.k - 1]
-            ax.plot([xs["p"] + 0.54, xs["p"] + 0.8, xs["p"] + 0.8], [y, y, y - 0.55],
-                    color="black", lw=0.8)
-            ax.plot([xs["p"] + 0.8, xs["sum"], xs["sum"]], [y - 0.55, y - 0.55, y - 0.55],
-                    color="black", lw=0.8)
+            ax.plot(
+                [xs["p"] + 0.54, xs["p"] + 0.8, xs["p"] + 0.8],
+                [y, y, y - 0.55],
+                color="black",
+                lw=0.8,
+            )
+            ax.plot(
+                [xs["p"] + 0.8, xs["sum"], xs["sum"]],
+                [y - 0.55, y - 0.55, y - 0.55],
+                color="black",
+                lw=0.8,
+            )
             _arrow(ax, (xs["sum"], y - 0.55), (xs["sum"], yb + 0.18))
-        ax.text(xs["n"], y, f"branch {b.k} owns\n{b.params:,} parameters", ha="left", va="center",
-                fontsize=8, color="#444444")
+        ax.text(
+            xs["n"],
+            y,
+            f"branch {b.k} owns\n{b.params:,} parameters",
+            ha="left",
+            va="center",
+            fontsize=8,
+            color="#444444",
+        )
     ax.set_xlim(-0.8, 12.2)
     ax.set_ylim(-0.6, K * 1.1 + 0.6)
     ax.set_aspect("equal")

@@ -234,8 +234,9 @@ def order_gain(
     fit_kwargs.setdefault("progress", False)
     insts = []
     for k in (0, order):
-        res = consistency(x[:cut], x_star[:cut], order=k, test=(x[cut:], x_star[cut:]),
-                          seed=seed, **fit_kwargs)
+        res = consistency(
+            x[:cut], x_star[:cut], order=k, test=(x[cut:], x_star[cut:]), seed=seed, **fit_kwargs
+        )
         insts.append(float(res.instability))
     return insts[0], insts[1]
 

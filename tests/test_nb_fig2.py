@@ -10,8 +10,12 @@ from kc.runner import project_root
 @pytest.mark.notebooks
 def test_fig2_notebook(run_smoke, smoke_root):
     # by path, so the test does not depend on the manifest entry being wired in yet
-    run_smoke(str(project_root() / "notebooks" / "fig2_architecture.ipynb"), FIG2_ORDER=2,
-              FIG2_IN_CHANNELS=16, FIG2_OUT_CHANNELS=8)
+    run_smoke(
+        str(project_root() / "notebooks" / "fig2_architecture.ipynb"),
+        FIG2_ORDER=2,
+        FIG2_IN_CHANNELS=16,
+        FIG2_OUT_CHANNELS=8,
+    )
     out = smoke_root / "outputs" / "fig2_architecture"
     table = read_csv(out / "fig2_architecture.csv")
     assert list(table["branch"]) == [0, 1, 2]

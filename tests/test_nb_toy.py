@@ -41,8 +41,11 @@ def test_lab_structure():
     code = [c for c in nb.cells if c.cell_type == "code"]
     params = [c for c in code if "parameters" in c.metadata.get("tags", [])]
     assert len(params) == 1 and code.index(params[0]) == 0
-    answers = [c for c in code if c.source.lstrip().startswith("answer_") or
-               c.source.startswith("my_target = None")]
+    answers = [
+        c
+        for c in code
+        if c.source.lstrip().startswith("answer_") or c.source.startswith("my_target = None")
+    ]
     assert len(answers) == 5 and all("= None" in c.source for c in answers)
     solutions = [c for c in code if "hide-cell" in c.metadata.get("tags", [])]
     assert len(solutions) == 5
