@@ -2,13 +2,17 @@
 (each solution cell asserts its check) and it writes its tables and verdicts."""
 
 import json
+import os
+import shutil
+import subprocess
+import sys
 
 import nbformat
 import numpy as np
 import pytest
 from conftest import read_csv
 
-from kc.runner import notebooks_dir
+from kc.runner import notebooks_dir, project_root
 
 
 @pytest.mark.notebooks
@@ -56,3 +60,21 @@ def test_lab_structure():
         assert before.startswith("toy.check_"), before  # the student's check comes first
     assert not any(c.outputs for c in code), "commit the lab without outputs"
     json.dumps(nb)  # serialisable as committed
+
+
+@pytest.mark.notebooks
+def test_lab_under_nbval(tmp_path):
+    """The lab as a student gets it (its own defaults, no papermill) runs cleanly under nbval."""
+    pytest.importorskip("nbval", reason="nbval is in the dev extra; pip install -e '.[dev]'")
+    lab = tmp_path / "lab.ipynb"
+    shutil.copy(notebooks_dir() / "00_toy_consistency.ipynb", lab)
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(project_root()), *sys.path]))
+    done = subprocess.run(
+        [sys.executable, "-m", "pytest", "--nbval-lax", "-q", "-p", "no:cacheprovider", lab.name],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+    )
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-2000:]
+    assert (tmp_path / "outputs" / "00_toy_consistency" / "verdicts.md").exists()
