@@ -144,7 +144,7 @@ def _box(ax, x: float, y: float, text: str, kind: str, gid: str, w: float = 1.5)
     )
     patch.set_gid(gid)
     ax.add_patch(patch)
-    ax.text(x, y, text, ha="center", va="center", fontsize=8)
+    ax.text(x, y, text, ha="center", va="center", fontsize=9)
 
 
 def _arrow(ax, start: tuple[float, float], end: tuple[float, float]) -> None:
@@ -240,7 +240,7 @@ def draw_architecture(g: ConsistencyNet, *, title: str | None = None) -> Figure:
             f"branch {b.k} owns\n{b.params:,} parameters",
             ha="left",
             va="center",
-            fontsize=8,
+            fontsize=9,
             color="#444444",
         )
     ax.set_xlim(-0.8, 12.2)
