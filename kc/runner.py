@@ -807,6 +807,8 @@ class RunSummary:
             text = r.error.splitlines()[0][:100] if r.error else r.note
             note = f"  {text}" if text else ""
             lines.append(f"{r.name:<{width}}  {r.status:<7}  {r.seconds:7.1f}{note}")
+            if r.error and r.note:
+                lines.append(f"{'':<{width}}  {r.note}")
         for r in self.results:
             lines += [f"warning ({r.name}): {w}" for w in r.warnings]
         ran = sum(r.status == "ok" for r in self.results)
@@ -819,6 +821,9 @@ class RunSummary:
 
 
 def _error_text(error: BaseException) -> str:
+    ename, evalue = getattr(error, "ename", None), getattr(error, "evalue", None)
+    if ename:  # papermill's PapermillExecutionError: the cell's exception, not the banner
+        return f"{ename}: {evalue} (in cell [{getattr(error, 'exec_count', '?')}])"
     text = str(error).strip() or type(error).__name__
     return f"{type(error).__name__}: {text}" if not text.startswith(type(error).__name__) else text
 
