@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import importlib
+import logging
 import os
 import stat
-import logging
 import textwrap
 
 import pytest

@@ -399,7 +399,9 @@ def test_an_unchanged_notebook_is_skipped_and_force_reruns_it(tmp_path, caplog) 
     assert first.status == "ok" and record["run_key"]["key"] and record["outputs"] == ["values.csv"]
     stamp = (out / "notebooks" / "tiny.ipynb").stat().st_mtime_ns
     second = runner.execute(path, profile="smoke", output_root=out)
-    assert second.status == "skipped" and second.executed == out.resolve() / "notebooks" / "tiny.ipynb"
+    assert (
+        second.status == "skipped" and second.executed == out.resolve() / "notebooks" / "tiny.ipynb"
+    )
     assert second.note == f"unchanged since {record['finished']}"
     assert (out / "notebooks" / "tiny.ipynb").stat().st_mtime_ns == stamp
     assert "tiny: skipped: unchanged since" in caplog.text
@@ -443,8 +445,14 @@ def test_a_changed_parameter_reruns_exactly_the_notebooks_that_use_it(tmp_path, 
 
 
 def test_progress_line() -> None:
-    assert runner.progress_line(3, 6, "t2", 3725, 90, 0) == "notebook 3/6 t2; elapsed 1:02:05; about 1:30 left"
-    assert runner.progress_line(1, 6, "t", 0, 0, 6) == "notebook 1/6 t; elapsed 0:00; time left unknown"
+    assert (
+        runner.progress_line(3, 6, "t2", 3725, 90, 0)
+        == "notebook 3/6 t2; elapsed 1:02:05; about 1:30 left"
+    )
+    assert (
+        runner.progress_line(1, 6, "t", 0, 0, 6)
+        == "notebook 1/6 t; elapsed 0:00; time left unknown"
+    )
 
 
 # ------------------------------------------------------------------------------------ cache warnings
@@ -469,6 +477,8 @@ def test_cache_warnings_reach_the_run_record(tmp_path, monkeypatch) -> None:
     path = make_notebook(tmp_path, "warns", "PROFILE = 'smoke'\nOUTPUT_DIR = 'outputs'", WARN_BODY)
     result = runner.execute(path, profile="smoke", output_root=tmp_path / "out")
     record = json.loads((tmp_path / "out" / "warns" / "run.json").read_text())
-    assert len(record["warnings"]) == 1 and "deleting unreadable cache file" in record["warnings"][0]
+    assert (
+        len(record["warnings"]) == 1 and "deleting unreadable cache file" in record["warnings"][0]
+    )
     assert result.warnings == record["warnings"]
     assert "warning (warns): kc.cache: deleting unreadable" in str(runner.RunSummary([result]))
