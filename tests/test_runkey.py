@@ -76,6 +76,7 @@ def test_key_follows_parameters_source_and_paper_data(tmp_path, monkeypatch) -> 
     nb.cells[1].outputs = [nbformat.v4.new_output("stream", text="hi")]
     nb.cells[1].execution_count = 7
     nbformat.write(nb, path)
-    assert runkey.notebook_digest(nbformat.read(path, as_version=4).cells) == runkey.run_key(
-        path, {"SEED": 0}
-    )["notebook"]
+    assert (
+        runkey.notebook_digest(nbformat.read(path, as_version=4).cells)
+        == runkey.run_key(path, {"SEED": 0})["notebook"]
+    )
