@@ -25,6 +25,7 @@ data:
 		 (apt-get update -qq && apt-get install -y -qq dataset-fashion-mnist >/dev/null)) ; \
 	fi
 
+# The tests and the docstring examples of kc (testpaths and --doctest-modules in pyproject.toml).
 test: setup
 	$(BIN)/python -m pytest -q
 
@@ -41,7 +42,7 @@ book: setup
 	$(BIN)/kc book && exit $$status
 
 lint: setup
-	$(BIN)/ruff check kc tests
+	$(BIN)/ruff check kc tests benchmarks
 
 bench: setup
 	$(BIN)/python benchmarks/bench_phases.py

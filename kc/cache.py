@@ -43,6 +43,7 @@ from __future__ import annotations
 import ast
 import contextlib
 import dataclasses
+import functools
 import hashlib
 import importlib
 import json
@@ -174,7 +175,14 @@ def _source_files(module_name: str) -> list[Path]:
 
 
 def _code_digest(path: Path) -> str:
-    tree = _StripDocstrings().visit(ast.parse(path.read_text(encoding="utf-8")))
+    stat = path.stat()
+    return _code_digest_of(str(path), stat.st_mtime_ns, stat.st_size)
+
+
+@functools.lru_cache(maxsize=512)
+def _code_digest_of(path: str, mtime_ns: int, size: int) -> str:
+    """The AST dump of a file without docstrings (cached while the file is unchanged)."""
+    tree = _StripDocstrings().visit(ast.parse(Path(path).read_text(encoding="utf-8")))
     return ast.dump(tree, annotate_fields=False)
 
 
