@@ -175,14 +175,13 @@ def _source_files(module_name: str) -> list[Path]:
 
 
 def _code_digest(path: Path) -> str:
-    stat = path.stat()
-    return _code_digest_of(str(path), stat.st_mtime_ns, stat.st_size)
+    return _code_digest_of(path.read_text(encoding="utf-8"))
 
 
 @functools.lru_cache(maxsize=512)
-def _code_digest_of(path: str, mtime_ns: int, size: int) -> str:
-    """The AST dump of a file without docstrings (cached while the file is unchanged)."""
-    tree = _StripDocstrings().visit(ast.parse(Path(path).read_text(encoding="utf-8")))
+def _code_digest_of(source: str) -> str:
+    """The AST dump of ``source`` without docstrings (parsed once per distinct source)."""
+    tree = _StripDocstrings().visit(ast.parse(source))
     return ast.dump(tree, annotate_fields=False)
 
 
