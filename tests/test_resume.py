@@ -19,7 +19,9 @@ from kc import runner
 
 ROOT = Path(__file__).resolve().parents[1]
 NAME = "00_toy_consistency"
-FAST = ["-p", "TOY_EPOCHS", "8", "-p", "TOY_N", "256"]
+# fewer samples (and epochs, where the notebook has them) than the smoke defaults
+_DECLARED = runner.declared_parameters(runner.resolve_notebook(NAME))
+FAST = ["-p", "TOY_N", "256", *(["-p", "TOY_EPOCHS", "8"] if "TOY_EPOCHS" in _DECLARED else [])]
 
 
 def kc(out: Path, *extra: str, interrupt_after_cell: int | None = None) -> tuple[int, str, str]:
