@@ -27,6 +27,14 @@ A notebook whose run key (:mod:`kc.runkey`: its source, the resolved parameters,
 ``kc`` modules it uses, the paper data it reads) equals the key of its last successful run, and
 whose outputs are all present, is skipped (``force=True`` re-runs it).
 
+The run record holds: ``notebook``, ``source``, ``profile``, ``parameters`` (as injected),
+``executed_notebook``, ``started`` and ``finished`` (UTC, ISO 8601), ``status`` (``"ok"``,
+``"failed"`` or ``"interrupted"``), ``seconds``, ``run_key`` (``notebook``, ``parameters``,
+``code``, ``data``, ``key``, ``modules``; see :mod:`kc.runkey`), ``warnings`` (the cache's
+warnings while it ran), and ``outputs`` and ``missing_outputs`` after a success, or ``error``
+and ``failed_notebook`` (the kept partial copy) after a failure. A skipped notebook keeps the
+record of the run it stands for.
+
 With ``executor="local"`` or ``"slurm"`` each notebook is one submitit job that calls
 :func:`run_notebook` in-process; jobs share the on-disk cache.
 """
