@@ -70,6 +70,8 @@ def _cmd_run(args: argparse.Namespace) -> int:
     options = _executor_options(args)
     if args.dry_run:
         names = [nb.name for nb in runner.MANIFEST] if args.all else [args.notebook]
+        if args.all:
+            runner.check_explicit(parameters, runner.known_parameters())
         for name in names:
             try:
                 path = runner.resolve_notebook(name)

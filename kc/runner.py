@@ -66,6 +66,7 @@ __all__ = [
     "RunResult",
     "RunSummary",
     "available_profiles",
+    "check_explicit",
     "execute",
     "progress_line",
     "read_record",
@@ -1024,13 +1025,25 @@ def _refuse_output_dir(parameters: Mapping[str, Any]) -> None:
 
 
 def _check_explicit(parameters: Mapping[str, Any] | None, paths: Iterable[Path]) -> None:
-    _refuse_output_dir(parameters or {})
-    explicit = set(parameters or {}) - {"PROFILE"}
-    if not explicit:
-        return
     declared: set[str] = set()
     for path in paths:
         declared |= set(declared_parameters(path))
-    unknown = sorted(explicit - declared)
+    check_explicit(parameters, declared)
+
+
+def check_explicit(parameters: Mapping[str, Any] | None, declared: Iterable[str]) -> None:
+    """Refuse explicit parameters (``-p``) that none of the notebooks declares, and
+    ``OUTPUT_DIR``.
+
+    Raises:
+        ValueError: ``no notebook declares ['EPOCH'] (did you mean EPOCHS?); declared ...``.
+    """
+    _refuse_output_dir(parameters or {})
+    explicit = set(parameters or {}) - {"PROFILE"}
+    known = set(declared)
+    unknown = sorted(explicit - known)
     if unknown:
-        raise ValueError(f"no notebook declares {unknown}; declared parameters: {sorted(declared)}")
+        hints = "".join(params.closest(name, known) for name in unknown)
+        raise ValueError(
+            f"no notebook declares {unknown}{hints}; declared parameters: {sorted(known)}"
+        )

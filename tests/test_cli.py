@@ -41,6 +41,7 @@ def write_notebook(
         ["cache"],
         ["cache", "ls"],
         ["cache", "du"],
+        ["cache", "verify"],
         ["cache", "clean"],
         ["book"],
     ],
@@ -235,6 +236,13 @@ def test_run_refuses_bad_values_before_running(tmp_path, capsys, name, value, ex
     assert expected in capsys.readouterr().err
     assert not (tmp_path / "o").exists()
     assert main(["run", "--all", "--profile", "smoke", "-p", name, value, "--dry-run"]) == 2
+    assert expected in capsys.readouterr().err
+
+
+def test_dry_run_all_refuses_a_misspelt_parameter(capsys) -> None:
+    # before: one -p for every notebook was filtered per notebook, so a typo vanished
+    assert main(["run", "--all", "--profile", "smoke", "-p", "EPOCH", "2", "--dry-run"]) == 2
+    assert "no notebook declares ['EPOCH'] (did you mean EPOCHS?)" in capsys.readouterr().err
 
 
 def _sleepy(folder: Path) -> Path:
