@@ -534,7 +534,7 @@ def _execute(
     executed, failed = folder / f"{name}.ipynb", folder / f"{name}.failed.ipynb"
     fresh, why = up_to_date(root, name, key)
     if fresh and not force:
-        log.info("%s: skipped: %s", name, why)
+        log.debug("%s: skipped: %s", name, why)
         return RunResult(name, "skipped", 0.0, executed, note=why)
     folder.mkdir(parents=True, exist_ok=True)
     out.mkdir(parents=True, exist_ok=True)
@@ -944,6 +944,8 @@ def run_all(
             result = outcome()
             if isinstance(result, RunResult):
                 results[name] = result
+                if result.status == "skipped":
+                    log.info("%s: skipped: %s", name, result.note)
             else:
                 results[name] = RunResult(name, "ok", _seconds(root, name, start), Path(result))
         except Exception as error:  # noqa: BLE001 - report it and go on with the others
