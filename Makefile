@@ -25,6 +25,7 @@ data:
 		 (apt-get update -qq && apt-get install -y -qq dataset-fashion-mnist >/dev/null)) ; \
 	fi
 
+# The tests and the docstring examples of kc (testpaths and --doctest-modules in pyproject.toml).
 test: setup
 	$(BIN)/python -m pytest -q
 
@@ -34,14 +35,16 @@ test-all: setup
 notebooks: setup
 	$(BIN)/kc run --all --profile $(PROFILE)
 
-# The book is built even when a notebook fails (its page shows the failure); the exit
-# status still reports the failure.
+# The book is built even when a notebook fails; the exit status still reports the failure.
+# Notebooks unchanged since their last run are skipped (`kc run --force` re-runs them). After
+# Ctrl-C (exit 130) nothing more is done: `make book` again resumes where it stopped.
 book: setup
 	status=0; $(BIN)/kc run --all --profile $(PROFILE) || status=$$?; \
+	[ $$status -ne 130 ] || exit 130; \
 	$(BIN)/kc book && exit $$status
 
 lint: setup
-	$(BIN)/ruff check kc tests
+	$(BIN)/ruff check kc tests benchmarks
 
 bench: setup
 	$(BIN)/python benchmarks/bench_phases.py

@@ -22,7 +22,20 @@ The root is, in order of precedence:
 4. ``./data/cache``.
 
 Writes are atomic (temporary file in the same folder, ``fsync``, ``os.replace``); a file that
-cannot be read back is logged, deleted and recomputed, never silently used.
+cannot be read back is logged, deleted and recomputed, never silently used. :func:`store` writes
+the sidecar first and the object second, and :func:`load` treats an object without its sidecar
+(left by an interrupted write of the old order) as absent, so a reader never uses one without
+the other. :func:`verify` (``kc cache verify [--delete]``) loads every entry and reports, or
+deletes, the unreadable ones.
+
+Warnings (an unreadable file deleted, an entry without sidecar) go to the ``kc.cache`` logger
+and, when ``$KC_WARNINGS_FILE`` names a file, are appended to it one per line: ``kc run`` sets
+it while a notebook runs and copies the lines into the run record and its own output.
+
+Permissions: files are created with the user's umask (``0o666 & ~umask``, e.g. ``0644`` with
+umask ``022``, ``0664`` with ``002``), so a cache shared by a group (Slurm jobs of one project)
+works when the umask and the folder's group allow it: ``umask 002`` and a group-owned cache
+folder with the setgid bit (``chmod g+s``).
 """
 
 from __future__ import annotations
@@ -30,6 +43,7 @@ from __future__ import annotations
 import ast
 import contextlib
 import dataclasses
+import functools
 import hashlib
 import importlib
 import json
@@ -40,6 +54,7 @@ import re
 import shutil
 import tempfile
 import time
+import zipfile
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -55,9 +70,12 @@ __all__ = [
     "cached",
     "canonical_json",
     "clean",
+    "source_digest",
+    "verify",
     "code_version",
     "du",
     "du_by_kind",
+    "file_mode",
     "key",
     "load",
     "ls",
@@ -70,6 +88,7 @@ log = logging.getLogger(__name__)
 T = TypeVar("T")
 
 ENV_VAR = "KC_CACHE"
+WARNINGS_ENV = "KC_WARNINGS_FILE"
 _FORMAT = 1  # version of the on-disk wrapper written by `store`
 _KIND_RE = re.compile(r"^[a-z0-9][a-z0-9_.-]*$")
 
@@ -155,6 +174,17 @@ def _source_files(module_name: str) -> list[Path]:
     return [path]
 
 
+def _code_digest(path: Path) -> str:
+    return _code_digest_of(path.read_text(encoding="utf-8"))
+
+
+@functools.lru_cache(maxsize=512)
+def _code_digest_of(source: str) -> str:
+    """The AST dump of ``source`` without docstrings (parsed once per distinct source)."""
+    tree = _StripDocstrings().visit(ast.parse(source))
+    return ast.dump(tree, annotate_fields=False)
+
+
 def code_version(modules: Iterable[str]) -> str:
     """A short hash of the code of ``modules`` (e.g. ``["kc.zoo", "kc.train", "kc.data"]``).
 
@@ -167,9 +197,25 @@ def code_version(modules: Iterable[str]) -> str:
     digest = hashlib.sha256()
     for name in sorted(set(modules)):
         for path in _source_files(name):
-            tree = _StripDocstrings().visit(ast.parse(path.read_text(encoding="utf-8")))
             digest.update(f"{name}:{path.name}\n".encode())
-            digest.update(ast.dump(tree, annotate_fields=False).encode())
+            digest.update(_code_digest(path).encode())
+    return digest.hexdigest()[:16]
+
+
+def source_digest(files: Iterable[str | os.PathLike[str]]) -> str:
+    """A hash of the code of Python ``files`` (docstrings, comments and layout ignored).
+
+    Example:
+        >>> source_digest([]) == source_digest([])
+        True
+
+    Returns:
+        16 hex digits; the files' order does not matter.
+    """
+    digest = hashlib.sha256()
+    for path in sorted({Path(f).resolve() for f in files}):
+        digest.update(f"{path.parent.name}/{path.name}\n".encode())
+        digest.update(_code_digest(path).encode())
     return digest.hexdigest()[:16]
 
 
@@ -228,12 +274,29 @@ def _fsync_dir(folder: Path) -> None:
             os.close(fd)
 
 
+def _warn(message: str) -> None:
+    """Log a cache warning and append it to ``$KC_WARNINGS_FILE`` when that is set."""
+    log.warning("%s", message)
+    target = os.environ.get(WARNINGS_ENV)
+    if target:
+        with contextlib.suppress(OSError), open(target, "a", encoding="utf-8") as f:
+            f.write(message.replace("\n", " ") + "\n")
+
+
+def file_mode() -> int:
+    """Permissions of new files: ``0o666`` less the process's umask."""
+    mask = os.umask(0)
+    os.umask(mask)
+    return 0o666 & ~mask
+
+
 def _atomic_write(path: Path, write: Callable[[Any], None], mode: str) -> None:
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp_name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     tmp = Path(tmp_name)
     try:
+        os.chmod(fd, file_mode())  # mkstemp makes 0600; respect the umask like open() does
         with os.fdopen(fd, mode) as f:
             write(f)
             f.flush()
@@ -271,9 +334,7 @@ def safe_load(path: str | os.PathLike[str], *, map_location: str = "cpu") -> Any
     try:
         return torch.load(path, map_location=map_location, weights_only=True)
     except Exception as err:  # any failure means "do not trust this file"
-        log.warning(
-            "kc.cache: deleting unreadable cache file %s (%s: %s)", path, type(err).__name__, err
-        )
+        _warn(f"kc.cache: deleting unreadable cache file {path} ({type(err).__name__}: {err})")
         path.unlink(missing_ok=True)
         return None
 
@@ -286,16 +347,22 @@ def load(
 ) -> Any | None:
     """The cached object of ``(kind, config, version)``, or ``None`` on a miss."""
     path = path_for(kind, config, version=version, label=label)
+    if path.exists() and not path.with_suffix(".json").exists():
+        _warn(f"kc.cache: deleting {path}: it has no sidecar (an interrupted write)")
+        path.unlink(missing_ok=True)
+        return None
     wrapped = safe_load(path)
     if wrapped is None:
         return None
-    if not (
-        isinstance(wrapped, dict) and wrapped.get("kc_cache") == _FORMAT and "value" in wrapped
-    ):
-        log.warning("kc.cache: deleting %s: not a kc cache entry of format %d", path, _FORMAT)
+    if not _is_entry(wrapped):
+        _warn(f"kc.cache: deleting {path}: not a kc cache entry of format {_FORMAT}")
         path.unlink(missing_ok=True)
         return None
     return wrapped["value"]
+
+
+def _is_entry(wrapped: Any) -> bool:
+    return isinstance(wrapped, dict) and wrapped.get("kc_cache") == _FORMAT and "value" in wrapped
 
 
 def store(
@@ -306,9 +373,12 @@ def store(
     version: str = "",
     label: str | None = None,
 ) -> Path:
-    """Save ``obj`` under ``(kind, config, version)`` with its JSON sidecar; returns the path."""
+    """Save ``obj`` under ``(kind, config, version)`` with its JSON sidecar; returns the path.
+
+    The sidecar is written first: an interrupted store leaves at most a sidecar without object,
+    which every reader ignores (entries are the ``.pt`` files).
+    """
     path = path_for(kind, config, version=version, label=label)
-    atomic_save({"kc_cache": _FORMAT, "value": obj}, path)
     sidecar = {
         "kind": kind,
         "key": path.stem,
@@ -320,6 +390,7 @@ def store(
     atomic_write_text(
         json.dumps(sidecar, indent=2, sort_keys=True) + "\n", path.with_suffix(".json")
     )
+    atomic_save({"kc_cache": _FORMAT, "value": obj}, path)
     return path
 
 
@@ -364,6 +435,9 @@ class CacheEntry:
     created: str | None
     label: str | None
     config: dict[str, Any] | None
+    status: str = "ok"
+    """``"ok"``, ``"no sidecar"`` or ``"unreadable"`` (by :func:`ls`'s cheap check: the file is
+    not a complete zip archive); :func:`verify` loads the object itself."""
 
 
 def _kind_dirs(kind: str | None) -> list[Path]:
@@ -381,9 +455,14 @@ def ls(kind: str | None = None) -> list[CacheEntry]:
         for path in sorted(folder.glob("*.pt")):
             meta: dict[str, Any] = {}
             sidecar = path.with_suffix(".json")
-            if sidecar.exists():
-                with contextlib.suppress(OSError, ValueError):
+            status = "ok" if _complete_zip(path) else "unreadable"
+            if not sidecar.exists():
+                status = "no sidecar" if status == "ok" else status
+            else:
+                try:
                     meta = json.loads(sidecar.read_text(encoding="utf-8"))
+                except (OSError, ValueError):
+                    status = "bad sidecar" if status == "ok" else status
             entries.append(
                 CacheEntry(
                     kind=folder.name,
@@ -393,9 +472,49 @@ def ls(kind: str | None = None) -> list[CacheEntry]:
                     created=meta.get("created"),
                     label=meta.get("label"),
                     config=meta.get("config"),
+                    status=status,
                 )
             )
     return entries
+
+
+def _complete_zip(path: Path) -> bool:
+    """A cheap readability check: ``torch.save`` writes a zip archive whose directory is at
+    the end, so a truncated file fails to open."""
+    try:
+        with zipfile.ZipFile(path) as archive:
+            return bool(archive.namelist())
+    except (OSError, zipfile.BadZipFile, ValueError):
+        return False
+
+
+def verify(kind: str | None = None, *, delete: bool = False) -> list[tuple[CacheEntry, str]]:
+    """Load every entry (or every entry of ``kind``) and return the bad ones with the reason.
+
+    An entry is bad when its object cannot be loaded with ``torch.load(weights_only=True)``,
+    is not a kc cache entry, or has no readable sidecar. With ``delete`` the bad objects and
+    their sidecars are removed (they are recomputed when next asked for).
+
+    Returns:
+        ``[(entry, reason), ...]`` for the bad entries.
+    """
+    bad: list[tuple[CacheEntry, str]] = []
+    for entry in ls(kind):
+        reason = ""
+        if entry.status in ("no sidecar", "bad sidecar"):
+            reason = entry.status
+        try:
+            wrapped = torch.load(entry.path, map_location="cpu", weights_only=True)
+            if not _is_entry(wrapped):
+                reason = f"not a kc cache entry of format {_FORMAT}"
+        except Exception as err:  # any failure means "do not trust this file"
+            reason = f"unreadable ({type(err).__name__}: {str(err).splitlines()[0][:200]})"
+        if reason:
+            bad.append((entry, reason))
+            if delete:
+                entry.path.unlink(missing_ok=True)
+                entry.path.with_suffix(".json").unlink(missing_ok=True)
+    return bad
 
 
 def du_by_kind() -> dict[str, int]:

@@ -7,6 +7,7 @@ Examples::
     kc run --all --profile small
     kc run --all --profile paper --executor slurm --partition gpu --gpus 1
     kc cache du
+    kc cache verify --delete
     kc book
 
 ``main(argv)`` returns the exit code, so the command is testable without a subprocess.
@@ -69,6 +70,8 @@ def _cmd_run(args: argparse.Namespace) -> int:
     options = _executor_options(args)
     if args.dry_run:
         names = [nb.name for nb in runner.MANIFEST] if args.all else [args.notebook]
+        if args.all:
+            runner.check_explicit(parameters, runner.known_parameters())
         for name in names:
             try:
                 path = runner.resolve_notebook(name)
@@ -90,11 +93,12 @@ def _cmd_run(args: argparse.Namespace) -> int:
             executor_options=options,
             kernel_name=args.kernel,
             log_output=args.log_output,
+            force=args.force,
         )
         print(summary)
         return summary.returncode
     try:
-        executed = runner.run_notebook(
+        result = runner.execute(
             args.notebook,
             profile=args.profile,
             parameters=parameters,
@@ -103,20 +107,26 @@ def _cmd_run(args: argparse.Namespace) -> int:
             log_output=args.log_output,
             executor=args.executor,
             executor_options=options,
+            force=args.force,
         )
     except (ValueError, FileNotFoundError):
         raise
     except Exception as error:  # noqa: BLE001 - a failed notebook is an exit code, not a crash
         log.debug("%s", traceback.format_exc())
         first = (str(error).strip() or type(error).__name__).splitlines()[-1]
-        print(
-            f"kc run: {args.notebook} failed: {type(error).__name__}: {first}\n"
-            f"the executed notebook (with the traceback) is in "
-            f"{Path(args.output_root) / 'notebooks'}",
-            file=sys.stderr,
-        )
+        name = Path(str(args.notebook)).stem
+        record = runner.read_record(Path(args.output_root), name)
+        copy = record.get("failed_notebook") or Path(args.output_root) / "notebooks"
+        print(f"kc run: {name} failed: {type(error).__name__}: {first}", file=sys.stderr)
+        for line in record.get("warnings") or []:
+            print(f"warning: {line}", file=sys.stderr)
+        print(f"the executed copy (with the traceback) is {copy}", file=sys.stderr)
         return 1
-    print(executed)
+    if result.status == "skipped":
+        print(f"{result.name}: skipped: {result.note} (--force re-runs it)")
+    for line in result.warnings:
+        print(f"warning: {line}")
+    print(result.executed)
     return 0
 
 
@@ -158,16 +168,34 @@ def _size(n: float) -> str:
     raise AssertionError  # pragma: no cover
 
 
+def _mark(status: str) -> str:
+    return "" if status == "ok" else status.upper()
+
+
 def _cmd_cache(args: argparse.Namespace) -> int:
     from kc import cache  # lazily: torch is imported only for the cache commands
 
     root = cache.cache_root()
     if args.cache_command == "ls":
         entries = cache.ls(args.kind)
-        rows = [[e.kind, e.key, _size(e.bytes), e.created or "", e.label or ""] for e in entries]
+        rows = [
+            [e.kind, e.key, _size(e.bytes), e.created or "", e.label or "", _mark(e.status)]
+            for e in entries
+        ]
         if rows:
-            print(_table(rows, ["kind", "key", "size", "created", "label"]))
-        print(f"{len(rows)} entries in {root}")
+            print(_table(rows, ["kind", "key", "size", "created", "label", "state"]))
+        bad = sum(e.status != "ok" for e in entries)
+        note = f"; {bad} marked bad (`kc cache verify --delete` removes them)" if bad else ""
+        print(f"{len(rows)} entries in {root}{note}")
+    elif args.cache_command == "verify":
+        bad = cache.verify(args.kind, delete=args.delete)
+        for entry, reason in bad:
+            print(f"{'deleted' if args.delete else 'BAD'}  {entry.kind}/{entry.key}: {reason}")
+        total = len(cache.ls(args.kind)) + (len(bad) if args.delete else 0)
+        print(f"{total - len(bad)} of {total} entries load in {root}")
+        if bad and not args.delete:
+            print("run `kc cache verify --delete` to delete the bad ones (recomputed when needed)")
+            return 1
     elif args.cache_command == "du":
         if args.kind is None:
             for kind, size in sorted(cache.du_by_kind().items()):
@@ -358,13 +386,18 @@ def build_parser() -> argparse.ArgumentParser:
         epilog="subcommands: run, list, cache, book. `kc SUBCOMMAND --help` for details.",
     )
     parser.add_argument("-v", "--verbose", action="store_true", help="more log messages")
+    parser.add_argument("--version", action="version", version=f"kc {_version()}")
     sub = parser.add_subparsers(dest="command", metavar="{run,list,cache,book}")
 
     run = sub.add_parser(
         "run",
         help="execute a notebook (or all) with a profile",
         description="Execute notebooks with papermill. The profile's parameters are filtered to "
-        "those the notebook declares; PROFILE and OUTPUT_DIR are added; -p values come last.",
+        "those the notebook declares; PROFILE and OUTPUT_DIR are added; -p values come last. "
+        "Every value is checked against the notebook's default before anything runs. A notebook "
+        "unchanged since its last successful run (same source, parameters, kc code and paper "
+        "data; all outputs present) is skipped; --force re-runs it. Ctrl-C keeps the last good "
+        "executed notebook; run the same command again to resume.",
     )
     run.add_argument("notebook", nargs="?", help="manifest name (see `kc list`) or .ipynb path")
     run.add_argument("--all", action="store_true", help="run every notebook of the manifest")
@@ -394,6 +427,9 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--kernel", default="python3", help="Jupyter kernel (default: python3)")
     run.add_argument("--log-output", action="store_true", help="stream cell output to the log")
     run.add_argument(
+        "--force", action="store_true", help="re-run notebooks unchanged since their last run"
+    )
+    run.add_argument(
         "--dry-run",
         action="store_true",
         help="print the parameters that would be injected and stop",
@@ -416,19 +452,28 @@ def build_parser() -> argparse.ArgumentParser:
     cache = sub.add_parser(
         "cache",
         help="inspect or clean the on-disk cache",
-        description="The content-addressed cache of trained networks, "
-        "features and fitted g (kc.cache).",
+        description="The content-addressed cache of trained networks, features and fitted g "
+        "(kc.cache): $KC_CACHE, else data/cache. Files are created with your umask; for a cache "
+        "shared by a group use `umask 002` and a group-owned folder with `chmod g+s`.",
     )
-    cache_sub = cache.add_subparsers(dest="cache_command", metavar="{ls,du,clean}", required=True)
+    cache_sub = cache.add_subparsers(
+        dest="cache_command", metavar="{ls,du,verify,clean}", required=True
+    )
     for name, text in (
-        ("ls", "list cached objects"),
+        (
+            "ls",
+            "list cached objects (UNREADABLE / NO SIDECAR marks entries that will be recomputed)",
+        ),
         ("du", "disk usage"),
+        ("verify", "load every entry and report the bad ones (exit 1 if any)"),
         ("clean", "delete cached objects"),
     ):
         p = cache_sub.add_parser(name, help=text, description=text)
         p.add_argument("--kind", help="only this kind (e.g. a folder name under the cache)")
         if name == "clean":
             p.add_argument("-y", "--yes", action="store_true", help="do not ask")
+        if name == "verify":
+            p.add_argument("--delete", action="store_true", help="delete the bad entries")
     cache.set_defaults(func=_cmd_cache)
 
     book = sub.add_parser(
@@ -461,6 +506,32 @@ def main(argv: Sequence[str] | None = None) -> int:
     except (ValueError, FileNotFoundError) as error:
         print(f"kc {args.command}: {error}", file=sys.stderr)
         return 2
+    except KeyboardInterrupt as interrupt:
+        print(_interrupted(args, interrupt), file=sys.stderr)
+        return 130
+
+
+def _interrupted(args: argparse.Namespace, interrupt: KeyboardInterrupt) -> str:
+    """The one line printed on Ctrl-C."""
+    if isinstance(interrupt, runner.NotebookInterrupted):
+        kept = f"; its partial copy is {interrupt.failed_copy}" if interrupt.failed_copy else ""
+        return (
+            f"kc {args.command}: interrupted during {interrupt.name}{kept}; the last good "
+            f"executed notebooks are kept; the same command resumes (finished notebooks are "
+            f"skipped)"
+        )
+    return f"kc {args.command}: interrupted"
+
+
+def _version() -> str:
+    from importlib import metadata
+
+    try:
+        return metadata.version("kc")
+    except metadata.PackageNotFoundError:  # not installed: the source tree's version
+        import kc
+
+        return str(kc.__version__)
 
 
 if __name__ == "__main__":  # pragma: no cover

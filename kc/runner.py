@@ -12,7 +12,28 @@ writes under ``<output_root>/<name>/``. :func:`run_notebook` runs one notebook:
    the repository), so relative paths such as ``outputs`` or ``data/cache`` mean the same thing
    as in a shell at the root;
 5. the executed notebook goes to ``<output_root>/notebooks/<name>.ipynb`` and a record of the run
-   (profile, parameters, wall time, status) to ``<output_root>/<name>/run.json``.
+   (profile, parameters, wall time, status, run key, cache warnings) to
+   ``<output_root>/<name>/run.json``.
+
+Before anything runs, the profile's names are checked against the names the notebooks declare
+and every value against the notebook's default and the cheap checks of :mod:`kc.params`.
+
+Nothing good is overwritten: papermill writes into a temporary file beside the executed copy,
+which is moved into place only when the notebook finished; a failed or interrupted run leaves
+its partial copy as ``<name>.failed.ipynb`` beside the last good one. The kernel's own stderr goes
+to ``<output_root>/<name>/kernel.log``.
+
+A notebook whose run key (:mod:`kc.runkey`: its source, the resolved parameters, the code of the
+``kc`` modules it uses, the paper data it reads) equals the key of its last successful run, and
+whose outputs are all present, is skipped (``force=True`` re-runs it).
+
+The run record holds: ``notebook``, ``source``, ``profile``, ``parameters`` (as injected),
+``executed_notebook``, ``started`` and ``finished`` (UTC, ISO 8601), ``status`` (``"ok"``,
+``"failed"`` or ``"interrupted"``), ``seconds``, ``run_key`` (``notebook``, ``parameters``,
+``code``, ``data``, ``key``, ``modules``; see :mod:`kc.runkey`), ``warnings`` (the cache's
+warnings while it ran), and ``outputs`` and ``missing_outputs`` after a success, or ``error``
+and ``failed_notebook`` (the kept partial copy) after a failure. A skipped notebook keeps the
+record of the run it stands for.
 
 With ``executor="local"`` or ``"slurm"`` each notebook is one submitit job that calls
 :func:`run_notebook` in-process; jobs share the on-disk cache.
@@ -20,27 +41,37 @@ With ``executor="local"`` or ``"slurm"`` each notebook is one submitit job that 
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
+import os
 import re
 import tempfile
 import time
 import traceback
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
+from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
-import yaml
+from kc import params
 
 __all__ = [
     "EXECUTORS",
     "MANIFEST",
     "Notebook",
+    "NotebookInterrupted",
     "RunResult",
     "RunSummary",
     "available_profiles",
+    "check_explicit",
+    "execute",
+    "progress_line",
+    "read_record",
+    "up_to_date",
+    "known_parameters",
     "load_profile",
     "make_executor",
     "manifest_entry",
@@ -48,6 +79,7 @@ __all__ = [
     "notebooks_dir",
     "parse_value",
     "project_root",
+    "read_cells",
     "resolve_notebook",
     "run_all",
     "run_notebook",
@@ -58,6 +90,7 @@ log = logging.getLogger(__name__)
 EXECUTORS = ("inprocess", "local", "slurm")
 PROFILES_DIR = Path(__file__).resolve().parent / "profiles"
 RUN_RECORD = "run.json"
+KERNEL_LOG = "kernel.log"
 
 
 @dataclass(frozen=True)
@@ -229,11 +262,12 @@ def _profile_file(profile: str | Path) -> Path:
 def load_profile(profile: str | Path) -> dict[str, Any]:
     """The parameters of a profile: a name in ``kc/profiles`` or a path to a YAML file.
 
-    The file is a flat mapping of UPPER_CASE parameter names to values. ``PROFILE`` is set to the
-    profile's name (the file's stem).
+    The file is a flat mapping of UPPER_CASE parameter names to values, read with
+    :func:`kc.params.read_yaml` (``no`` stays a string). ``PROFILE`` is set to the profile's name
+    (the file's stem). Names are checked against the notebooks by :func:`notebook_parameters`.
     """
     path = _profile_file(profile)
-    data = yaml.safe_load(path.read_text()) or {}
+    data = params.read_yaml(path.read_text()) or {}
     if not isinstance(data, dict):
         raise ValueError(f"profile {path} must be a mapping, got {type(data).__name__}")
     bad = [k for k in data if not isinstance(k, str) or not _NAME.match(k)]
@@ -246,9 +280,10 @@ def load_profile(profile: str | Path) -> dict[str, Any]:
 def parse_value(text: str) -> Any:
     """A command-line value read as YAML: ``"[0, 1]"`` -> ``[0, 1]``, ``"null"`` -> ``None``.
 
-    YAML 1.1 reads ``1e-3`` as a string; such strings that Python reads as numbers become numbers.
+    Read with :func:`kc.params.read_yaml`: ``no`` and ``off`` stay strings, ``1e-3`` is a number;
+    other strings that Python reads as numbers become numbers.
     """
-    value = yaml.safe_load(text) if text.strip() else text
+    value = params.read_yaml(text) if text.strip() else text
     if isinstance(value, str):
         for convert in (int, float):
             try:
@@ -258,25 +293,44 @@ def parse_value(text: str) -> Any:
     return value
 
 
+def read_cells(notebook: Path) -> list[dict[str, Any]]:
+    """The cells of a notebook file (JSON, nbformat 4), each source joined into one string."""
+    cells = json.loads(Path(notebook).read_text(encoding="utf-8")).get("cells", [])
+    for cell in cells:
+        source = cell.get("source", "")
+        cell["source"] = "".join(source) if isinstance(source, list) else source
+        cell.setdefault("metadata", {})
+    return list(cells)
+
+
 def declared_parameters(notebook: Path) -> dict[str, Any]:
     """The parameters declared by the notebook's ``parameters`` cell, with their defaults."""
-    import nbformat
-    import papermill
+    path = Path(notebook).resolve()
+    return dict(_declared(str(path), path.stat().st_mtime_ns))
 
-    nb = nbformat.read(str(notebook), as_version=4)
-    if nb.metadata.get("kernelspec", {}).get("name"):
-        info = papermill.inspect_notebook(str(notebook))
-    else:  # papermill needs a kernel to pick the language; these are Python notebooks
-        nb.metadata["kernelspec"] = {
-            "name": "python3",
-            "display_name": "Python 3",
-            "language": "python",
-        }
-        with tempfile.TemporaryDirectory() as folder:
-            copy = Path(folder) / notebook.name
-            nbformat.write(nb, str(copy))
-            info = papermill.inspect_notebook(str(copy))
-    return {name: spec.get("default") for name, spec in info.items()}
+
+@lru_cache(maxsize=64)
+def _declared(notebook_path: str, mtime_ns: int) -> dict[str, Any]:
+    """Top-level ``NAME = value`` assignments of the cell tagged ``parameters``; the value is
+    the literal (``None`` when the right-hand side is not a literal)."""
+    import ast
+
+    found: dict[str, Any] = {}
+    for cell in read_cells(Path(notebook_path)):
+        if cell["cell_type"] != "code" or "parameters" not in cell["metadata"].get("tags", []):
+            continue
+        for node in ast.parse(cell["source"]).body:
+            targets = node.targets if isinstance(node, ast.Assign) else []
+            if isinstance(node, ast.AnnAssign) and node.value is not None:
+                targets = [node.target]
+            for target in targets:
+                if isinstance(target, ast.Name):
+                    try:
+                        found[target.id] = ast.literal_eval(node.value)  # type: ignore[union-attr,arg-type]
+                    except ValueError:
+                        found[target.id] = None
+        break  # papermill uses the first cell tagged `parameters`
+    return found
 
 
 def notebook_parameters(
@@ -297,7 +351,9 @@ def notebook_parameters(
             passes ``False``, since one ``-p`` applies to several notebooks).
 
     Raises:
-        ValueError: with ``strict``, an explicit parameter the notebook does not declare.
+        ValueError: a profile name no notebook declares (with the closest known name); a value
+            of the wrong type or out of range (:mod:`kc.params`); with ``strict``, an explicit
+            parameter the notebook does not declare.
     """
     declared = declared_parameters(notebook)
     if not declared:
@@ -305,6 +361,11 @@ def notebook_parameters(
             "%s has no cell tagged 'parameters'; only PROFILE and OUTPUT_DIR are set", notebook.name
         )
     loaded = load_profile(profile)
+    params.check_names(
+        [k for k in loaded if k != "PROFILE"],
+        known_parameters([notebook]),
+        f"profile {_profile_file(profile)}",
+    )
     values = {k: v for k, v in loaded.items() if k in declared}
     values["PROFILE"] = loaded["PROFILE"]
     values["OUTPUT_DIR"] = str(Path(output_root).resolve())
@@ -316,16 +377,244 @@ def notebook_parameters(
             f"{notebook.name} does not declare {unknown}; it declares {sorted(declared)}"
         )
     values.update({k: v for k, v in explicit.items() if k not in unknown})
+    nullable = _nullable()
+    for name in list(values):
+        if name in declared and name not in ("PROFILE", "OUTPUT_DIR"):
+            values[name] = params.check_type(
+                name, values[name], declared[name], nullable=name in nullable
+            )
+    params.check_values(values)
     return values
+
+
+def known_parameters(notebooks: Iterable[Path] = ()) -> set[str]:
+    """Every name declared by a written notebook of the manifest or one of ``notebooks``."""
+    known = {"PROFILE", "OUTPUT_DIR"}
+    paths = [notebooks_dir() / f"{nb.name}.ipynb" for nb in MANIFEST]
+    for path in [*paths, *notebooks]:
+        if Path(path).is_file():
+            known |= set(declared_parameters(Path(path)))
+    return known
+
+
+def _nullable() -> set[str]:
+    """Names some shipped profile sets to ``null`` (so ``None`` is a valid value for them)."""
+    found: set[str] = set()
+    for name in available_profiles():
+        found |= {k for k, v in load_profile(name).items() if v is None}
+    return found
 
 
 # ---------------------------------------------------------------------------------------------
 # running
 
 
+class NotebookInterrupted(KeyboardInterrupt):
+    """Ctrl-C while a notebook ran; says where its partial copy was kept."""
+
+    def __init__(self, name: str, failed_copy: Path | None) -> None:
+        super().__init__(name)
+        self.name = name
+        self.failed_copy = failed_copy
+
+
+def _now() -> str:
+    return datetime.now(timezone.utc).isoformat(timespec="seconds")
+
+
 def _write_record(folder: Path, record: dict[str, Any]) -> None:
+    from kc.cache import atomic_write_text
+
+    atomic_write_text(json.dumps(record, indent=2, default=str) + "\n", folder / RUN_RECORD)
+
+
+def read_record(root: str | Path, name: str) -> dict[str, Any]:
+    """The run record ``<root>/<name>/run.json``, or ``{}`` when missing or unreadable."""
+    try:
+        record = json.loads((Path(root) / name / RUN_RECORD).read_text())
+    except (OSError, ValueError):
+        return {}
+    return record if isinstance(record, dict) else {}
+
+
+def _expected_outputs(root: Path, name: str, record: Mapping[str, Any]) -> list[str]:
+    entry = manifest_entry(name)
+    listed = set(entry.outputs) if entry is not None else set()
+    return sorted(listed | set(record.get("outputs", [])))
+
+
+def up_to_date(root: Path, name: str, key: Mapping[str, str]) -> tuple[bool, str]:
+    """Whether the last run of ``name`` under ``root`` can stand for a run with ``key``.
+
+    Returns:
+        ``(True, "unchanged since <time>")``, or ``(False, why it must run)``.
+    """
+    record = read_record(root, name)
+    if not record:
+        return False, "no earlier run"
+    if record.get("status") != "ok":
+        return False, f"the last run {record.get('status', 'did not finish')}"
+    old = record.get("run_key") or {}
+    changed = [
+        part for part in ("notebook", "parameters", "code", "data") if old.get(part) != key[part]
+    ]
+    if changed:
+        return False, f"changed since the last run: {', '.join(changed)}"
+    if not (root / "notebooks" / f"{name}.ipynb").is_file():
+        return False, "the executed notebook is missing"
+    missing = [f for f in _expected_outputs(root, name, record) if not (root / name / f).exists()]
+    if missing:
+        return False, f"outputs missing: {', '.join(missing)}"
+    return True, f"unchanged since {record.get('finished') or record.get('started')}"
+
+
+def _quiet_kernel_manager(log_file: Path) -> type:
+    """A kernel manager whose kernel writes its stderr to ``log_file``: on Ctrl-C the dying
+    kernel's tracebacks (ZMQError ...) stay out of the terminal."""
+    from jupyter_client.manager import AsyncKernelManager
+
+    class _KernelManager(AsyncKernelManager):  # type: ignore[misc]
+        async def start_kernel(self, **kw: Any) -> None:
+            with open(log_file, "ab") as stderr:  # Popen duplicates the descriptor
+                kw.setdefault("stderr", stderr)
+                await super().start_kernel(**kw)
+
+    return _KernelManager
+
+
+@contextlib.contextmanager
+def _collect_warnings(folder: Path) -> Iterator[Path]:
+    """Point ``$KC_WARNINGS_FILE`` (read by :mod:`kc.cache`, inherited by the kernel) to a fresh
+    file in ``folder`` for the duration."""
+    from kc.cache import WARNINGS_ENV
+
+    path = folder / ".warnings"
+    path.unlink(missing_ok=True)
+    before = os.environ.get(WARNINGS_ENV)
+    os.environ[WARNINGS_ENV] = str(path)
+    try:
+        yield path
+    finally:
+        if before is None:
+            os.environ.pop(WARNINGS_ENV, None)
+        else:
+            os.environ[WARNINGS_ENV] = before
+
+
+def _read_lines(path: Path) -> list[str]:
+    try:
+        lines = [line for line in path.read_text().splitlines() if line.strip()]
+    except OSError:
+        return []
+    path.unlink(missing_ok=True)
+    return lines
+
+
+def _execute(
+    notebook: Path,
+    *,
+    profile: str | Path,
+    parameters: Mapping[str, Any] | None,
+    root: Path,
+    kernel_name: str,
+    log_output: bool,
+    strict: bool,
+    force: bool,
+) -> RunResult:
+    """Run one notebook in this process (or skip it); see :func:`run_notebook`."""
+    import papermill
+
+    from kc import runkey
+    from kc.cache import file_mode
+
+    name = notebook.stem
+    values = notebook_parameters(notebook, profile, parameters, root, strict=strict)
+    key = runkey.run_key(notebook, values)
+    folder, out = root / "notebooks", root / name
+    executed, failed = folder / f"{name}.ipynb", folder / f"{name}.failed.ipynb"
+    fresh, why = up_to_date(root, name, key)
+    if fresh and not force:
+        log.debug("%s: skipped: %s", name, why)
+        return RunResult(name, "skipped", 0.0, executed, note=why)
     folder.mkdir(parents=True, exist_ok=True)
-    (folder / RUN_RECORD).write_text(json.dumps(record, indent=2, default=str) + "\n")
+    out.mkdir(parents=True, exist_ok=True)
+    record: dict[str, Any] = {
+        "notebook": name,
+        "source": str(notebook),
+        "profile": values.get("PROFILE"),
+        "parameters": values,
+        "executed_notebook": str(executed),
+        "started": _now(),
+        "run_key": key,
+    }
+    why = "--force" if fresh else why
+    log.info("running %s (profile %s; %s)", name, record["profile"], why)
+    fd, tmp_name = tempfile.mkstemp(dir=folder, prefix=f".{name}.", suffix=".running.ipynb")
+    os.close(fd)
+    tmp = Path(tmp_name)
+    kernel_log = out / KERNEL_LOG
+    kernel_log.unlink(missing_ok=True)
+    start = time.perf_counter()
+    with _collect_warnings(out) as warnings_file:
+        try:
+            papermill.execute_notebook(
+                str(notebook),
+                str(tmp),
+                parameters=values,
+                kernel_name=kernel_name,
+                language="python",
+                log_output=log_output,
+                progress_bar=False,
+                cwd=str(_working_dir(notebook)),
+                kernel_manager_class=_quiet_kernel_manager(kernel_log),
+            )
+        except BaseException as error:
+            kept: Path | None = None
+            if tmp.is_file() and tmp.stat().st_size > 0:
+                os.chmod(tmp, file_mode())
+                os.replace(tmp, failed)
+                kept = failed
+            tmp.unlink(missing_ok=True)
+            interrupted = isinstance(error, KeyboardInterrupt)
+            record.update(
+                status="interrupted" if interrupted else "failed",
+                finished=_now(),
+                seconds=round(time.perf_counter() - start, 3),
+                error=f"{type(error).__name__}: {str(error).strip()[-2000:]}",
+                failed_notebook=str(kept) if kept else None,
+                warnings=_read_lines(warnings_file),
+            )
+            _write_record(out, record)
+            if interrupted:
+                raise NotebookInterrupted(name, kept) from None
+            if kept is not None:
+                log.error("%s failed; its executed copy (with the traceback) is %s", name, kept)
+            raise
+    os.chmod(tmp, file_mode())
+    os.replace(tmp, executed)
+    failed.unlink(missing_ok=True)  # a failed copy from an earlier run is stale now
+    warnings = _read_lines(warnings_file)
+    for line in warnings:
+        log.warning("%s: %s", name, line)
+    written = sorted(
+        p.name for p in out.iterdir() if p.is_file() and p.name not in (RUN_RECORD, KERNEL_LOG)
+    )
+    record.update(
+        status="ok",
+        finished=_now(),
+        seconds=round(time.perf_counter() - start, 3),
+        outputs=written,
+        warnings=warnings,
+    )
+    entry = manifest_entry(name)
+    if entry is not None:
+        missing = [f for f in entry.outputs if not (out / f).exists()]
+        record["missing_outputs"] = missing
+        if missing:
+            log.warning("%s did not write %s", name, missing)
+    _write_record(out, record)
+    log.info("finished %s in %.1f s -> %s", name, record["seconds"], executed)
+    return RunResult(name, "ok", record["seconds"], executed, warnings=warnings)
 
 
 def run_notebook(
@@ -339,6 +628,7 @@ def run_notebook(
     executor: str = "inprocess",
     executor_options: Mapping[str, Any] | None = None,
     strict: bool = True,
+    force: bool = False,
 ) -> Path:
     """Execute one notebook with a profile and return the path of the executed copy.
 
@@ -352,65 +642,63 @@ def run_notebook(
         executor: ``"inprocess"`` (default), or ``"local"`` / ``"slurm"`` for a submitit job.
         executor_options: submitit settings, see :func:`make_executor`.
         strict: refuse explicit parameters the notebook does not declare.
+        force: run even when the last successful run has the same run key and all outputs.
 
     Raises:
-        papermill.PapermillExecutionError: a cell failed (the executed copy is still written).
+        ValueError: bad parameters (before anything runs).
+        papermill.PapermillExecutionError: a cell failed (the executed copy is kept as
+            ``<name>.failed.ipynb``; the last good ``<name>.ipynb`` is untouched).
+        NotebookInterrupted: Ctrl-C (the partial copy is kept the same way).
     """
+    return execute(
+        name_or_path,
+        profile=profile,
+        parameters=parameters,
+        output_root=output_root,
+        kernel_name=kernel_name,
+        log_output=log_output,
+        executor=executor,
+        executor_options=executor_options,
+        strict=strict,
+        force=force,
+    ).executed  # type: ignore[return-value]
+
+
+def execute(
+    name_or_path: str | Path,
+    *,
+    profile: str | Path = "small",
+    parameters: Mapping[str, Any] | None = None,
+    output_root: str | Path = "outputs",
+    kernel_name: str = "python3",
+    log_output: bool = False,
+    executor: str = "inprocess",
+    executor_options: Mapping[str, Any] | None = None,
+    strict: bool = True,
+    force: bool = False,
+) -> RunResult:
+    """Like :func:`run_notebook`, but returns the :class:`RunResult` (``"ok"`` or
+    ``"skipped"``, with the cache warnings)."""
     if executor not in EXECUTORS:
         raise ValueError(f"executor must be one of {EXECUTORS}, got {executor!r}")
     notebook = resolve_notebook(name_or_path)
     root = Path(output_root).resolve()
     if executor != "inprocess":
+        notebook_parameters(notebook, profile, parameters, root, strict=strict)  # fail here
         job_executor = make_executor(executor, root / "submitit", **(executor_options or {}))
-        job = _submit(job_executor, notebook, profile, parameters, root, kernel_name, strict)
+        job = _submit(job_executor, notebook, profile, parameters, root, kernel_name, strict, force)
         log.info("submitted %s as %s job %s", notebook.stem, executor, job.job_id)
-        return Path(job.result())
-
-    import papermill
-
-    name = notebook.stem
-    values = notebook_parameters(notebook, profile, parameters, root, strict=strict)
-    executed = root / "notebooks" / f"{name}.ipynb"
-    executed.parent.mkdir(parents=True, exist_ok=True)
-    record: dict[str, Any] = {
-        "notebook": name,
-        "source": str(notebook),
-        "profile": values.get("PROFILE"),
-        "parameters": values,
-        "executed_notebook": str(executed),
-        "started": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-    }
-    log.info("running %s (profile %s)", name, record["profile"])
-    start = time.perf_counter()
-    try:
-        papermill.execute_notebook(
-            str(notebook),
-            str(executed),
-            parameters=values,
-            kernel_name=kernel_name,
-            language="python",
-            log_output=log_output,
-            progress_bar=False,
-            cwd=str(_working_dir(notebook)),
-        )
-    except BaseException as error:
-        record.update(
-            status="failed",
-            seconds=round(time.perf_counter() - start, 3),
-            error=f"{type(error).__name__}: {str(error).strip()[-2000:]}",
-        )
-        _write_record(root / name, record)
-        raise
-    record.update(status="ok", seconds=round(time.perf_counter() - start, 3))
-    entry = manifest_entry(name)
-    if entry is not None:
-        missing = [f for f in entry.outputs if not (root / name / f).exists()]
-        record["missing_outputs"] = missing
-        if missing:
-            log.warning("%s did not write %s", name, missing)
-    _write_record(root / name, record)
-    log.info("finished %s in %.1f s -> %s", name, record["seconds"], executed)
-    return executed
+        return job.result()  # type: ignore[no-any-return]
+    return _execute(
+        notebook,
+        profile=profile,
+        parameters=parameters,
+        root=root,
+        kernel_name=kernel_name,
+        log_output=log_output,
+        strict=strict,
+        force=force,
+    )
 
 
 def make_executor(
@@ -456,18 +744,19 @@ def _job(
     output_root: str,
     kernel_name: str,
     strict: bool,
-) -> str:
+    force: bool = False,
+) -> RunResult:
     """Body of a submitit job: run one notebook in the job's process."""
     logging.basicConfig(level=logging.INFO, format="[kc] %(message)s")
-    path = run_notebook(
+    return execute(
         notebook,
         profile=profile,
         parameters=parameters,
         output_root=output_root,
         kernel_name=kernel_name,
         strict=strict,
+        force=force,
     )
-    return str(path)
 
 
 def _submit(
@@ -478,22 +767,32 @@ def _submit(
     root: Path,
     kernel_name: str,
     strict: bool,
+    force: bool = False,
 ) -> Any:
     profile_arg = str(_profile_file(profile).resolve())
     return executor.submit(
-        _job, str(notebook), profile_arg, dict(parameters or {}), str(root), kernel_name, strict
-    )
+        _job, str(notebook), profile_arg, dict(parameters or {}), str(root), kernel_name, strict,
+        force,
+    )  # fmt: skip
 
 
 @dataclass
 class RunResult:
-    """Outcome of one notebook in :func:`run_all`."""
+    """Outcome of one notebook.
+
+    Attributes:
+        status: ``"ok"``, ``"failed"`` or ``"skipped"`` (unchanged since its last run, or a
+            planned notebook not written yet; ``note`` says which).
+        warnings: the cache's warnings while it ran (also in its ``run.json``).
+    """
 
     name: str
-    status: str  # "ok", "failed" or "skipped"
+    status: str
     seconds: float = 0.0
     executed: Path | None = None
     error: str = ""
+    note: str = ""
+    warnings: list[str] = field(default_factory=list)
 
 
 @dataclass
@@ -514,18 +813,69 @@ class RunSummary:
         width = max([len(r.name) for r in self.results] + [8])
         lines = [f"{'notebook':<{width}}  status   seconds"]
         for r in self.results:
-            note = f"  {r.error.splitlines()[0][:100]}" if r.error else ""
+            text = r.error.splitlines()[0][:100] if r.error else r.note
+            note = f"  {text}" if text else ""
             lines.append(f"{r.name:<{width}}  {r.status:<7}  {r.seconds:7.1f}{note}")
+            if r.error and r.note:
+                lines.append(f"{'':<{width}}  {r.note}")
+        for r in self.results:
+            lines += [f"warning ({r.name}): {w}" for w in r.warnings]
+        ran = sum(r.status == "ok" for r in self.results)
+        skipped = sum(r.status == "skipped" for r in self.results)
         if self.failures:
             lines.append(f"FAILED: {', '.join(self.failures)}")
         else:
-            lines.append(f"all {sum(r.status == 'ok' for r in self.results)} notebooks ran")
+            lines.append(f"{ran} notebooks ran, {skipped} skipped")
         return "\n".join(lines)
 
 
 def _error_text(error: BaseException) -> str:
+    ename, evalue = getattr(error, "ename", None), getattr(error, "evalue", None)
+    if ename:  # papermill's PapermillExecutionError: the cell's exception, not the banner
+        return f"{ename}: {evalue} (in cell [{getattr(error, 'exec_count', '?')}])"
     text = str(error).strip() or type(error).__name__
     return f"{type(error).__name__}: {text}" if not text.startswith(type(error).__name__) else text
+
+
+def _clock(seconds: float) -> str:
+    minutes, secs = divmod(int(round(seconds)), 60)
+    return (
+        f"{minutes // 60}:{minutes % 60:02d}:{secs:02d}"
+        if minutes >= 60
+        else f"{minutes}:{secs:02d}"
+    )
+
+
+def progress_line(
+    index: int, total: int, name: str, elapsed: float, remaining: float, unknown: int
+) -> str:
+    """``notebook 2/6 table1_instability; elapsed 1:05; about 12:30 left`` (``unknown``: how
+    many of the notebooks still to run have no earlier run to estimate from).
+
+    Example:
+        >>> progress_line(2, 6, "table1", 65, 750, 1)
+        'notebook 2/6 table1; elapsed 1:05; about 12:30 left (+1 never run)'
+    """
+    left = f"about {_clock(remaining)} left" if remaining or not unknown else "time left unknown"
+    more = f" (+{unknown} never run)" if unknown and remaining else ""
+    return f"notebook {index}/{total} {name}; elapsed {_clock(elapsed)}; {left}{more}"
+
+
+def _estimate(
+    root: Path, todo: Sequence[tuple[str, Path]], plans: Mapping[str, bool]
+) -> dict[str, float | None]:
+    """Expected seconds per notebook: 0 if it will be skipped, else the wall time of its last
+    run that finished (``None`` if there is none)."""
+    expected: dict[str, float | None] = {}
+    for name, _ in todo:
+        record = read_record(root, name)
+        if plans.get(name):
+            expected[name] = 0.0
+        elif record.get("status") == "ok" and isinstance(record.get("seconds"), (int, float)):
+            expected[name] = float(record["seconds"])
+        else:
+            expected[name] = None
+    return expected
 
 
 def run_all(
@@ -538,8 +888,14 @@ def run_all(
     notebooks: Sequence[str | Path] | None = None,
     kernel_name: str = "python3",
     log_output: bool = False,
+    force: bool = False,
 ) -> RunSummary:
     """Run the manifest's notebooks in order, continuing past failures.
+
+    Every notebook's parameters are resolved and checked before the first one runs. Each
+    notebook unchanged since its last successful run (see :func:`up_to_date`) is skipped unless
+    ``force``. Before each notebook a progress line gives its position, the elapsed time and
+    an estimate of the time left (from the run records of earlier runs).
 
     Args:
         profile: profile name or YAML path.
@@ -552,10 +908,17 @@ def run_all(
         executor_options: submitit settings, see :func:`make_executor`.
         notebooks: names or paths to run instead of the manifest.
         kernel_name, log_output: as in :func:`run_notebook`.
+        force: re-run notebooks that are unchanged since their last run.
 
     Returns:
         A :class:`RunSummary`; planned notebooks whose file is missing are ``"skipped"``.
+
+    Raises:
+        ValueError: bad parameters for any notebook (nothing has run).
+        NotebookInterrupted: Ctrl-C.
     """
+    from kc import runkey
+
     if executor not in EXECUTORS:
         raise ValueError(f"executor must be one of {EXECUTORS}, got {executor!r}")
     load_profile(profile)  # fail early on a bad profile
@@ -571,16 +934,32 @@ def run_all(
             status = "skipped" if entry is not None and entry.planned else "failed"
             results[name] = RunResult(name, status, error=str(error))
     _check_explicit(parameters, [path for _, path in todo])
+    fresh: dict[str, bool] = {}
+    for name, path in todo:  # every notebook's parameters checked before anything runs
+        values = notebook_parameters(path, profile, parameters, root, strict=False)
+        fresh[name] = not force and up_to_date(root, name, runkey.run_key(path, values))[0]
 
     def finish(name: str, start: float, outcome: Callable[[], Any]) -> None:
         try:
-            executed = Path(outcome())
-            results[name] = RunResult(name, "ok", _seconds(root, name, start), executed)
+            result = outcome()
+            if isinstance(result, RunResult):
+                results[name] = result
+                if result.status == "skipped":
+                    log.info("%s: skipped: %s", name, result.note)
+            else:
+                results[name] = RunResult(name, "ok", _seconds(root, name, start), Path(result))
         except Exception as error:  # noqa: BLE001 - report it and go on with the others
             log.error("%s failed: %s", name, _error_text(error).splitlines()[0])
             log.debug("%s", traceback.format_exc())
+            record = read_record(root, name)
+            copy = record.get("failed_notebook")
             results[name] = RunResult(
-                name, "failed", _seconds(root, name, start), error=_error_text(error)
+                name,
+                "failed",
+                _seconds(root, name, start),
+                error=_error_text(error),
+                note=f"executed copy: {copy}" if copy else "",
+                warnings=list(record.get("warnings") or []),
             )
 
     if executor == "slurm":  # all jobs at once, then wait for each
@@ -589,7 +968,7 @@ def run_all(
             (
                 name,
                 time.time(),
-                _submit(job_executor, path, profile, parameters, root, kernel_name, False),
+                _submit(job_executor, path, profile, parameters, root, kernel_name, False, force),
             )
             for name, path in todo
         ]
@@ -597,11 +976,19 @@ def run_all(
             log.info("waiting for %s (slurm job %s)", name, job.job_id)
             finish(name, start, job.result)
     else:  # one after the other
-        for name, path in todo:
+        expected = _estimate(root, todo, fresh)
+        begin = time.time()
+        for index, (name, path) in enumerate(todo, 1):
+            rest = [expected[n] for n, _ in todo[index - 1 :]]
+            known = sum(x for x in rest if x is not None)
+            log.info(
+                "%s",
+                progress_line(index, len(todo), name, time.time() - begin, known, rest.count(None)),
+            )
             finish(
                 name,
                 time.time(),
-                lambda path=path: run_notebook(
+                lambda path=path: execute(
                     path,
                     profile=profile,
                     parameters=parameters,
@@ -611,6 +998,7 @@ def run_all(
                     executor=executor,
                     executor_options=executor_options,
                     strict=False,
+                    force=force,
                 ),
             )
     return RunSummary([results[Path(str(item)).stem] for item in items])
@@ -639,13 +1027,25 @@ def _refuse_output_dir(parameters: Mapping[str, Any]) -> None:
 
 
 def _check_explicit(parameters: Mapping[str, Any] | None, paths: Iterable[Path]) -> None:
-    _refuse_output_dir(parameters or {})
-    explicit = set(parameters or {}) - {"PROFILE"}
-    if not explicit:
-        return
     declared: set[str] = set()
     for path in paths:
         declared |= set(declared_parameters(path))
-    unknown = sorted(explicit - declared)
+    check_explicit(parameters, declared)
+
+
+def check_explicit(parameters: Mapping[str, Any] | None, declared: Iterable[str]) -> None:
+    """Refuse explicit parameters (``-p``) that none of the notebooks declares, and
+    ``OUTPUT_DIR``.
+
+    Raises:
+        ValueError: ``no notebook declares ['EPOCH'] (did you mean EPOCHS?); declared ...``.
+    """
+    _refuse_output_dir(parameters or {})
+    explicit = set(parameters or {}) - {"PROFILE"}
+    known = set(declared)
+    unknown = sorted(explicit - known)
     if unknown:
-        raise ValueError(f"no notebook declares {unknown}; declared parameters: {sorted(declared)}")
+        hints = "".join(params.closest(name, known) for name in unknown)
+        raise ValueError(
+            f"no notebook declares {unknown}{hints}; declared parameters: {sorted(known)}"
+        )

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import importlib
 import logging
+import os
+import stat
 import textwrap
 
 import pytest
@@ -239,3 +241,100 @@ def test_ls_du_clean(root):
 
 def test_ls_on_missing_root(root):
     assert cache.ls() == [] and cache.du() == 0 and cache.clean() == 0
+
+
+# ---------------------------------------------------------------------------- interruptions
+
+
+def test_an_entry_without_its_sidecar_is_absent_and_recomputed(root, caplog):
+    # before: an interrupt between the object and its sidecar left an object used without one
+    compute = Counter(torch.arange(4))
+    cache.cached("g", {"k": 2}, compute)
+    path = cache.path_for("g", {"k": 2})
+    path.with_suffix(".json").unlink()
+    with caplog.at_level(logging.WARNING, logger="kc.cache"):
+        assert cache.load("g", {"k": 2}) is None
+    assert "no sidecar" in caplog.text and not path.exists()
+    cache.cached("g", {"k": 2}, compute)
+    assert compute.calls == 2 and path.with_suffix(".json").exists()
+
+
+def test_store_writes_the_sidecar_before_the_object(root, monkeypatch):
+    order = []
+    real_save, real_text = cache.atomic_save, cache.atomic_write_text
+    monkeypatch.setattr(cache, "atomic_save", lambda o, p: (order.append("pt"), real_save(o, p)))
+    monkeypatch.setattr(
+        cache, "atomic_write_text", lambda t, p: (order.append("json"), real_text(t, p))
+    )
+    cache.store("g", {"k": 3}, torch.ones(1))
+    assert order == ["json", "pt"]  # interrupted in between: a sidecar alone, ignored by all
+
+
+def test_interrupted_store_leaves_no_entry(root, monkeypatch):
+    def interrupted(obj, path):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(cache, "atomic_save", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        cache.store("g", {"k": 4}, torch.ones(1))
+    assert cache.ls("g") == [] and cache.load("g", {"k": 4}) is None
+
+
+def _damage_one(root):
+    cache.store("net", {"k": 1}, torch.ones(3))
+    cache.store("net", {"k": 2}, torch.ones(3))
+    cache.store("g", {"k": 3}, torch.ones(3))
+    bad = cache.path_for("net", {"k": 2})
+    bad.write_bytes(bad.read_bytes()[:40])
+    orphan = cache.path_for("g", {"k": 3})
+    orphan.with_suffix(".json").unlink()
+    return bad, orphan
+
+
+def test_ls_marks_unreadable_entries_and_verify_finds_and_deletes_them(root):
+    # before: a corrupt file was found only when something asked for it
+    bad, orphan = _damage_one(root)
+    status = {e.path: e.status for e in cache.ls()}
+    assert status[bad] == "unreadable" and status[orphan] == "no sidecar"
+    assert sorted(status.values()).count("ok") == 1
+    found = cache.verify()
+    assert {e.path: why for e, why in found}.keys() == {bad, orphan}
+    assert "unreadable" in dict((e.path, w) for e, w in found)[bad]
+    assert bad.exists()  # only reported
+    cache.verify(delete=True)
+    assert not bad.exists() and not orphan.exists() and not bad.with_suffix(".json").exists()
+    assert cache.verify() == [] and len(cache.ls()) == 1
+
+
+def test_verify_loads_the_object(root):
+    # a complete zip whose pickle is not a kc entry passes ls's cheap check, not verify
+    cache.store("g", {"k": 5}, torch.ones(2))
+    path = cache.path_for("g", {"k": 5})
+    torch.save({"something": "else"}, path)
+    assert cache.ls()[0].status == "ok"
+    ((entry, why),) = cache.verify()
+    assert entry.path == path and why.startswith("not a kc cache entry")
+
+
+@pytest.mark.parametrize("umask", [0o022, 0o002, 0o077])
+def test_files_respect_the_umask(root, umask):
+    # before: mkstemp's 0600 whatever the umask, so a group could not share the cache
+    old = os.umask(umask)
+    try:
+        path = cache.store("g", {"umask": umask}, torch.ones(1))
+    finally:
+        os.umask(old)
+    for file in (path, path.with_suffix(".json")):
+        assert stat.S_IMODE(file.stat().st_mode) == 0o666 & ~umask, oct(file.stat().st_mode)
+
+
+def test_warnings_are_appended_to_the_warnings_file(root, tmp_path, monkeypatch):
+    target = tmp_path / "warnings.txt"
+    monkeypatch.setenv(cache.WARNINGS_ENV, str(target))
+    path = cache.path_for("g", {"k": 6})
+    path.parent.mkdir(parents=True)
+    path.write_bytes(b"junk")
+    path.with_suffix(".json").write_text("{}")
+    assert cache.load("g", {"k": 6}) is None
+    (line,) = target.read_text().splitlines()
+    assert line.startswith("kc.cache: deleting unreadable cache file") and str(path) in line

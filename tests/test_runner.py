@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 import re
 from pathlib import Path
 
@@ -237,7 +238,11 @@ def test_run_all_goes_on_after_a_failure(tmp_path) -> None:
     assert read_values(out / "good" / "values.csv")["PROFILE"] == "smoke"
     record = json.loads((out / "bad" / "run.json").read_text())
     assert record["status"] == "failed" and "planted" in record["error"]
-    assert (out / "notebooks" / "bad.ipynb").is_file()  # kept, with the traceback
+    # the failed copy is kept beside (never over) the last good one, and the record says where
+    failed = out / "notebooks" / "bad.failed.ipynb"
+    assert failed.is_file() and not (out / "notebooks" / "bad.ipynb").exists()
+    assert record["failed_notebook"] == str(failed.resolve())
+    assert "bad.failed.ipynb" in str(summary)
 
 
 def test_run_all_reports_missing_and_planned_notebooks(tmp_path, monkeypatch) -> None:
@@ -303,3 +308,177 @@ def test_profiles_are_valid_yaml_mappings() -> None:
 
 def test_repository_notebooks_run_from_the_root() -> None:
     assert runner._working_dir(ROOT / "notebooks" / "table1_instability.ipynb") == ROOT
+
+
+# ------------------------------------------------------------------------------------ checks
+
+
+def test_a_misspelt_profile_name_is_refused(tmp_path) -> None:
+    # before: EPOCH was dropped and the notebook silently ran with its default EPOCHS
+    custom = tmp_path / "mine.yaml"
+    custom.write_text("EPOCH: 3\nSEEDS: [1]\n")
+    with pytest.raises(ValueError, match=r"mine.yaml has EPOCH \(did you mean EPOCHS\?\)"):
+        runner.notebook_parameters(tiny(tmp_path), custom)
+    with pytest.raises(ValueError, match=r"did you mean EPOCHS"):
+        runner.run_all(custom, notebooks=[tiny(tmp_path)], output_root=tmp_path / "out")
+    assert not (tmp_path / "out").exists()
+
+
+@pytest.mark.parametrize(
+    ("name", "value", "expected"),
+    [
+        ("SEEDS", "abc", r"SEEDS = 'abc': expected a list of integers"),
+        ("DATASET", "cifar10", r"DATASET = 'cifar10': expected one of"),
+        ("EPOCHS", "two", r"EPOCHS = 'two': expected an integer"),
+        ("TRAIN_LIMIT", -5, r"TRAIN_LIMIT = -5: expected a positive integer or null"),
+    ],
+)
+def test_bad_parameters_stop_before_anything_runs(tmp_path, name, value, expected) -> None:
+    # before: accepted, and the notebook failed later (or ran with nonsense)
+    table1 = runner.resolve_notebook("table1_instability")
+    with pytest.raises(ValueError, match=expected):
+        runner.notebook_parameters(table1, "smoke", {name: value})
+    with pytest.raises(ValueError, match=expected):
+        runner.run_all(
+            "smoke", parameters={name: value}, notebooks=[tiny(tmp_path), table1],
+            output_root=tmp_path / "out",
+        )  # fmt: skip
+    assert not (tmp_path / "out").exists()  # the tiny notebook, first in line, did not run
+
+
+def test_null_is_accepted_where_a_profile_uses_it() -> None:
+    table1 = runner.resolve_notebook("table1_instability")
+    values = runner.notebook_parameters(table1, "smoke", {"TRAIN_LIMIT": None, "LR": 1})
+    assert values["TRAIN_LIMIT"] is None and values["LR"] == 1.0
+    with pytest.raises(ValueError, match=r"EPOCHS = None: expected an integer \(like"):
+        runner.notebook_parameters(table1, "smoke", {"EPOCHS": None})
+
+
+def test_a_string_parameter_given_no_stays_a_string(tmp_path) -> None:
+    path = make_notebook(tmp_path, "words", "PROFILE = 'smoke'\nWORD = 'yes'", "pass")
+    assert runner.parse_value("no") == "no" and runner.parse_value("off") == "off"
+    values = runner.notebook_parameters(path, "smoke", {"WORD": runner.parse_value("no")})
+    assert values["WORD"] == "no"
+    custom = tmp_path / "words.yaml"
+    custom.write_text("WORD: no\n")
+    assert runner.notebook_parameters(path, custom)["WORD"] == "no"
+
+
+def _profiles_declared() -> tuple[dict[str, object], set[str]]:
+    """Smoke profile and every name the written notebooks of the manifest declare."""
+    return runner.load_profile("smoke"), runner.known_parameters()
+
+
+@pytest.mark.parametrize("notebook", [nb.name for nb in runner.MANIFEST if not nb.planned])
+def test_notebook_defaults_are_the_smoke_profile(notebook: str) -> None:
+    """Issue 9: the `parameters` cell and smoke.yaml agree on every shared name, so running a
+    notebook directly and with --profile smoke are the same run (and use the same cache)."""
+    smoke = runner.load_profile("smoke")
+    declared = runner.declared_parameters(runner.resolve_notebook(notebook))
+    shared = sorted(set(declared) & set(smoke) - {"PROFILE", "OUTPUT_DIR"})
+    differ = {k: (declared[k], smoke[k]) for k in shared if declared[k] != smoke[k]}
+    assert not differ, f"{notebook}: (notebook default, smoke.yaml) differ: {differ}"
+    assert declared.get("PROFILE") == "smoke"
+
+
+@pytest.mark.parametrize("name", ["smoke", "small", "paper"])
+def test_profiles_name_only_declared_parameters(name: str) -> None:
+    known = runner.known_parameters()
+    unknown = sorted(set(runner.load_profile(name)) - known)
+    assert not unknown, f"{name}.yaml names {unknown}, which no notebook declares"
+
+
+# ------------------------------------------------------------------------------------ skipping
+
+
+def test_an_unchanged_notebook_is_skipped_and_force_reruns_it(tmp_path, caplog) -> None:
+    caplog.set_level(logging.INFO, logger="kc.runner")
+    path, out = tiny(tmp_path), tmp_path / "out"
+    first = runner.execute(path, profile="smoke", output_root=out)
+    record = json.loads((out / "tiny" / "run.json").read_text())
+    assert first.status == "ok" and record["run_key"]["key"] and record["outputs"] == ["values.csv"]
+    stamp = (out / "notebooks" / "tiny.ipynb").stat().st_mtime_ns
+    second = runner.execute(path, profile="smoke", output_root=out)
+    assert (
+        second.status == "skipped" and second.executed == out.resolve() / "notebooks" / "tiny.ipynb"
+    )
+    assert second.note == f"unchanged since {record['finished']}"
+    assert (out / "notebooks" / "tiny.ipynb").stat().st_mtime_ns == stamp
+    assert runner.execute(path, profile="smoke", output_root=out, force=True).status == "ok"
+    # a missing output, or an edited notebook, makes it run again
+    (out / "tiny" / "values.csv").unlink()
+    assert runner.execute(path, profile="smoke", output_root=out).status == "ok"
+    make_notebook(tmp_path, "tiny", TINY_PARAMS, "NAME = 'tiny'  # edited\n" + TINY_BODY)
+    assert runner.execute(path, profile="smoke", output_root=out).status == "ok"
+    assert runner.execute(path, profile="smoke", output_root=out).status == "skipped"
+
+
+def test_a_changed_parameter_reruns_exactly_the_notebooks_that_use_it(tmp_path, caplog) -> None:
+    caplog.set_level(logging.INFO, logger="kc.runner")
+    uses = tiny(tmp_path, "uses_seeds")
+    other = make_notebook(
+        tmp_path, "no_seeds", "PROFILE = 'smoke'\nOUTPUT_DIR = 'outputs'\nLR = 0.5",
+        "import pathlib\nout = pathlib.Path(OUTPUT_DIR) / 'no_seeds'\nout.mkdir(exist_ok=True)\n"
+        "(out / 'lr.txt').write_text(str(LR))",
+    )  # fmt: skip
+    out = tmp_path / "out"
+    first = runner.run_all("smoke", notebooks=[uses, other], output_root=out)
+    assert [r.status for r in first.results] == ["ok", "ok"]
+    assert "notebook 1/2 uses_seeds; elapsed 0:00; time left unknown" in caplog.text
+    caplog.clear()
+    again = runner.run_all("smoke", notebooks=[uses, other], output_root=out)
+    assert [r.status for r in again.results] == ["skipped", "skipped"]
+    assert "0 notebooks ran, 2 skipped" in str(again)
+    assert "uses_seeds: skipped: unchanged since" in caplog.text
+    assert "notebook 1/2 uses_seeds; elapsed 0:00; about 0:00 left" in caplog.text
+    caplog.clear()
+    changed = runner.run_all("smoke", notebooks=[uses, other], output_root=out,
+                             parameters={"SEEDS": [7]})  # fmt: skip
+    assert [r.status for r in changed.results] == ["ok", "skipped"]
+    assert read_values(out / "uses_seeds" / "values.csv")["SEEDS"] == [7]
+    assert "changed since the last run: parameters" in caplog.text
+    # the estimate of the time left comes from the earlier run records
+    seconds = json.loads((out / "uses_seeds" / "run.json").read_text())["seconds"]
+    back = runner.run_all("smoke", notebooks=[uses, other], output_root=out)
+    assert [r.status for r in back.results] == ["ok", "skipped"]
+    assert runner.progress_line(1, 2, "uses_seeds", 0, seconds, 0) in caplog.text
+
+
+def test_progress_line() -> None:
+    assert (
+        runner.progress_line(3, 6, "t2", 3725, 90, 0)
+        == "notebook 3/6 t2; elapsed 1:02:05; about 1:30 left"
+    )
+    assert (
+        runner.progress_line(1, 6, "t", 0, 0, 6)
+        == "notebook 1/6 t; elapsed 0:00; time left unknown"
+    )
+
+
+# ------------------------------------------------------------------------------------ cache warnings
+
+
+WARN_BODY = """from kc import cache
+path = cache.path_for('demo', {'n': 1})
+path.parent.mkdir(parents=True, exist_ok=True)
+path.write_bytes(b'not a torch file')
+path.with_suffix('.json').write_text('{}')
+assert cache.load('demo', {'n': 1}) is None
+import pathlib
+out = pathlib.Path(OUTPUT_DIR) / 'warns'
+out.mkdir(exist_ok=True)
+(out / 'done.txt').write_text('done')
+"""
+
+
+def test_cache_warnings_reach_the_run_record(tmp_path, monkeypatch) -> None:
+    # before: "deleting unreadable cache file" went only to the kernel's stderr
+    monkeypatch.setenv("KC_CACHE", str(tmp_path / "cache"))
+    path = make_notebook(tmp_path, "warns", "PROFILE = 'smoke'\nOUTPUT_DIR = 'outputs'", WARN_BODY)
+    result = runner.execute(path, profile="smoke", output_root=tmp_path / "out")
+    record = json.loads((tmp_path / "out" / "warns" / "run.json").read_text())
+    assert (
+        len(record["warnings"]) == 1 and "deleting unreadable cache file" in record["warnings"][0]
+    )
+    assert result.warnings == record["warnings"]
+    assert "warning (warns): kc.cache: deleting unreadable" in str(runner.RunSummary([result]))

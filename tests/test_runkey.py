@@ -1,0 +1,82 @@
+"""The run key (kc.runkey): which changes make `kc run` execute a notebook again."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import nbformat
+import pytest
+
+from kc import runkey
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def test_modules_used_follow_imports_and_packages() -> None:
+    used = runkey.modules_used("from kc.studies import instability as ins\nimport pandas")
+    assert {"kc", "kc.studies", "kc.studies.instability", "kc.experiments"} <= used
+    assert "kc.cli" not in used and "kc.runner" not in used
+    # `import kc` then kc.X: the lazily imported module X counts
+    assert "kc.toy" in runkey.modules_used("import kc\nkc.toy.planted_pair")
+    assert "kc.report" in runkey.modules_used("from kc import report")
+    assert runkey.modules_used("%matplotlib inline\nimport numpy") == set()
+
+
+def _notebook(folder: Path, source: str) -> Path:
+    nb = nbformat.v4.new_notebook()
+    nb.cells = [nbformat.v4.new_markdown_cell("# t"), nbformat.v4.new_code_cell(source)]
+    path = folder / "t.ipynb"
+    nbformat.write(nb, path)
+    return path
+
+
+@pytest.fixture
+def package_copy(tmp_path, monkeypatch) -> Path:
+    """A copy of the kc package that runkey hashes instead of the real one."""
+    copy = tmp_path / "kc"
+    shutil.copytree(ROOT / "kc", copy, ignore=shutil.ignore_patterns("__pycache__"))
+    monkeypatch.setattr(runkey, "PACKAGE_DIR", copy)
+    return copy
+
+
+def test_key_follows_the_code_the_notebook_uses(tmp_path, package_copy) -> None:
+    path = _notebook(tmp_path, "from kc.toy import planted_pair")
+    base = runkey.run_key(path, {"SEED": 0})
+    assert "kc.toy" in base["modules"].split(",")
+    # a docstring or comment edit keeps the key
+    toy = package_copy / "toy.py"
+    toy.write_text('"""Edited docstring."""\n# a comment\n' + toy.read_text().split('"""', 2)[2])
+    assert runkey.run_key(path, {"SEED": 0})["key"] == base["key"]
+    # a code change in a module it uses changes it
+    toy.write_text(toy.read_text() + "\nEXTRA = 1\n")
+    changed = runkey.run_key(path, {"SEED": 0})
+    assert changed["code"] != base["code"] and changed["key"] != base["key"]
+    # a change in a module it does not use does not
+    cli = package_copy / "cli.py"
+    cli.write_text(cli.read_text() + "\nEXTRA = 1\n")
+    assert runkey.run_key(path, {"SEED": 0})["key"] == changed["key"]
+
+
+def test_key_follows_parameters_source_and_paper_data(tmp_path, monkeypatch) -> None:
+    path = _notebook(tmp_path, "from kc.paper import paper_table")
+    base = runkey.run_key(path, {"SEED": 0})
+    assert runkey.run_key(path, {"SEED": 0}) == base
+    assert runkey.run_key(path, {"SEED": 1})["parameters"] != base["parameters"]
+    nb = nbformat.read(path, as_version=4)
+    nb.cells[0].source = "# a new title"
+    nbformat.write(nb, path)
+    assert runkey.run_key(path, {"SEED": 0})["notebook"] != base["notebook"]
+    # the paper's numbers are data the notebook reads
+    tables = tmp_path / "paper.csv"
+    tables.write_text("table,setting,row,column,value,unit\n")
+    monkeypatch.setenv("KC_PAPER_TABLES", str(tables))
+    assert runkey.run_key(path, {"SEED": 0})["data"] != base["data"]
+    # outputs and execution counts are not part of the source
+    nb.cells[1].outputs = [nbformat.v4.new_output("stream", text="hi")]
+    nb.cells[1].execution_count = 7
+    nbformat.write(nb, path)
+    assert (
+        runkey.notebook_digest(nbformat.read(path, as_version=4).cells)
+        == runkey.run_key(path, {"SEED": 0})["notebook"]
+    )
