@@ -118,9 +118,17 @@ MANIFEST: tuple[Notebook, ...] = (
     Notebook(
         "00_toy_consistency",
         "Eq. 1-4, footnote 1",
-        "Tutorial: planted cases (permuted, linear, nonlinear, unrelated features)",
-        ("toy_cases.csv", "toy_cases.png", "toy_lambda.csv", "verdicts.md"),
+        "Course lab: knowledge consistency on planted features (five exercises with checks)",
+        ("toy_cases.csv", "toy_cases.png", "toy_components.png", "toy_lambda.csv",
+         "toy_cka.csv", "toy_directions.csv", "verdicts.md"),
         part="tutorial",
+    ),
+    Notebook(
+        "fig2_architecture",
+        "Fig. 2",
+        "The consistency network g for K = 3, drawn from the model, with parameters per branch",
+        ("fig2_architecture.png", "fig2_architecture.svg", "fig2_architecture.csv",
+         "fig2_sizes.csv", "verdicts.md"),
     ),
     Notebook(
         "table1_instability",
