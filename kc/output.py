@@ -34,6 +34,7 @@ from kc.claims import Claim, claims_markdown
 __all__ = [
     "OUTPUT_DIR",
     "Stopwatch",
+    "notebook_parameters",
     "output_dir",
     "save_claims",
     "save_figure",
@@ -182,3 +183,21 @@ class Stopwatch:
 
     def __repr__(self) -> str:
         return f"Stopwatch(seconds={self.seconds:.3f})"
+
+
+def notebook_parameters(namespace: Mapping[str, Any]) -> dict[str, Any]:
+    """The notebook's parameters: the UPPER_CASE names of ``namespace`` holding plain data.
+
+    Call it as ``PARAMS = output.notebook_parameters(globals())`` right after the parameters
+    cell; modules, functions and classes are left out.
+
+    Example:
+        >>> notebook_parameters({"SEEDS": [0, 1], "seed": 3, "PATH": Path, "ORDER": 2})
+        {'SEEDS': [0, 1], 'ORDER': 2}
+    """
+    plain = (bool, int, float, str, list, tuple, dict, type(None))
+    return {
+        name: value
+        for name, value in namespace.items()
+        if name.isupper() and not name.startswith("_") and isinstance(value, plain)
+    }

@@ -97,6 +97,11 @@ class DiagnosisStudy:
             device=p["DEVICE"],
         )
 
+    @property
+    def paper_names(self) -> dict[str, str]:
+        """``{"weak": "alexnet conv5", "strong": "resnet34 last14"}``: labels of the paper's roles."""
+        return {"weak": " ".join(self.weak), "strong": " ".join(self.strong)}
+
     def spec(self, arch: str) -> ex.NetSpec:
         """The network of ``arch`` (task "all", the study's seed), as in Tables 1-2."""
         return ex.NetSpec(arch, datasets=(self.dataset,), task="all", seed=self.seed, **self.net)
