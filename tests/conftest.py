@@ -52,11 +52,11 @@ def _fake_consistency(calls: list) -> Callable[..., Any]:
     and is a little higher when the target is a later seed."""
 
     from kc import zoo
-    from kc.studies import instability as ins
+    from kc.paper import ARCH_DEPTH
 
     def fake(x_spec, x_layer, t_spec, t_layer, **kwargs):
         calls.append((x_spec, x_layer, t_spec, t_layer, kwargs))
-        base = 0.1 * (1 + list(ins.ARCH_DEPTH).index(x_spec.arch))
+        base = 0.1 * (1 + list(ARCH_DEPTH).index(x_spec.arch))
         inst = base + 0.05 * zoo.layers(x_spec.arch).index(x_layer) + 0.01 * t_spec.seed
         inst += 0.002 * (t_spec.task == "half0")
         v = pd.Series(
@@ -79,5 +79,28 @@ def faked_fits(monkeypatch) -> tuple[Any, pd.DataFrame, list]:
 
     calls: list = []
     monkeypatch.setattr(ex, "get_consistency", _fake_consistency(calls))
-    study = ins.InstabilityStudy(seeds=[0, 1, 2], g_epochs=7)
+    study = ins.InstabilityStudy.from_params(notebook_params("table1_instability", SEEDS=[0, 1, 2]))
     return study, ins.fits(study), calls
+
+
+def notebook_params(name: str, **overrides: Any) -> dict[str, Any]:
+    """The defaults of a notebook's ``parameters`` cell (the smoke settings), with overrides.
+
+    Studies' tests build their settings from these, so that no test keeps its own copy of the
+    defaults.
+    """
+    import json
+
+    from kc.runner import notebooks_dir
+
+    cells = json.loads((notebooks_dir() / f"{name}.ipynb").read_text())["cells"]
+    source = next(
+        "".join(c["source"]) for c in cells if "parameters" in c["metadata"].get("tags", [])
+    )
+    namespace: dict[str, Any] = {}
+    exec(source, namespace)  # noqa: S102 - the project's own parameters cell: assignments only
+    params = {k: v for k, v in namespace.items() if k.isupper()}
+    unknown = sorted(set(overrides) - set(params))
+    if unknown:
+        raise KeyError(f"{name} has no parameters {unknown}")
+    return {**params, **overrides}
