@@ -36,6 +36,24 @@ def run_smoke(smoke_root: Path, monkeypatch) -> Callable[..., Path]:
     return run
 
 
+def read_claims(out: Path, notebook: str) -> dict[str, dict]:
+    """The claims a notebook saved in ``out/verdicts.json``, by id, after checking the record."""
+    import json
+
+    from kc.claims import STATUSES
+
+    record = json.loads((out / "verdicts.json").read_text())
+    assert list(record) == ["notebook", "profile", "parameters", "claims"]
+    assert record["notebook"] == notebook and record["profile"] == "smoke"
+    assert record["parameters"]["PROFILE"] == "smoke"
+    claims = {c["id"]: c for c in record["claims"]}
+    assert len(claims) == len(record["claims"]) and all(
+        c["status"] in STATUSES for c in claims.values()
+    )
+    assert (out / "verdicts.md").read_text().count("\n- ") + 1 == len(claims)
+    return claims
+
+
 def read_csv(path: Path) -> pd.DataFrame:
     assert path.exists(), f"the notebook did not write {path.name}"
     return pd.read_csv(path)

@@ -2,7 +2,7 @@
 
 import numpy as np
 import pytest
-from conftest import read_csv
+from conftest import read_claims, read_csv
 
 
 @pytest.mark.notebooks
@@ -16,4 +16,5 @@ def test_toy_notebook(run_smoke):
     # even a short fit separates a permuted copy from unrelated noise
     inst = table.set_index("case")["instability"]
     assert inst["permuted"] < 0.5 < inst["independent"]
-    assert (out / "toy_cases.png").exists() and (out / "verdicts.md").exists()
+    assert (out / "toy_cases.png").exists() and (out / "toy_components.svg").exists()
+    assert len(read_claims(out, "00_toy_consistency")) == 5
