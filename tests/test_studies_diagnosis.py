@@ -14,6 +14,7 @@ from kc import evaluate_consistency, fit_consistency, plotting, zoo
 from kc.paper import SEC41_ROWS, paper_table
 from kc.studies import diagnosis as dg
 from kc.studies import diagnosis_arms as da
+from kc.studies import finetune as ft
 
 matplotlib.use("Agg")
 
@@ -185,11 +186,7 @@ def test_train_arms_finds_the_informative_inputs():
         train_y,
         test_x,
         test_y,
-        epochs=15,
-        lr=0.05,
-        batch_size=32,
-        optimizer="adam",
-        seed=0,
+        budget=ft.Budget(epochs=15, lr=0.05, batch_size=32),
         device="cpu",
     )
     assert list(table["arm"]) == list(da.ARMS)
@@ -212,11 +209,7 @@ def test_train_arms_with_identical_inputs_and_no_training_agree():
         y,
         same,
         y,
-        epochs=0,
-        lr=0.1,
-        batch_size=16,
-        optimizer="adam",
-        seed=0,
+        budget=ft.Budget(epochs=0, lr=0.1, batch_size=16),
         device="cpu",
     )
     assert table["accuracy"].nunique() == 1 and (table["gain"] == 0).all()
@@ -229,23 +222,10 @@ def test_train_arms_with_identical_inputs_and_no_training_agree():
             y,
             same,
             y,
-            epochs=0,
-            lr=0.1,
-            batch_size=16,
-            optimizer="adam",
-            seed=0,
+            budget=ft.Budget(epochs=0, lr=0.1, batch_size=16),
         )
-    with pytest.raises(ValueError, match="epochs must be >= 0, got -1"):
-        da.train_arm(
-            _linear_head,
-            (x["raw"], y),
-            (x["raw"], y),
-            epochs=-1,
-            lr=0.1,
-            batch_size=16,
-            optimizer="adam",
-            seed=0,
-        )
+    with pytest.raises(ValueError, match="epochs must be an int >= 0, got -1"):
+        ft.Budget(epochs=-1, lr=0.1, batch_size=16)
 
 
 # ---------------------------------------------------------------------------- tables, verdicts

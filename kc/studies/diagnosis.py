@@ -34,6 +34,7 @@ from kc.fit import ConsistencyResult
 from kc.paper import PAPER_STRONG, PAPER_WEAK, SEC41_ROWS, side_by_side
 from kc.studies.common import GFit, net_fields, pick
 from kc.studies.diagnosis_arms import ARMS, HEAD_INITS, classifier_inputs, make_head, train_arms
+from kc.studies.finetune import Budget
 
 __all__ = [
     "Diagnosis",
@@ -95,6 +96,17 @@ class DiagnosisStudy:
             ft_lr=float(p["FT_LR"]),
             head_init=p["HEAD_INIT"],
             device=p["DEVICE"],
+        )
+
+    @property
+    def budget(self) -> Budget:
+        """The classifiers' budget: FT_EPOCHS from FT_LR, the networks' batch and optimiser."""
+        return Budget(
+            epochs=self.ft_epochs,
+            lr=self.ft_lr,
+            batch_size=self.net["batch_size"],
+            optimizer=self.net["optimizer"],
+            seed=self.seed,
         )
 
     @property
@@ -183,8 +195,7 @@ def run(study: DiagnosisStudy) -> Diagnosis:
     start = time.perf_counter()
     arms = train_arms(
         head, inputs_train, train[weak][1], inputs_test, test[weak][1],
-        epochs=study.ft_epochs, lr=study.ft_lr, batch_size=study.net["batch_size"],
-        optimizer=study.net["optimizer"], seed=study.seed, device=dev,
+        budget=study.budget, device=dev,
     )  # fmt: skip
     seconds["classifiers"] = time.perf_counter() - start
     acc = arms.set_index("arm")

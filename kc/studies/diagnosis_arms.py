@@ -23,6 +23,7 @@ from kc.fit import match_spatial, prepare
 from kc.model import ConsistencyNet
 from kc.normalize import Normalizer
 from kc.seeding import seeded_build
+from kc.studies.finetune import Budget
 from kc.train import resolve_device, train_head
 
 __all__ = [
@@ -199,11 +200,7 @@ def train_arm(
     train: tuple[Tensor, Tensor],
     test: tuple[Tensor, Tensor],
     *,
-    epochs: int,
-    lr: float,
-    batch_size: int,
-    optimizer: str,
-    seed: int,
+    budget: Budget,
     device: str = "auto",
     progress: bool = False,
 ) -> tuple[float, Tensor, float]:
@@ -212,30 +209,24 @@ def train_arm(
     Args:
         head: from :func:`make_head` (trained in place), or a function returning one.
         train, test: ``(features (N, C, H, W), labels (N,))``.
-        epochs, lr, batch_size, optimizer, seed: as in :func:`kc.train.train_head`.
+        budget: the training budget (the same for every arm).
         device, progress: as in :func:`kc.train.train_head`.
 
     Returns:
         ``(accuracy %, correct (M,) bool per test image, training seconds)``; with
-        ``epochs == 0`` the head is only evaluated.
+        ``budget.epochs == 0`` the head is only evaluated.
     """
-    if epochs < 0:
-        raise ValueError(f"epochs must be >= 0, got {epochs}")
     if not isinstance(head, nn.Module):
         head = head()
     dev = resolve_device(device)
-    if epochs > 0:
+    if budget.epochs > 0:
         report = train_head(
             head,
             train[0],
             train[1],
             test_x=test[0],
             test_y=test[1],
-            epochs=epochs,
-            lr=lr,
-            batch_size=batch_size,
-            optimizer=optimizer,
-            seed=seed,
+            **budget.train_kwargs(),
             device=dev,
             progress=progress,
         )
@@ -261,8 +252,7 @@ def train_arms(
             from the same weights).
         train_inputs, test_inputs: ``{arm: features}`` from :func:`classifier_inputs`.
         train_labels, test_labels: (N,) and (M,).
-        **train_kwargs: passed to :func:`train_arm` (epochs, lr, batch_size, optimizer, seed,
-            device).
+        **train_kwargs: passed to :func:`train_arm` (budget, device, progress).
 
     Returns:
         One row per arm: ``arm, accuracy, gain, gain_se, seconds``; ``gain`` and its paired

@@ -1,7 +1,8 @@
 """Fine-tuning heads on fixed features with one budget (Appendix A's fairness protocol).
 
 Every row of Tables 3 and 4 trains only the layers above a feature, on precomputed feature
-tensors, with the same :class:`Budget`; :func:`compare_rows` does that for a set of rows.
+tensors, with the same :class:`Budget`; :func:`compare_rows` does that for a set of rows. Sec.
+4.1's classifiers (:mod:`kc.studies.diagnosis_arms`) use the same budget.
 """
 
 from __future__ import annotations
@@ -9,6 +10,7 @@ from __future__ import annotations
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import Any
 
 import pandas as pd
 import torch
@@ -46,6 +48,16 @@ class Budget:
             raise ValueError(f"batch_size must be >= 1, got {self.batch_size!r}")
         if self.optimizer not in OPTIMIZERS:
             raise ValueError(f"optimizer must be one of {OPTIMIZERS}, got {self.optimizer!r}")
+
+    def train_kwargs(self) -> dict[str, Any]:
+        """The budget as keyword arguments of :func:`kc.train.train_head`."""
+        return {
+            "epochs": self.epochs,
+            "lr": self.lr,
+            "batch_size": self.batch_size,
+            "optimizer": self.optimizer,
+            "seed": self.seed,
+        }
 
 
 def compare_rows(
@@ -88,11 +100,7 @@ def compare_rows(
             train_y,
             test_x=test_x,
             test_y=test_y,
-            epochs=budget.epochs,
-            lr=budget.lr,
-            batch_size=budget.batch_size,
-            optimizer=budget.optimizer,
-            seed=budget.seed,
+            **budget.train_kwargs(),
             device=dev,
             progress=False,
         )
