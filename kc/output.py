@@ -13,7 +13,8 @@ Example:
     >>> save_table(pd.DataFrame({"a": [1]}), "numbers", out).name
     'numbers.csv'
     >>> c = check("demo.one", "Table 0", "one is positive", 1 > 0, evidence="1")
-    >>> save_claims([c], out, notebook="demo", profile="smoke", parameters={"SEEDS": [0]}).name
+    >>> path = save_claims([c], out, notebook="demo", profile="smoke", parameters={}, show=False)
+    >>> path.name
     'verdicts.json'
 """
 

@@ -71,9 +71,9 @@ class DiagnosisStudy:
     ft_epochs: int
     ft_lr: float
     head_init: str
+    device: str
     weak: tuple[str, str] = PAPER_WEAK
     strong: tuple[str, str] = PAPER_STRONG
-    device: str = "auto"
     progress: bool = False
 
     def __post_init__(self) -> None:

@@ -61,8 +61,8 @@ class InstabilityStudy:
     seeds: Sequence[int]
     net: Mapping[str, Any]
     g: GFit
-    both_directions: bool = False
-    device: str = "auto"
+    both_directions: bool
+    device: str
     progress: bool = False
 
     @classmethod

@@ -316,7 +316,7 @@ class RefinementStudy:
     net: Mapping[str, Any]
     g: GFit
     budget: Budget
-    device: str = "auto"
+    device: str
     progress: bool = False
 
     @classmethod
