@@ -70,9 +70,7 @@ def match_spatial(x: Tensor, size: tuple[int, int], resize: str | None) -> Tenso
         return F.adaptive_avg_pool2d(x, size)
     if resize == "interpolate":
         return F.interpolate(x, size=size, mode="bilinear", align_corners=False)
-    raise ValueError(
-        f"spatial sizes differ ({tuple(x.shape[2:])} vs {tuple(size)}) and resize={resize!r}"
-    )
+    raise ValueError(f"spatial sizes differ ({tuple(x.shape[2:])} vs {tuple(size)}) and resize={resize!r}")
 
 
 # ---------------------------------------------------------------------------- fitting
@@ -128,13 +126,8 @@ def _stream(source, batch_size: int, generator: torch.Generator | None) -> Itera
     if isinstance(source, DataLoader):
         yield from source
         return
-    loader = DataLoader(
-        source,
-        batch_size=batch_size,
-        shuffle=generator is not None,
-        generator=generator,
-        drop_last=False,
-    )
+    loader = DataLoader(source, batch_size=batch_size, shuffle=generator is not None,
+                        generator=generator, drop_last=False)
     yield from loader
 
 
@@ -227,14 +220,8 @@ def fit_consistency(
 
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
-        g = ConsistencyNet(
-            sample_x.shape[1],
-            sample_t.shape[1],
-            order=order,
-            kernel_size=kernel_size,
-            sigma=sigma,
-            p_init=p_init,
-        )
+        g = ConsistencyNet(sample_x.shape[1], sample_t.shape[1], order=order,
+                           kernel_size=kernel_size, sigma=sigma, p_init=p_init)
     _set_norm(g, "x", nx)
     _set_norm(g, "x_star", ns)
     g.to(device).train()
@@ -306,10 +293,8 @@ class ConsistencyResult:
 
     def __repr__(self) -> str:
         vs = ", ".join(f"{k}={v:.4g}" for k, v in self.variances.items())
-        return (
-            f"ConsistencyResult(order={self.model.order}, instability={self.instability:.4f}, "
-            f"evaluated_on={self.evaluated_on!r}, {vs})"
-        )
+        return (f"ConsistencyResult(order={self.model.order}, instability={self.instability:.4f}, "
+                f"evaluated_on={self.evaluated_on!r}, {vs})")
 
 
 @torch.no_grad()
@@ -337,7 +322,7 @@ def evaluate_consistency(
     """
     xn, tn = prepare(g, x, x_star, resize=resize)
     g.eval()
-    parts = [decompose(g, xn[i : i + batch_size]) for i in range(0, xn.shape[0], batch_size)]
+    parts = [decompose(g, xn[i:i + batch_size]) for i in range(0, xn.shape[0], batch_size)]
     comps = torch.cat(parts, dim=1)
     names = [f"x{k}" for k in range(g.order + 1)]
     components = {name: comps[k] for k, name in enumerate(names)}
@@ -347,9 +332,7 @@ def evaluate_consistency(
     index = [f"Var({n})" for n in names] + ["Var(delta)", "Var(x*)"]
     tensors = [components[n] for n in names] + [components["delta"], tn]
     variances = pd.Series([variance(t) for t in tensors], index=index, name="variance")
-    raw = pd.Series(
-        [variance(t * scale) for t in tensors], index=index, name="variance (raw units)"
-    )
+    raw = pd.Series([variance(t * scale) for t in tensors], index=index, name="variance (raw units)")
     return ConsistencyResult(
         model=g,
         components=components,

@@ -31,4 +31,4 @@ def consistency_loss(g: ConsistencyNet, x: Tensor, x_star: Tensor, lam: float) -
     out = g(x)
     if out.shape != x_star.shape:
         raise ValueError(f"g(x) has shape {tuple(out.shape)} but x_star has {tuple(x_star.shape)}")
-    return F.mse_loss(out, x_star) + lam * (g.p**2).sum()
+    return F.mse_loss(out, x_star) + lam * (g.p ** 2).sum()

@@ -46,9 +46,7 @@ class _HasInstability(Protocol):
     instability: float
 
 
-def two_way_instability(
-    a_from_b: float | _HasInstability, b_from_a: float | _HasInstability
-) -> float:
+def two_way_instability(a_from_b: float | _HasInstability, b_from_a: float | _HasInstability) -> float:
     """Sec. 4.2, Case 2: [Var(x_A^D)/Var(x_A) + Var(x_B^D)/Var(x_B)] / 2.
 
     Args:

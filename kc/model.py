@@ -167,13 +167,8 @@ class ConsistencyNet(_ResizableBuffers):
         pad = kernel_size // 2
         # W(0) maps to the target's channels; W(k >= 1) feed x + x_higher, so keep C channels.
         self.weights = nn.ModuleList(
-            nn.Conv2d(
-                in_channels,
-                out_channels if k == 0 else in_channels,
-                kernel_size,
-                padding=pad,
-                bias=False,
-            )
+            nn.Conv2d(in_channels, out_channels if k == 0 else in_channels, kernel_size,
+                      padding=pad, bias=False)
             for k in range(order + 1)
         )
         self.sigmas = nn.ModuleList(SigmaNorm(sigma) for _ in range(order))

@@ -61,9 +61,7 @@ def fit_normalizer(x: Tensor | Iterable[Tensor], mode: str = "global") -> Normal
     count = 0
     for b in batches:
         if b.dim() not in (2, 4):
-            raise ValueError(
-                f"expected (N, C) or (N, C, H, W) features, got shape {tuple(b.shape)}"
-            )
+            raise ValueError(f"expected (N, C) or (N, C, H, W) features, got shape {tuple(b.shape)}")
         dims = _reduce_dims(b, mode)
         b64 = b.detach().to(torch.float64)
         t1, t2 = b64.sum(dims, keepdim=True), (b64 * b64).sum(dims, keepdim=True)

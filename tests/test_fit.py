@@ -133,9 +133,8 @@ def test_resize_maps_x_onto_the_target_size():
     t = torch.nn.functional.avg_pool2d(x, 2)
     with pytest.raises(ValueError, match="different spatial sizes .* resize='pool'"):
         kc.fit_consistency(x, t, epochs=1, progress=False)
-    g = kc.fit_consistency(
-        x, t, order=0, kernel_size=1, epochs=40, batch_size=8, resize="pool", progress=False
-    )
+    g = kc.fit_consistency(x, t, order=0, kernel_size=1, epochs=40, batch_size=8,
+                          resize="pool", progress=False)
     res = kc.evaluate_consistency(g, x, t, resize="pool")
     assert res.instability < 0.05
 
@@ -144,23 +143,13 @@ def test_resize_maps_x_onto_the_target_size():
     "x, t, kwargs, match",
     [
         (torch.randn(4, 3, 2, 2), torch.randn(5, 3, 2, 2), {}, "same batch size, got 4 and 5"),
-        (
-            torch.randn(4, 3, 2),
-            torch.randn(4, 3, 2),
-            {},
-            r"shape \(N, C\) or \(N, C, H, W\), got shape \(4, 3, 2\)",
-        ),
+        (torch.randn(4, 3, 2), torch.randn(4, 3, 2), {}, r"shape \(N, C\) or \(N, C, H, W\), got shape \(4, 3, 2\)"),
         (torch.full((4, 3), float("nan")), torch.randn(4, 3), {}, "x contains 12 NaN or Inf"),
         (torch.randn(4, 3), torch.randn(4, 3).fill_(float("inf")), {}, "x_star contains"),
         (torch.randn(4, 3), torch.randn(4, 3), {"order": -1}, "order must be an integer >= 0"),
         (torch.randn(4, 3), torch.randn(4, 3), {"lam": -0.1}, "lam must be >= 0"),
         (torch.randn(4, 3), torch.randn(4, 3, 1, 1), {}, "both be maps or both vectors"),
-        (
-            torch.randn(4, 3, 2, 2),
-            torch.randn(4, 3, 1, 1),
-            {"resize": "crop"},
-            "resize must be None or one of",
-        ),
+        (torch.randn(4, 3, 2, 2), torch.randn(4, 3, 1, 1), {"resize": "crop"}, "resize must be None or one of"),
     ],
 )
 def test_bad_input_is_named(x, t, kwargs, match):

@@ -12,9 +12,7 @@ def test_training_features_become_standard(mode):
     z, stats = kc.normalize(x, mode=mode)
     dims = (0, 1, 2, 3) if mode == "global" else (0, 2, 3)
     torch.testing.assert_close(z.mean(dims), torch.zeros_like(z.mean(dims)), atol=1e-4, rtol=0)
-    torch.testing.assert_close(
-        z.var(dims, unbiased=False), torch.ones_like(z.mean(dims)), atol=1e-4, rtol=0
-    )
+    torch.testing.assert_close(z.var(dims, unbiased=False), torch.ones_like(z.mean(dims)), atol=1e-4, rtol=0)
     torch.testing.assert_close(stats.inverse(z), x, atol=1e-4, rtol=1e-5)
 
 
