@@ -174,16 +174,21 @@ def from_checks(
     claim id.
 
     Every check is named by its id in both; a check our parameters cannot make (``holds`` is
-    None, or missing from ``ours``) is "not testable", never "not reproduced".
+    None, or missing from ``ours``) is "not testable", never "not reproduced". A check neither
+    side can make (e.g. "the deeper layer is less stable" for a network the paper reports one
+    layer of, and so do we) is no claim of the paper's and is left out.
     """
     claims = []
     for cid in dict.fromkeys([*paper, *ours]):
-        theirs = paper.get(cid)
-        paper_text = "" if theirs is None or theirs["holds"] is None else theirs["evidence"]
-        mine = ours.get(cid)
+        theirs, mine = paper.get(cid), ours.get(cid)
+        paper_made = theirs is not None and theirs["holds"] is not None
+        we_can = mine is not None and mine["holds"] is not None
+        if not (paper_made or we_can):
+            continue
+        paper_text = theirs["evidence"] if paper_made else ""
         where = (mine or theirs or {}).get("setting")
         text = (mine or theirs)["claim"] + (f" ({where})" if where else "")
-        if mine is None or mine["holds"] is None:
+        if not we_can:
             reason = "the parameters do not include the networks or layers it compares"
             reason = mine["evidence"] if mine is not None else reason
             claims.append(untestable(cid, item, text, reason, paper=paper_text))

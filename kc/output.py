@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import json
 import math
+import os
 import time
 from collections.abc import Iterable, Mapping
 from dataclasses import asdict
@@ -130,11 +131,18 @@ def save_claims(
         "claims": [_jsonable(asdict(c)) for c in items],
     }
     path = _target("verdicts", out_dir, ".json")
-    path.write_text(json.dumps(record, indent=1) + "\n")
-    _target("verdicts", out_dir, ".md").write_text(markdown)
+    _write_atomically(path, json.dumps(record, indent=1) + "\n")
+    _write_atomically(_target("verdicts", out_dir, ".md"), markdown)
     if show:
         _display_markdown(markdown)
     return path
+
+
+def _write_atomically(path: Path, text: str) -> None:
+    """Write ``text`` beside ``path`` and move it into place: readers see old or new, never half."""
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_text(text)
+    os.replace(tmp, path)
 
 
 def _display_markdown(markdown: str) -> None:

@@ -51,14 +51,16 @@ def test_from_checks_marks_checks_our_parameters_cannot_make_as_not_testable() -
         "t.layers": {"claim": "conv4 < conv5", "holds": True, "evidence": "0.086 < 0.107",
                      "numbers": {}},
         "t.archs": {"claim": "AlexNet < VGG", "holds": True, "evidence": "p", "numbers": {}},
+        "t.none": {"claim": "ResNet layers", "holds": None, "evidence": "one layer", "numbers": {}},
     }  # fmt: skip
     ours = {  # one layer only: the layer check cannot decide; the arch check is absent
         "t.layers": {"claim": "conv4 < conv5", "holds": None, "evidence": "needs two layers",
                      "numbers": {}},
         "t.extra": {"claim": "ours only", "holds": False, "evidence": "e", "numbers": {"v": 1}},
+        "t.none": {"claim": "ResNet layers", "holds": None, "evidence": "one layer", "numbers": {}},
     }  # fmt: skip
     claims = {c.id: c for c in from_checks(ours, paper, "Table 1")}
-    assert list(claims) == ["t.layers", "t.archs", "t.extra"]
+    assert list(claims) == ["t.layers", "t.archs", "t.extra"]  # t.none: neither side makes it
     assert claims["t.layers"].status == "not testable"
     assert claims["t.layers"].evidence == "needs two layers"
     assert claims["t.layers"].paper == "0.086 < 0.107"

@@ -41,8 +41,8 @@ def test_table1_notebook(run_smoke):
     assert set(nets.loc[nets["task"] != "all", "train_limit"]) == {300}  # half of TRAIN_LIMIT
 
     claims = read_claims(out, "table1_instability")
-    assert len(claims) == 2 * 5  # per case: 3 archs' layers, network depth, the deepest
-    # ResNet-34 has one layer in Table 1: its within-network claim is not testable
-    assert claims["table1.case1.resnet34_layers"]["status"] == "not testable"
-    assert claims["table1.case1.alexnet_layers"]["status"] != "not testable"
+    # per case: AlexNet's and VGG-16's layers, network depth, the deepest (ResNet-34 has one
+    # layer in Table 1, in the paper and here, so it has no within-network claim)
+    assert len(claims) == 2 * 4 and "table1.case1.resnet34_layers" not in claims
+    assert all(c["status"] != "not testable" for c in claims.values())
     assert (out / "table1.png").exists() and (out / "table1_timing.csv").exists()
