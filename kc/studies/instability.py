@@ -305,7 +305,7 @@ def instability_checks(table: pd.DataFrame, value: str = "instability") -> dict[
                 "setting": setting,
                 "claim": f"{ARCH_NAMES[arch]}: the deeper layer is less stable",
                 "holds": _increasing(seq) if ok else None,
-                "evidence": f"{' < '.join(layers)}? {_fmt(numbers)}"
+                "evidence": _fmt(numbers)
                 if ok
                 else f"needs two or more layers of {arch}, got {layers}",
                 "numbers": numbers,
@@ -320,7 +320,7 @@ def instability_checks(table: pd.DataFrame, value: str = "instability") -> dict[
             "setting": setting,
             "claim": "deeper networks are less stable (mean over layers)",
             "holds": _increasing(list(means.values())) if ok else None,
-            "evidence": f"{' < '.join(means)}? {_fmt(means)}" if ok else reason,
+            "evidence": _fmt(means) if ok else reason,
             "numbers": means,
         }
         deepest = archs[-1]
