@@ -14,6 +14,7 @@ from kc import evaluate_consistency, fit_consistency, plotting, zoo
 from kc.paper import SEC41_ROWS, paper_table
 from kc.studies import diagnosis as dg
 from kc.studies import diagnosis_arms as da
+from kc.studies import diagnosis_tables as dt
 from kc.studies import finetune as ft
 
 matplotlib.use("Agg")
@@ -239,7 +240,7 @@ def _table(
     removed=63.0,
     names=("alexnet conv5", "resnet34 last14"),
 ):
-    return dg.results_table(
+    return dt.results_table(
         names={"weak": names[0], "strong": names[1]},
         net_accuracy={"weak": acc_weak, "strong": acc_strong},
         arm_accuracy={"raw": raw, "blind_spots_added": added, "unreliable_removed": removed},
@@ -258,7 +259,7 @@ def test_results_table_keys_match_the_papers_table():
     assert vals[SEC41_ROWS["gain_blind"]] == pytest.approx(8.0)
     assert vals[SEC41_ROWS["unreliable_removed"]] == 63.0
     with pytest.raises(ValueError, match=r"missing entries \['unreliable_removed'\]"):
-        dg.results_table(
+        dt.results_table(
             names={"weak": "a", "strong": "b"},
             net_accuracy={"weak": 1.0, "strong": 2.0},
             arm_accuracy={"raw": 1.0, "blind_spots_added": 2.0},
@@ -269,7 +270,7 @@ def test_results_table_keys_match_the_papers_table():
 
 def test_compare_with_paper_keeps_our_order_and_adds_the_papers_numbers():
     table = _table()
-    merged = dg.compare_with_paper(table, paper_table("4.1"))
+    merged = dt.compare_with_paper(table, paper_table("4.1"))
     assert list(merged["row"]) == list(table["row"])
     assert merged["paper"].notna().sum() == 5
     row = merged.set_index("row").loc["classifier on raw x_A"]
@@ -281,7 +282,7 @@ PAPER = paper_table("4.1")
 
 
 def test_claims_follow_the_numbers():
-    claims = dg.sec41_claims(_table(), PAPER, PAPER_NAMES)
+    claims = dt.sec41_claims(_table(), PAPER, PAPER_NAMES)
     assert [c.id for c in claims] == ["sec41.roles", "sec41.blind_spots", "sec41.unreliable"]
     assert [c.status for c in claims] == ["reproduced"] * 3
     # the gains are also given in units of their paired standard errors (8 / 1 and 2 / 0.5)
@@ -289,13 +290,13 @@ def test_claims_follow_the_numbers():
     assert claims[1].paper == "gain +16.1 points" and claims[2].paper == "60.3% -> 65.6%"
     assert claims[1].numbers["gain"] == pytest.approx(8.0)
     worse = _table(added=58.0, removed=61.0)  # no gain from either change
-    statuses = [c.status for c in dg.sec41_claims(worse, PAPER, PAPER_NAMES)]
+    statuses = [c.status for c in dt.sec41_claims(worse, PAPER, PAPER_NAMES)]
     assert statuses == ["reproduced", "not reproduced", "not reproduced"]
 
 
 def test_claims_say_so_when_the_roles_swap():
     swapped = _table(acc_weak=70.0, acc_strong=75.0, names=("resnet34 last14", "alexnet conv5"))
-    roles, *rest = dg.sec41_claims(swapped, PAPER, PAPER_NAMES)
+    roles, *rest = dt.sec41_claims(swapped, PAPER, PAPER_NAMES)
     assert roles.status == "not reproduced"
     assert "alexnet conv5 is the stronger network" in roles.evidence
     assert "resnet34 last14" in rest[0].claim  # the diagnosis is of the weaker network
