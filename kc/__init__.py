@@ -43,7 +43,10 @@ __all__ = [
     "variance",
 ]
 
-_LAZY = {"data", "zoo", "train", "cache", "experiments", "paper", "report", "runner", "cli"}
+_LAZY = {
+    "data", "zoo", "train", "cache", "experiments", "paper", "claims", "output", "plotting",
+    "runner", "cli",
+}  # fmt: skip
 
 
 def __getattr__(name: str) -> Any:

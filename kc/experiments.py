@@ -43,6 +43,7 @@ from kc import cache, data, zoo
 from kc import train as tr
 from kc.fit import ConsistencyResult, evaluate_consistency, fit_consistency
 from kc.model import ConsistencyNet
+from kc.seeding import seeded_build
 
 __all__ = [
     "DATA_SEED",
@@ -200,15 +201,16 @@ def _task(spec: NetSpec, split: str, task: str | None = None, limit: int | None 
 
 
 def _fresh_model(spec: NetSpec, num_classes: int, in_channels: int, seed: int) -> nn.Module:
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(seed)
-        return zoo.build(
+    return seeded_build(
+        seed,
+        lambda: zoo.build(
             spec.arch,
             num_classes=num_classes,
             input_size=spec.input_size,
             in_channels=in_channels,
             width=spec.width,
-        )
+        ),
+    )
 
 
 def _train_kwargs(spec: NetSpec, device: torch.device, progress: bool) -> dict[str, Any]:

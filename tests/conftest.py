@@ -36,6 +36,24 @@ def run_smoke(smoke_root: Path, monkeypatch) -> Callable[..., Path]:
     return run
 
 
+def read_claims(out: Path, notebook: str) -> dict[str, dict]:
+    """The claims a notebook saved in ``out/verdicts.json``, by id, after checking the record."""
+    import json
+
+    from kc.claims import STATUSES
+
+    record = json.loads((out / "verdicts.json").read_text())
+    assert list(record) == ["notebook", "profile", "parameters", "claims"]
+    assert record["notebook"] == notebook and record["profile"] == "smoke"
+    assert record["parameters"]["PROFILE"] == "smoke"
+    claims = {c["id"]: c for c in record["claims"]}
+    assert len(claims) == len(record["claims"]) and all(
+        c["status"] in STATUSES for c in claims.values()
+    )
+    assert (out / "verdicts.md").read_text().count("\n- ") + 1 == len(claims)
+    return claims
+
+
 def read_csv(path: Path) -> pd.DataFrame:
     assert path.exists(), f"the notebook did not write {path.name}"
     return pd.read_csv(path)
@@ -52,11 +70,11 @@ def _fake_consistency(calls: list) -> Callable[..., Any]:
     and is a little higher when the target is a later seed."""
 
     from kc import zoo
-    from kc.studies import instability as ins
+    from kc.paper import ARCH_DEPTH
 
     def fake(x_spec, x_layer, t_spec, t_layer, **kwargs):
         calls.append((x_spec, x_layer, t_spec, t_layer, kwargs))
-        base = 0.1 * (1 + list(ins.ARCH_DEPTH).index(x_spec.arch))
+        base = 0.1 * (1 + list(ARCH_DEPTH).index(x_spec.arch))
         inst = base + 0.05 * zoo.layers(x_spec.arch).index(x_layer) + 0.01 * t_spec.seed
         inst += 0.002 * (t_spec.task == "half0")
         v = pd.Series(
@@ -79,5 +97,28 @@ def faked_fits(monkeypatch) -> tuple[Any, pd.DataFrame, list]:
 
     calls: list = []
     monkeypatch.setattr(ex, "get_consistency", _fake_consistency(calls))
-    study = ins.InstabilityStudy(seeds=[0, 1, 2], g_epochs=7)
+    study = ins.InstabilityStudy.from_params(notebook_params("table1_instability", SEEDS=[0, 1, 2]))
     return study, ins.fits(study), calls
+
+
+def notebook_params(name: str, **overrides: Any) -> dict[str, Any]:
+    """The defaults of a notebook's ``parameters`` cell (the smoke settings), with overrides.
+
+    Studies' tests build their settings from these, so that no test keeps its own copy of the
+    defaults.
+    """
+    import json
+
+    from kc.runner import notebooks_dir
+
+    cells = json.loads((notebooks_dir() / f"{name}.ipynb").read_text())["cells"]
+    source = next(
+        "".join(c["source"]) for c in cells if "parameters" in c["metadata"].get("tags", [])
+    )
+    namespace: dict[str, Any] = {}
+    exec(source, namespace)  # noqa: S102 - the project's own parameters cell: assignments only
+    params = {k: v for k, v in namespace.items() if k.isupper()}
+    unknown = sorted(set(overrides) - set(params))
+    if unknown:
+        raise KeyError(f"{name} has no parameters {unknown}")
+    return {**params, **overrides}

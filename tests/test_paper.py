@@ -5,7 +5,20 @@ from __future__ import annotations
 import pandas as pd
 import pytest
 
-from kc.paper import BIBTEX, CITATION, paper_table, paper_tables_path, paper_value
+from kc import zoo
+from kc.paper import (
+    ARCH_NAMES,
+    BIBTEX,
+    CITATION,
+    PAPER_LAYERS,
+    REFINEMENT_COLUMNS,
+    paper_column,
+    paper_table,
+    paper_tables_path,
+    paper_value,
+    parse_column,
+    side_by_side,
+)
 
 
 def test_known_numbers() -> None:
@@ -80,3 +93,80 @@ def test_citation() -> None:
         assert text in CITATION
     assert "ICLR" in CITATION
     assert BIBTEX.startswith("@inproceedings{")
+
+
+# ---------------------------------------------------------------------------- vocabulary
+
+
+@pytest.mark.parametrize("arch", list(ARCH_NAMES))
+def test_table1_columns_round_trip_for_every_layer(arch: str) -> None:
+    for layer in zoo.layers(arch):
+        for table in (1, 2):
+            assert parse_column(table, paper_column(table, arch, layer)) == (arch, layer)
+
+
+@pytest.mark.parametrize("table", [1, 2])
+def test_every_paper_column_of_tables_1_and_2_parses(table: int) -> None:
+    parsed = {parse_column(table, c) for c in paper_table(table)["column"]}
+    assert parsed == {(a, layer) for a, ls in PAPER_LAYERS.items() for layer in ls}
+
+
+@pytest.mark.parametrize("table", [3, 4])
+def test_every_paper_column_of_tables_3_and_4_is_ours(table: int) -> None:
+    for column in paper_table(table)["column"].unique():
+        arch, layer = parse_column(table, column)
+        assert paper_column(table, arch, layer) == column
+        assert (arch, layer) in REFINEMENT_COLUMNS
+
+
+def test_the_two_namings_differ_by_table() -> None:
+    assert paper_column(1, "vgg16", "conv4_3") == "conv4-3 @ VGG-16"
+    assert paper_column(4, "vgg16", "conv4_3") == "VGG-16 conv4-3"
+    assert paper_column(2, "resnet34", "last14") == "last conv @ ResNet-34"
+    assert paper_column(3, "resnet34", "last14") == "ResNet-34"
+
+
+def test_unknown_columns_layers_and_tables_raise() -> None:
+    with pytest.raises(ValueError, match="not a layer column"):
+        parse_column(1, "conv9 @ AlexNet")
+    with pytest.raises(ValueError, match="unknown layer 'conv9'"):
+        paper_column(1, "alexnet", "conv9")
+    with pytest.raises(ValueError, match="no Table 3/4 column for"):
+        paper_column(3, "alexnet", "conv5")
+    with pytest.raises(ValueError, match="layer columns are 1-4, got '4.1'"):
+        paper_column("4.1", "alexnet", "conv5")
+
+
+# ---------------------------------------------------------------------------- side_by_side
+
+
+def test_side_by_side_with_the_paper() -> None:
+    paper = paper_table(1)
+    ours = paper[["setting", "column"]].iloc[:3].assign(value=[0.1, 0.2, 0.3])
+    table = side_by_side(ours, paper, on=["setting", "column"])
+    assert list(table.columns) == ["setting", "column", "ours", "paper", "difference"]
+    assert len(table) == len(paper)  # outer: the paper's rows we lack stay, with NaN
+    first = table.iloc[0]
+    assert (first["ours"], first["paper"]) == (0.1, 0.086)
+    assert first["difference"] == pytest.approx(0.1 - 0.086)
+    assert table["ours"].isna().sum() == len(paper) - 3
+    inner = side_by_side(ours, paper, on=["setting", "column"], how="inner")
+    assert len(inner) == 3
+
+
+def test_side_by_side_custom_columns() -> None:
+    ours = pd.DataFrame({"k": ["a", "b"], "acc": [50.0, 40.0]})
+    paper = pd.DataFrame({"k": ["b", "a"], "top1": [41.0, 49.0]})
+    table = side_by_side(ours, paper, on=["k"], ours_value="acc", paper_value="top1")
+    assert table.set_index("k")["difference"].to_dict() == {"a": 1.0, "b": -1.0}
+
+
+def test_side_by_side_bad_input() -> None:
+    ours = pd.DataFrame({"k": ["a", "a"], "value": [1.0, 2.0]})
+    paper = pd.DataFrame({"k": ["a"], "value": [1.0]})
+    with pytest.raises(ValueError, match="ours has several rows per key"):
+        side_by_side(ours, paper, on=["k"])
+    with pytest.raises(ValueError, match=r"paper lacks columns \['j'\]"):
+        side_by_side(ours.iloc[:1].assign(j=1), paper, on=["k", "j"])
+    with pytest.raises(ValueError, match="at least one key"):
+        side_by_side(ours, paper, on=[])

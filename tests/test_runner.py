@@ -20,7 +20,7 @@ ROOT = Path(__file__).resolve().parents[1]
 VOCABULARY = {
     "PROFILE", "OUTPUT_DIR", "DEVICE", "DATASET", "MIX_DATASETS", "SUBSET_DATASET", "SUBSET",
     "INPUT_SIZE", "WIDTH", "TRAIN_LIMIT", "EVAL_LIMIT", "EPOCHS", "BATCH_SIZE", "OPTIMIZER", "LR",
-    "SEEDS", "FIT_LIMIT", "TEST_LIMIT", "ORDER", "LAMBDA", "LAMBDA_ALEXNET", "G_EPOCHS", "G_LR",
+    "SEEDS", "FIT_LIMIT", "TEST_LIMIT", "ORDER", "LAMBDA", "LAMBDA_ALEXNET", "G_STEPS", "G_LR",
     "G_BATCH_SIZE", "FT_EPOCHS", "FT_LR",
 }  # fmt: skip
 
@@ -89,7 +89,7 @@ def test_profiles_hold_the_shared_vocabulary(name: str) -> None:
     assert profile["PROFILE"] == name
     for key in ("LR", "G_LR", "FT_LR", "LAMBDA", "LAMBDA_ALEXNET", "WIDTH"):
         assert isinstance(profile[key], float), (key, profile[key])
-    for key in ("EPOCHS", "G_EPOCHS", "FT_EPOCHS", "ORDER", "INPUT_SIZE", "BATCH_SIZE"):
+    for key in ("EPOCHS", "G_STEPS", "FT_EPOCHS", "ORDER", "INPUT_SIZE", "BATCH_SIZE"):
         assert isinstance(profile[key], int), (key, profile[key])
     assert profile["ORDER"] == 2 and profile["LAMBDA"] == 0.1 and profile["LAMBDA_ALEXNET"] == 8.0
     assert len(profile["MIX_DATASETS"]) == 2 and len(profile["SEEDS"]) >= 2
@@ -99,7 +99,7 @@ def test_profiles_hold_the_shared_vocabulary(name: str) -> None:
 def test_profile_scales() -> None:
     smoke, small, paper = (runner.load_profile(n) for n in ("smoke", "small", "paper"))
     assert smoke["EPOCHS"] == 1 and smoke["TRAIN_LIMIT"] <= 1000 and smoke["SEEDS"] == [0, 1]
-    for key in ("TRAIN_LIMIT", "FIT_LIMIT", "TEST_LIMIT", "G_EPOCHS", "EPOCHS"):
+    for key in ("TRAIN_LIMIT", "FIT_LIMIT", "TEST_LIMIT", "G_STEPS", "EPOCHS"):
         assert smoke[key] <= small[key], key
     assert small["SEEDS"] == [0, 1, 2] and small["DATASET"] == "fashion-mnist"
     assert paper["DATASET"] == "cub200" and paper["MIX_DATASETS"] == ["cub200", "stanford-dogs"]

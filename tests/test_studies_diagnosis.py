@@ -7,11 +7,15 @@ import numpy as np
 import pandas as pd
 import pytest
 import torch
+from conftest import notebook_params
 from torch import nn
 
-from kc import evaluate_consistency, fit_consistency, zoo
-from kc.paper import paper_table
+from kc import evaluate_consistency, fit_consistency, plotting, zoo
+from kc.paper import SEC41_ROWS, paper_table
 from kc.studies import diagnosis as dg
+from kc.studies import diagnosis_arms as da
+from kc.studies import diagnosis_tables as dt
+from kc.studies import finetune as ft
 
 matplotlib.use("Agg")
 
@@ -37,10 +41,19 @@ def fitted():
 # ---------------------------------------------------------------------------- small helpers
 
 
-def test_choose_lambda():
-    assert dg.choose_lambda("alexnet", "resnet34", 0.1, 8.0) == 8.0
-    assert dg.choose_lambda("resnet34", "alexnet", 0.1, 8.0) == 8.0
-    assert dg.choose_lambda("vgg16", "resnet34", 0.1, 8.0) == 0.1
+def test_study_from_the_notebooks_parameters():
+    study = dg.DiagnosisStudy.from_params(notebook_params("sec41_diagnosis", SEEDS=[3, 1]))
+    assert study.seed == 3 and study.head_init == "fresh"
+    assert study.paper_names == {"weak": "alexnet conv5", "strong": "resnet34 last14"}
+    spec = study.spec("alexnet")
+    assert (spec.task, spec.seed, spec.datasets, spec.train_limit) == (
+        "all", 3, ("fashion-mnist",), 600,
+    )  # fmt: skip
+    # both directions of a diagnosis fit touch AlexNet: both use AlexNet's lambda
+    assert study.g.lam_for("alexnet", "resnet34") == study.g.lam_for("resnet34", "alexnet") == 8.0
+    assert study.g.lam_for("vgg16", "resnet34") == 0.1
+    with pytest.raises(ValueError, match="HEAD_INIT must be one of .*, got 'warm'"):
+        dg.DiagnosisStudy.from_params(notebook_params("sec41_diagnosis", HEAD_INIT="warm"))
 
 
 def test_resize_mode():
@@ -63,10 +76,10 @@ def test_paired_se_matches_a_direct_computation():
     a, b = torch.rand(200, generator=gen) < 0.6, torch.rand(200, generator=gen) < 0.7
     d = b.double() - a.double()
     expected = 100 * math.sqrt(((d - d.mean()) ** 2).mean().item() / 200)
-    assert dg.paired_se(a, b) == pytest.approx(expected)
-    assert dg.paired_se(a, a) == 0.0
+    assert da.paired_se(a, b) == pytest.approx(expected)
+    assert da.paired_se(a, a) == 0.0
     with pytest.raises(ValueError, match="same images"):
-        dg.paired_se(a, b[:10])
+        da.paired_se(a, b[:10])
 
 
 # ---------------------------------------------------------------------------- features
@@ -75,15 +88,15 @@ def test_paired_se_matches_a_direct_computation():
 def test_apply_g_equals_the_consistent_part_of_the_decomposition(fitted):
     x_w, x_s, g_ws, _ = fitted
     res = evaluate_consistency(g_ws, x_w, x_s)
-    torch.testing.assert_close(dg.apply_g(g_ws, x_w, batch_size=17), res.consistent)
+    torch.testing.assert_close(da.apply_g(g_ws, x_w, batch_size=17), res.consistent)
     with pytest.raises(ValueError, match=r"expected x of shape \(N, C, H, W\)"):
-        dg.apply_g(g_ws, x_w[:, :, 0, 0])
+        da.apply_g(g_ws, x_w[:, :, 0, 0])
 
 
 def test_classifier_inputs_units_and_identities(fitted):
     x_w, x_s, g_ws, g_sw = fitted
-    out = dg.classifier_inputs(x_w, x_s, g_ws, g_sw)
-    assert list(out) == list(dg.ARMS)
+    out = da.classifier_inputs(x_w, x_s, g_ws, g_sw)
+    assert list(out) == list(da.ARMS)
     assert out["raw"] is x_w
     # g(x_W) + x_S^Delta is x_S itself, carried into W's raw units by a global affine map
     expected = (x_s - g_ws.x_star_mean) / g_ws.x_star_std * g_ws.x_std + g_ws.x_mean
@@ -105,16 +118,16 @@ def test_classifier_inputs_pool_a_larger_strong_map_onto_the_weak_size():
     _, x_s = _pair(3, size=(6, 6))
     g_ws = _fit(x_w, x_s, resize="pool")
     g_sw = _fit(x_s, x_w, resize="pool")
-    out = dg.classifier_inputs(x_w, x_s, g_ws, g_sw)
+    out = da.classifier_inputs(x_w, x_s, g_ws, g_sw)
     assert all(tuple(t.shape) == tuple(x_w.shape) for t in out.values())
 
 
 def test_classifier_inputs_reject_bad_shapes(fitted):
     x_w, x_s, g_ws, g_sw = fitted
     with pytest.raises(ValueError, match="take 4 channels but the strong feature has 3"):
-        dg.classifier_inputs(x_w, x_s[:, :3], g_ws, g_sw)
+        da.classifier_inputs(x_w, x_s[:, :3], g_ws, g_sw)
     with pytest.raises(ValueError, match="of the same N images"):
-        dg.classifier_inputs(x_w, x_s[:10], g_ws, g_sw)
+        da.classifier_inputs(x_w, x_s[:10], g_ws, g_sw)
 
 
 # ---------------------------------------------------------------------------- classifiers
@@ -128,10 +141,10 @@ def _alexnet():
 def test_make_head_fresh_is_seeded_and_finetune_copies_the_trained_layers():
     model = _alexnet()
     kw = dict(num_classes=3, input_size=32, width=0.0625)
-    a = dg.make_head(model, "alexnet", "conv5", init="fresh", seed=1, **kw)
-    b = dg.make_head(model, "alexnet", "conv5", init="fresh", seed=1, **kw)
-    c = dg.make_head(model, "alexnet", "conv5", init="fresh", seed=2, **kw)
-    f = dg.make_head(model, "alexnet", "conv5", init="finetune", seed=1, **kw)
+    a = da.make_head(model, "alexnet", "conv5", init="fresh", seed=1, **kw)
+    b = da.make_head(model, "alexnet", "conv5", init="fresh", seed=1, **kw)
+    c = da.make_head(model, "alexnet", "conv5", init="fresh", seed=2, **kw)
+    f = da.make_head(model, "alexnet", "conv5", init="finetune", seed=1, **kw)
     _, trained = zoo.split(model, "alexnet", "conv5")
     params = [[p.detach() for p in h.parameters()] for h in (a, b, c, f, trained)]
     assert all(torch.equal(p, q) for p, q in zip(params[0], params[1], strict=True))
@@ -145,7 +158,7 @@ def test_make_head_fresh_is_seeded_and_finetune_copies_the_trained_layers():
     )
     assert tuple(a(x).shape) == (2, 3)
     with pytest.raises(ValueError, match="init must be one of"):
-        dg.make_head(model, "alexnet", "conv5", init="pretrained", seed=0, **kw)
+        da.make_head(model, "alexnet", "conv5", init="pretrained", seed=0, **kw)
 
 
 def _planted_arms(n: int, seed: int):
@@ -168,20 +181,16 @@ def _linear_head():
 def test_train_arms_finds_the_informative_inputs():
     train_x, train_y = _planted_arms(300, 0)
     test_x, test_y = _planted_arms(150, 1)
-    table = dg.train_arms(
+    table = da.train_arms(
         _linear_head,
         train_x,
         train_y,
         test_x,
         test_y,
-        epochs=15,
-        lr=0.05,
-        batch_size=32,
-        optimizer="adam",
-        seed=0,
+        budget=ft.Budget(epochs=15, lr=0.05, batch_size=32),
         device="cpu",
     )
-    assert list(table["arm"]) == list(dg.ARMS)
+    assert list(table["arm"]) == list(da.ARMS)
     acc = table.set_index("arm")
     assert acc.loc["raw", "accuracy"] < 60.0
     assert acc.loc["blind_spots_added", "accuracy"] > 90.0
@@ -194,47 +203,30 @@ def test_train_arms_finds_the_informative_inputs():
 
 def test_train_arms_with_identical_inputs_and_no_training_agree():
     x, y = _planted_arms(60, 2)
-    same = dict.fromkeys(dg.ARMS, x["raw"])
-    table = dg.train_arms(
+    same = dict.fromkeys(da.ARMS, x["raw"])
+    table = da.train_arms(
         _linear_head,
         same,
         y,
         same,
         y,
-        epochs=0,
-        lr=0.1,
-        batch_size=16,
-        optimizer="adam",
-        seed=0,
+        budget=ft.Budget(epochs=0, lr=0.1, batch_size=16),
         device="cpu",
     )
     assert table["accuracy"].nunique() == 1 and (table["gain"] == 0).all()
     with pytest.raises(
         ValueError, match=r"missing classifier inputs for arms \['raw', 'unreliable_removed'\]"
     ):
-        dg.train_arms(
+        da.train_arms(
             _linear_head,
             {"blind_spots_added": x["raw"]},
             y,
             same,
             y,
-            epochs=0,
-            lr=0.1,
-            batch_size=16,
-            optimizer="adam",
-            seed=0,
+            budget=ft.Budget(epochs=0, lr=0.1, batch_size=16),
         )
-    with pytest.raises(ValueError, match="epochs must be >= 0, got -1"):
-        dg.train_arm(
-            _linear_head,
-            (x["raw"], y),
-            (x["raw"], y),
-            epochs=-1,
-            lr=0.1,
-            batch_size=16,
-            optimizer="adam",
-            seed=0,
-        )
+    with pytest.raises(ValueError, match="epochs must be an int >= 0, got -1"):
+        ft.Budget(epochs=-1, lr=0.1, batch_size=16)
 
 
 # ---------------------------------------------------------------------------- tables, verdicts
@@ -248,7 +240,7 @@ def _table(
     removed=63.0,
     names=("alexnet conv5", "resnet34 last14"),
 ):
-    return dg.results_table(
+    return dt.results_table(
         names={"weak": names[0], "strong": names[1]},
         net_accuracy={"weak": acc_weak, "strong": acc_strong},
         arm_accuracy={"raw": raw, "blind_spots_added": added, "unreliable_removed": removed},
@@ -262,12 +254,12 @@ def test_results_table_keys_match_the_papers_table():
     assert list(table.columns) == ["setting", "row", "column", "value", "se", "unit"]
     paper = paper_table("4.1")
     keys = set(zip(paper["setting"], paper["row"], strict=True))
-    assert set(dg.PAPER_KEYS.values()) == keys  # every paper number has one row of ours
+    assert set(SEC41_ROWS.values()) == keys  # every paper number has one row of ours
     vals = table.set_index(["setting", "row"])["value"]
-    assert vals[dg.PAPER_KEYS["gain_blind"]] == pytest.approx(8.0)
-    assert vals[dg.PAPER_KEYS["unreliable_removed"]] == 63.0
+    assert vals[SEC41_ROWS["gain_blind"]] == pytest.approx(8.0)
+    assert vals[SEC41_ROWS["unreliable_removed"]] == 63.0
     with pytest.raises(ValueError, match=r"missing entries \['unreliable_removed'\]"):
-        dg.results_table(
+        dt.results_table(
             names={"weak": "a", "strong": "b"},
             net_accuracy={"weak": 1.0, "strong": 2.0},
             arm_accuracy={"raw": 1.0, "blind_spots_added": 2.0},
@@ -278,7 +270,7 @@ def test_results_table_keys_match_the_papers_table():
 
 def test_compare_with_paper_keeps_our_order_and_adds_the_papers_numbers():
     table = _table()
-    merged = dg.compare_with_paper(table, paper_table("4.1"))
+    merged = dt.compare_with_paper(table, paper_table("4.1"))
     assert list(merged["row"]) == list(table["row"])
     assert merged["paper"].notna().sum() == 5
     row = merged.set_index("row").loc["classifier on raw x_A"]
@@ -286,23 +278,28 @@ def test_compare_with_paper_keeps_our_order_and_adds_the_papers_numbers():
 
 
 PAPER_NAMES = {"weak": "alexnet conv5", "strong": "resnet34 last14"}
+PAPER = paper_table("4.1")
 
 
-def test_verdicts_follow_the_numbers():
-    verdicts = dg.verdict_inputs(_table(), PAPER_NAMES)
-    assert [h for _, h, _ in verdicts] == [True, True, True]
+def test_claims_follow_the_numbers():
+    claims = dt.sec41_claims(_table(), PAPER, PAPER_NAMES)
+    assert [c.id for c in claims] == ["sec41.roles", "sec41.blind_spots", "sec41.unreliable"]
+    assert [c.status for c in claims] == ["reproduced"] * 3
     # the gains are also given in units of their paired standard errors (8 / 1 and 2 / 0.5)
-    assert "+8.0 SE" in verdicts[1][2] and "+4.0 SE" in verdicts[2][2]
+    assert "+8.0 SE" in claims[1].evidence and "+4.0 SE" in claims[2].evidence
+    assert claims[1].paper == "gain +16.1 points" and claims[2].paper == "60.3% -> 65.6%"
+    assert claims[1].numbers["gain"] == pytest.approx(8.0)
     worse = _table(added=58.0, removed=61.0)  # no gain from either change
-    assert [h for _, h, _ in dg.verdict_inputs(worse, PAPER_NAMES)] == [True, False, False]
+    statuses = [c.status for c in dt.sec41_claims(worse, PAPER, PAPER_NAMES)]
+    assert statuses == ["reproduced", "not reproduced", "not reproduced"]
 
 
-def test_verdicts_say_so_when_the_roles_swap():
+def test_claims_say_so_when_the_roles_swap():
     swapped = _table(acc_weak=70.0, acc_strong=75.0, names=("resnet34 last14", "alexnet conv5"))
-    (claim, holds, evidence), *rest = dg.verdict_inputs(swapped, PAPER_NAMES)
-    assert holds is False
-    assert "alexnet conv5 is the stronger network" in evidence
-    assert "resnet34 last14" in rest[0][0]  # the diagnosis is of the weaker network
+    roles, *rest = dt.sec41_claims(swapped, PAPER, PAPER_NAMES)
+    assert roles.status == "not reproduced"
+    assert "alexnet conv5 is the stronger network" in roles.evidence
+    assert "resnet34 last14" in rest[0].claim  # the diagnosis is of the weaker network
 
 
 # ---------------------------------------------------------------------------- figure
@@ -311,17 +308,17 @@ def test_verdicts_say_so_when_the_roles_swap():
 def test_component_figure_has_one_row_per_image(fitted):
     x_w, x_s, g_ws, g_sw = fitted
     res = [evaluate_consistency(g_ws, x_w, x_s), evaluate_consistency(g_sw, x_s, x_w)]
-    assert tuple(dg.channel_maps(x_w).shape) == (96, 5, 5)
+    assert tuple(plotting.channel_maps(x_w).shape) == (96, 5, 5)
     images = torch.rand(3, 1, 32, 32)
     to_raw = [g_ws.normalizer("x_star"), None]
-    fig = dg.component_figure(images, [("a -> b", res[0]), ("b -> a", res[1])], to_raw=to_raw)
+    fig = plotting.component_figure(images, [("a -> b", res[0]), ("b -> a", res[1])], to_raw=to_raw)
     assert len(fig.axes) == 3 * 7
     # the raw-unit panels of direction 0 are the normalised maps rescaled by its std
     raw = fig.axes[1].get_images()[0].get_array()
-    expected = dg.channel_maps(to_raw[0].inverse(res[0].target[:1]))[0].numpy()
+    expected = plotting.channel_maps(to_raw[0].inverse(res[0].target[:1]))[0].numpy()
     np.testing.assert_allclose(raw, expected, rtol=1e-5, atol=1e-6)
     with pytest.raises(ValueError, match="got 1 to_raw normalisers for 2 directions"):
-        dg.component_figure(images, [("a", res[0]), ("b", res[1])], to_raw=[None])
+        plotting.component_figure(images, [("a", res[0]), ("b", res[1])], to_raw=[None])
     import matplotlib.pyplot as plt
 
     plt.close("all")

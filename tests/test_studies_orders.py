@@ -7,7 +7,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from kc.paper import paper_table
+from kc import plotting
+from kc.paper import CASE2, paper_table
 from kc.studies import instability as ins
 from kc.studies import orders
 
@@ -28,19 +29,29 @@ def test_order_variances_in_three_units(faked_fits) -> None:
     with pytest.raises(ValueError, match="ORDER=3"):
         orders.order_variances(rows, 3)
     with pytest.raises(ValueError, match="needs Case 1 fits"):
-        orders.order_variances(rows[rows["setting"] == ins.CASE2], 2)
+        orders.order_variances(rows[rows["setting"] == CASE2], 2)
 
 
-def test_order_claims_on_the_paper_and_on_a_planted_failure() -> None:
+def test_order_checks_on_the_paper_and_on_a_planted_failure() -> None:
     paper = paper_table(2)
-    claims = orders.order_claims(paper, 2).set_index("claim")
-    assert claims.loc["Var(x0) > ... > Var(x2) in every layer", "holds"]
-    majority = claims.loc["the 0-order component holds most of the variance"]
+    checks = orders.order_checks(paper, 2)
+    assert checks["table2.orders_decrease"]["holds"]
+    majority = checks["table2.x0_majority"]
     assert not majority["holds"] and "fails for last conv @ ResNet-34" in majority["evidence"]
     bad = paper.copy()
     bad.loc[(bad["column"] == "conv4 @ AlexNet") & (bad["row"] == "Var(x2)"), "value"] = 50.0
-    bad_claims = orders.order_claims(bad, 2).set_index("claim")["evidence"]
-    assert bad_claims.iloc[0].startswith("fails for conv4 @ AlexNet;")
+    evidence = orders.order_checks(bad, 2)["table2.orders_decrease"]["evidence"]
+    assert evidence.startswith("fails for conv4 @ AlexNet;")
+
+
+def test_order_zero_cannot_test_the_decrease_of_the_orders() -> None:
+    table = pd.DataFrame(
+        {"column": ["c", "c"], "row": ["Var(x0)", "Var(xDelta)"], "value": [0.9, 0.1]}
+    )
+    checks = orders.order_checks(table, 0)
+    assert checks["table2.orders_decrease"]["holds"] is None
+    assert "ORDER >= 1, got 0" in checks["table2.orders_decrease"]["evidence"]
+    assert checks["table2.x0_majority"]["holds"]
 
 
 def test_paper_units_check_finds_raw_units_in_the_paper() -> None:
@@ -52,13 +63,28 @@ def test_paper_units_check_finds_raw_units_in_the_paper() -> None:
     np.testing.assert_allclose(sums, 1.0, atol=0.02)
 
 
-def test_magnitude_claim() -> None:
+def test_magnitude_check() -> None:
     frame = pd.DataFrame({"column": ["a", "b"], "value": [0.5, 40.0]})
-    claim, holds, evidence = orders.magnitude_claim(frame)
-    assert holds and "x80" in evidence
-    assert not orders.magnitude_claim(frame.assign(value=[1.0, 2.0]))[1]
+    check = orders.magnitude_check(frame)["table2.magnitudes"]
+    assert check["holds"] and "x80" in check["evidence"]
+    assert not orders.magnitude_check(frame.assign(value=[1.0, 2.0]))["table2.magnitudes"]["holds"]
     with pytest.raises(ValueError, match="positive variances"):
-        orders.magnitude_claim(frame.assign(value=[0.0, 2.0]))
+        orders.magnitude_check(frame.assign(value=[0.0, 2.0]))
+
+
+def test_one_layer_makes_the_magnitude_claim_not_testable(faked_fits) -> None:
+    _, rows, _ = faked_fits
+    one = rows[rows["column"] == "conv4 @ AlexNet"]
+    table = orders.order_variances(one, 2)
+    paper = paper_table(2)
+    units = orders.paper_units_check(paper_table(1), paper)
+    claims = {c.id: c for c in orders.table2_claims(table, paper, units, 2)}
+    assert claims["table2.magnitudes"].status == "not testable"
+    assert (
+        "needs two or more layers, got ['conv4 @ AlexNet']" in claims["table2.magnitudes"].evidence
+    )
+    assert claims["table2.magnitudes"].paper  # the paper's own check is quoted
+    assert claims["table2.orders_decrease"].status == "reproduced"
 
 
 def test_table2_vs_paper_and_figures(faked_fits) -> None:
@@ -69,8 +95,8 @@ def test_table2_vs_paper_and_figures(faked_fits) -> None:
     both = orders.table2_vs_paper(table, paper, units)
     assert len(both) == 2 * 4 * 5 and both["paper"].notna().all()
     assert list(both.columns) == ["units", "row", "column", "ours", "paper", "difference"]
-    fig1 = ins.plot_table1(ins.instability_table(rows), paper_table(1))
-    fig2 = orders.plot_table2(
+    fig1 = plotting.plot_table1(ins.instability_table(rows), paper_table(1))
+    fig2 = plotting.plot_table2(
         table[table["units"] == "fraction"], orders.paper_fractions(paper, units), 2
     )
     assert len(fig1.axes) == 2 and len(fig2.axes) == 1

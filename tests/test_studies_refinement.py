@@ -1,4 +1,5 @@
-"""Tests of kc.studies.refinement (Sec. 4.3, Tables 3-4): fast, on tiny random features."""
+"""kc.studies.refinement, refinement_tables and finetune (Sec. 4.3, Tables 3-4): fast, on tiny
+random features."""
 
 from __future__ import annotations
 
@@ -8,12 +9,16 @@ import matplotlib
 import pandas as pd
 import pytest
 import torch
+from conftest import notebook_params
 from torch import nn
 
 import kc
+from kc import plotting
 from kc.normalize import fit_normalizer
-from kc.paper import paper_table
+from kc.paper import REFINEMENT_COLUMNS, paper_table
+from kc.studies import finetune as ft
 from kc.studies import refinement as rf
+from kc.studies import refinement_tables as rt
 
 matplotlib.use("Agg")
 
@@ -93,13 +98,13 @@ def test_compare_rows_gives_every_row_the_same_budget() -> None:
         torch.randint(0, 3, (50,), generator=gen),
         torch.randint(0, 3, (20,), generator=gen),
     )
-    budget = rf.Budget(epochs=2, lr=1e-2, batch_size=16, seed=3)
+    budget = ft.Budget(epochs=2, lr=1e-2, batch_size=16, seed=3)
     candidates = {
         "Network A": (_head(0), train_x, test_x),
         "twin of A": (_head(0), train_x, test_x),  # same head, same features
         "other": (_head(1), 2 * train_x, 2 * test_x),
     }
-    frame = rf.compare_rows(candidates, train_y, test_y, budget)
+    frame = ft.compare_rows(candidates, train_y, test_y, budget)
     assert frame["row"].tolist() == list(candidates)
     assert set(frame.columns) >= {"accuracy", "accuracy_before", "epochs", "n_train", "n_test"}
     assert frame["epochs"].eq(2).all() and frame["n_train"].eq(50).all()
@@ -113,14 +118,14 @@ def test_compare_rows_gives_every_row_the_same_budget() -> None:
 def test_compare_rows_rejects_mismatched_labels() -> None:
     x = torch.randn(10, 8)
     with pytest.raises(ValueError, match="train 10 vs 9"):
-        rf.compare_rows(
+        ft.compare_rows(
             {"r": (_head(0), x, x)},
             torch.zeros(9).long(),
             torch.zeros(10).long(),
-            rf.Budget(epochs=1, lr=0.1),
+            ft.Budget(epochs=1, lr=0.1),
         )
     with pytest.raises(ValueError, match="at least one candidate"):
-        rf.compare_rows({}, torch.zeros(1), torch.zeros(1), rf.Budget(epochs=1, lr=0.1))
+        ft.compare_rows({}, torch.zeros(1), torch.zeros(1), ft.Budget(epochs=1, lr=0.1))
 
 
 @pytest.mark.parametrize(
@@ -134,7 +139,7 @@ def test_compare_rows_rejects_mismatched_labels() -> None:
 )
 def test_budget_validates(kwargs: dict, match: str) -> None:
     with pytest.raises(ValueError, match=match):
-        rf.Budget(**kwargs)
+        ft.Budget(**kwargs)
 
 
 def test_names_and_pairs() -> None:
@@ -142,16 +147,13 @@ def test_names_and_pairs() -> None:
     assert rf.component_rows(2) == ["x0", "x0+x1", "x0+x1+x2"]
     assert rf.seed_pairs([0, 1, 2]) == [(0, 1), (1, 2)]
     assert rf.seed_pairs([0, 5, 7], limit=1) == [(0, 5)]
-    assert rf.paper_column("vgg16", "conv5_2") == "VGG-16 conv5-2"
     with pytest.raises(ValueError, match="at least two distinct seeds, got \\[3\\]"):
         rf.seed_pairs([3])
-    with pytest.raises(ValueError, match="no Table 3/4 column for \\('alexnet', 'conv4'\\)"):
-        rf.paper_column("alexnet", "conv4")
     with pytest.raises(ValueError, match="order must be an int >= 0, got -1"):
         rf.component_rows(-1)
     # every column of the paper's Tables 3 and 4 has an (arch, layer)
     for t in (3, 4):
-        assert set(paper_table(t)["column"]) <= set(rf.PAPER_COLUMNS.values())
+        assert set(paper_table(t)["column"]) <= set(REFINEMENT_COLUMNS.values())
 
 
 def _runs() -> pd.DataFrame:
@@ -169,14 +171,14 @@ def _runs() -> pd.DataFrame:
 
 def test_summarize_and_gains() -> None:
     runs = _runs()
-    summary = rf.summarize(runs, ["column"])
+    summary = rt.summarize(runs, ["column"])
     assert summary.shape == (6, 7)
     c1 = summary.set_index(["column", "row"]).loc["c1"]
     assert c1.loc["x0", "accuracy"] == 54.5
     assert c1.loc["x0", "spread"] == pytest.approx(math.sqrt(0.5))
     assert c1.loc["Network B", "n_pairs"] == 2
 
-    gain = rf.gains(runs, ["column"]).set_index("column")
+    gain = rt.gains(runs, ["column"]).set_index("column")
     assert gain.loc["c1", "gain"] == pytest.approx(3.0)  # (54 - 52 + 55 - 51) / 2
     assert gain.loc["c1", "best_baseline"] == pytest.approx(51.5)
     assert gain.loc["c1", "spread"] == pytest.approx(math.sqrt(2.0))  # B: 52, 50
@@ -184,35 +186,62 @@ def test_summarize_and_gains() -> None:
     assert gain.loc["c2", "gain"] == pytest.approx(-1.5)
     assert not gain.loc["c2", "exceeds_spread"] and gain.loc["c2", "pairs_improved"] == 0
 
-    one_pair = rf.gains(runs[runs["pair"] == "0-1"], ["column"])
+    one_pair = rt.gains(runs[runs["pair"] == "0-1"], ["column"])
     assert one_pair["spread"].isna().all() and not one_pair["exceeds_spread"].any()
     with pytest.raises(ValueError, match="lacks columns \\['setting'\\]"):
-        rf.summarize(runs, ["setting", "column"])
+        rt.summarize(runs, ["setting", "column"])
 
 
-def test_verdicts_on_the_papers_own_table_3() -> None:
-    paper = rf.paper_as_runs(paper_table(3))
-    paper_gains = rf.gains(paper, ["column"])
+def test_claims_on_the_papers_own_table_3() -> None:
+    paper = rt.paper_as_runs(paper_table(3))
+    paper_gains = rt.gains(paper, ["column"])
     # VGG-16 conv5-2 has no baselines in the paper, so no gain there
     assert "VGG-16 conv5-2" not in set(paper_gains["column"])
-    texts = rf.refinement_verdicts(
-        paper_gains, paper_gains, keys=["column"], row="x0+x1+x2", table="Table 3"
+    claims = rt.refinement_claims(
+        paper_gains, paper_gains, keys=["column"], row="x0+x1+x2", table=3
     )
-    assert len(texts) == 4 + 1  # four columns, all cells; no spread verdict for one pair
-    assert all(": reproduced (" in t for t in texts)
-    assert "ResNet-18: x0+x1+x2 beats" in texts[1] and "gain +3.23" in texts[1]
+    assert len(claims) == 4 + 1 + 1  # four columns, all cells, the spread
+    assert [c.status for c in claims[:5]] == ["reproduced"] * 5
+    assert claims[1].id == "table3.ResNet-18.gain" and "gain +3.23" in claims[1].evidence
+    assert claims[1].paper == "gain +3.23"
+    # one "pair" (the paper's table) cannot measure a seed spread: not testable, not failed
+    assert claims[-1].id == "table3.beyond_spread" and claims[-1].status == "not testable"
+    assert "needs two or more seed pairs" in claims[-1].evidence
 
-    worse = rf.gains(_runs(), ["column"])
-    texts = rf.refinement_verdicts(worse, paper_gains, keys=["column"], row="x0", table="T")
-    assert "T, c2: x0 beats the better of networks A and B: NOT reproduced" in texts[1]
-    assert "1/2 cells improved" in texts[2] and "NOT reproduced" in texts[2]
-    assert "exceeds the seed spread in most cells: NOT reproduced (1/2 cells" in texts[3]
+
+def test_claims_fail_where_the_refined_row_loses() -> None:
+    paper_gains = rt.gains(rt.paper_as_runs(paper_table(3)), ["column"])
+    worse = rt.gains(_runs(), ["column"])
+    claims = {c.id: c for c in rt.refinement_claims(worse, paper_gains, keys=["column"], row="x0",
+                                                     table=3)}  # fmt: skip
+    assert claims["table3.c1.gain"].status == "reproduced"
+    assert claims["table3.c2.gain"].status == "not reproduced"
+    assert claims["table3.every_cell"].status == "not reproduced"
+    assert "1/2 cells improved" in claims["table3.every_cell"].evidence
+    spread = claims["table3.beyond_spread"]  # two pairs: testable
+    assert spread.status == "not reproduced" and spread.evidence.startswith("1/2 cells")
+
+
+def test_study_from_the_notebooks_parameters() -> None:
+    t3 = rf.RefinementStudy.from_params(notebook_params("table3_refinement", SEEDS=[0, 1, 2]), 3)
+    assert t3.keys == ["column"] and t3.pairs == ((0, 1), (1, 2))
+    assert {c.setting for c in t3.cells} == set(paper_table(3)["setting"])
+    assert {(c.datasets, c.task) for c in t3.cells} == {(("fashion-mnist",), "all")}
+    assert (t3.budget.epochs, t3.budget.batch_size) == (1, 64)
+    t4 = rf.RefinementStudy.from_params(notebook_params("table4_redundant"), 4)
+    assert t4.keys == ["setting", "column"] and t4.pairs == ((0, 1),)
+    assert {(c.setting, c.task) for c in t4.cells} == {
+        ("VOC-animal", "subset:garments"), ("Mix-CUB", "mix:0"), ("Mix-Dogs", "mix:1"),
+    }  # fmt: skip
+    assert set(paper_table(4)["setting"]) == {c.setting for c in t4.cells}
+    with pytest.raises(ValueError, match="table must be 3 or 4, got 5"):
+        rf.RefinementStudy.from_params(notebook_params("table4_redundant"), 5)
 
 
 def test_vs_paper_joins_on_row_and_column() -> None:
     paper = paper_table(4)
-    ours = rf.summarize(rf.paper_as_runs(paper), ["setting", "column"])
-    table = rf.vs_paper(ours, paper, ["setting", "column"])
+    ours = rt.summarize(rt.paper_as_runs(paper), ["setting", "column"])
+    table = rt.vs_paper(ours, paper, ["setting", "column"])
     assert len(table) == len(paper) == 36
     assert table["difference"].abs().max() == 0.0
     assert list(table.columns) == [
@@ -226,7 +255,7 @@ def test_vs_paper_joins_on_row_and_column() -> None:
         "difference",
     ]
     one = _runs()[lambda f: f["column"] == "c1"].assign(column="ResNet-18")
-    t3 = rf.vs_paper(rf.summarize(one, ["column"]), paper_table(3), ["column"])
+    t3 = rt.vs_paper(rt.summarize(one, ["column"]), paper_table(3), ["column"])
     assert len(t3) == len(paper_table(3))  # an outer join keeps the paper's other cells
     assert t3["ours"].notna().sum() == 3 and t3["paper"].notna().all()
     assert t3["column"].iloc[0] == "ResNet-18"  # our cells first, then the paper's in its order
@@ -237,7 +266,7 @@ def test_vs_paper_joins_on_row_and_column() -> None:
         "ResNet-50",
         "VGG-16 conv5-2",
     ]
-    text = rf.pivot_text(t3, ["column"])
+    text = rt.pivot_text(t3, ["column"])
     assert text.shape == (5, 5)
     assert text.loc["x0", "ResNet-18"] == "54.50 ± 0.71 (38.16)"
     assert text.loc["Network A", "VGG-16 conv5-2"] == "-"
@@ -245,13 +274,13 @@ def test_vs_paper_joins_on_row_and_column() -> None:
 
 def test_timings_and_plot() -> None:
     runs = _runs().assign(net_a_seconds=1.0, net_b_seconds=2.0, g_seconds=3.0, ft_seconds=0.5)
-    t = rf.timings(runs, ["column"])
+    t = rt.timings(runs, ["column"])
     assert t.shape == (4, 7) and t["ft_seconds"].eq(1.5).all() and t["rows"].eq(3).all()
-    fig = rf.plot_summary(rf.summarize(runs, ["column"]), ["column"], "test")
+    fig = plotting.plot_refinement(rt.summarize(runs, ["column"]), ["column"], "test")
     assert len(fig.axes[0].patches) == 6
     matplotlib.pyplot.close(fig)
 
 
 def test_table_runs_needs_cells_and_pairs() -> None:
     with pytest.raises(ValueError, match="at least one cell and one pair, got 0 and 1"):
-        rf.table_runs([], [(0, 1)], net={}, g={}, budget=rf.Budget(epochs=1, lr=0.1))
+        rf.table_runs([], [(0, 1)], net={}, g=None, budget=ft.Budget(epochs=1, lr=0.1))  # type: ignore[arg-type]

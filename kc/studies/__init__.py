@@ -1,1 +1,4 @@
-"""Study modules behind the notebooks: loops, tables and verdict checks, one module per topic."""
+"""The studies behind the notebooks, one shape each: settings built from the notebook's
+parameters (``from_params``), a ``run`` that computes through the cached
+:mod:`kc.experiments`, and pure functions from results to tables and :class:`kc.claims.Claim`.
+Nothing here writes files (that is :mod:`kc.output`) or draws (that is :mod:`kc.plotting`)."""

@@ -25,7 +25,7 @@ from __future__ import annotations
 import itertools
 import time
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -33,50 +33,10 @@ import pandas as pd
 
 from kc import experiments as ex
 from kc import zoo
+from kc.claims import Claim, from_checks
 from kc.metrics import two_way_instability
-
-CASE1 = "different initializations"
-CASE2 = "different training data"
-SETTINGS = (CASE1, CASE2)
-
-ARCH_NAMES = {
-    "alexnet": "AlexNet",
-    "vgg16": "VGG-16",
-    "resnet18": "ResNet-18",
-    "resnet34": "ResNet-34",
-    "resnet50": "ResNet-50",
-}
-#: Number of weight layers, the "depth" the paper's explanation of Table 1 refers to.
-ARCH_DEPTH = {"alexnet": 8, "vgg16": 16, "resnet18": 18, "resnet34": 34, "resnet50": 50}
-_LAYER_NAMES = {"last14": "last conv"}
-
-#: The layers of Tables 1 and 2.
-PAPER_LAYERS: dict[str, list[str]] = {
-    "alexnet": ["conv4", "conv5"],
-    "vgg16": ["conv4_3", "conv5_3"],
-    "resnet34": ["last14"],
-}
-
-
-def paper_column(arch: str, layer: str) -> str:
-    """The paper's column name of a layer, e.g. ``("vgg16", "conv4_3") -> "conv4-3 @ VGG-16"``."""
-    if arch not in ARCH_NAMES or layer not in zoo.layers(arch):
-        raise ValueError(f"unknown layer {layer!r} of arch {arch!r}")
-    return f"{_LAYER_NAMES.get(layer, layer.replace('_', '-'))} @ {ARCH_NAMES[arch]}"
-
-
-def parse_column(column: str) -> tuple[str, str]:
-    """Inverse of :func:`paper_column`: ``"last conv @ ResNet-34" -> ("resnet34", "last14")``."""
-    for arch in ARCH_NAMES:
-        for layer in zoo.layers(arch):
-            if paper_column(arch, layer) == column:
-                return arch, layer
-    raise ValueError(f"not a layer column of Tables 1-2: {column!r}")
-
-
-def _depth_rank(arch: str, layer: str) -> tuple[int, int]:
-    return ARCH_DEPTH[arch], zoo.layers(arch).index(layer)
-
+from kc.paper import ARCH_DEPTH, ARCH_NAMES, CASE1, CASE2, SETTINGS, paper_column, parse_column
+from kc.studies.common import GFit, net_fields, pick
 
 # ---------------------------------------------------------------------------- settings
 
@@ -85,33 +45,39 @@ def _depth_rank(arch: str, layer: str) -> tuple[int, int]:
 class InstabilityStudy:
     """The notebook parameters that determine the networks and the fits of Tables 1-2.
 
-    Args mirror the notebooks' parameter cells (CONTRIBUTING.md): ``layers`` maps an
-    architecture to its layers (default :data:`PAPER_LAYERS`); ``lam`` is used for all
-    features except AlexNet's, which use ``lam_alexnet`` (Sec. 4).
+    Build it with :meth:`from_params` from the notebook's parameters (CONTRIBUTING.md); the
+    defaults live in the notebook and the profiles only.
+
+    Attributes:
+        dataset: DATASET. layers: LAYERS, ``{arch: [layer, ...]}``. seeds: SEEDS (two or
+            more distinct). both_directions: BOTH_DIRECTIONS (Case 1 also fits j -> i).
+        net: the shared :class:`kc.experiments.NetSpec` fields (:func:`net_fields`).
+        g: how g is fitted; AlexNet features use ``g.lam_alexnet`` (Sec. 4).
+        device: DEVICE. progress: show progress bars.
     """
 
-    dataset: str = "fashion-mnist"
-    layers: Mapping[str, Sequence[str]] = field(default_factory=lambda: dict(PAPER_LAYERS))
-    seeds: Sequence[int] = (0, 1)
-    epochs: int = 1
-    width: float = 0.125
-    input_size: int = 32
-    train_limit: int | None = 600
-    eval_limit: int | None = None
-    optimizer: str = "adam"
-    lr: float = 1e-3
-    batch_size: int = 64
-    order: int = 2
-    lam: float = 0.1
-    lam_alexnet: float = 8.0
-    fit_limit: int = 128
-    test_limit: int = 128
-    g_epochs: int = 3
-    g_lr: float = 1e-2
-    g_batch_size: int = 64
-    both_directions: bool = False
-    device: str = "auto"
+    dataset: str
+    layers: Mapping[str, Sequence[str]]
+    seeds: Sequence[int]
+    net: Mapping[str, Any]
+    g: GFit
+    both_directions: bool
+    device: str
     progress: bool = False
+
+    @classmethod
+    def from_params(cls, params: Mapping[str, Any]) -> InstabilityStudy:
+        """From DATASET, LAYERS, SEEDS, BOTH_DIRECTIONS, DEVICE, the networks' and g's names."""
+        p = pick(params, ["DATASET", "LAYERS", "SEEDS", "BOTH_DIRECTIONS", "DEVICE"])
+        return cls(
+            dataset=p["DATASET"],
+            layers=p["LAYERS"],
+            seeds=p["SEEDS"],
+            net=net_fields(params),
+            g=GFit.from_params(params),
+            both_directions=bool(p["BOTH_DIRECTIONS"]),
+            device=p["DEVICE"],
+        )
 
     def __post_init__(self) -> None:
         layers = {str(a): tuple(ls) for a, ls in dict(self.layers).items()}
@@ -128,6 +94,7 @@ class InstabilityStudy:
             raise ValueError(f"seeds must be at least two distinct values, got {list(seeds)}")
         object.__setattr__(self, "layers", layers)
         object.__setattr__(self, "seeds", seeds)
+        object.__setattr__(self, "net", dict(self.net))
 
     def layer_list(self) -> list[tuple[str, str]]:
         """``[(arch, layer), ...]`` in the order of :attr:`layers`."""
@@ -139,27 +106,10 @@ class InstabilityStudy:
         Case 2's halves (``task`` ``half0`` / ``half1``) are trained on ``train_limit // 2``
         images each, so that each sees half as many images as a Case 1 network.
         """
-        limit = self.train_limit
-        if task != "all" and limit is not None:
-            limit = max(1, limit // 2)
-        return ex.NetSpec(
-            arch,
-            datasets=(self.dataset,),
-            task=task,
-            seed=seed,
-            epochs=self.epochs,
-            width=self.width,
-            input_size=self.input_size,
-            train_limit=limit,
-            test_limit=self.eval_limit,
-            optimizer=self.optimizer,
-            lr=self.lr,
-            batch_size=self.batch_size,
-        )
-
-    def lam_for(self, arch: str) -> float:
-        """lambda of Eq. 2 for features of ``arch`` (8.0 for AlexNet in the paper)."""
-        return float(self.lam_alexnet if arch == "alexnet" else self.lam)
+        fields = dict(self.net)
+        if task != "all" and fields["train_limit"] is not None:
+            fields["train_limit"] = max(1, fields["train_limit"] // 2)
+        return ex.NetSpec(arch, datasets=(self.dataset,), task=task, seed=seed, **fields)
 
     def case1_pairs(self) -> list[tuple[int, int]]:
         """(seed of x, seed of x*) of the Case 1 fits."""
@@ -183,13 +133,7 @@ class InstabilityStudy:
             layer,
             target_spec,
             layer,
-            order=self.order,
-            lam=self.lam_for(x_spec.arch),
-            fit_limit=self.fit_limit,
-            test_limit=self.test_limit,
-            g_epochs=self.g_epochs,
-            g_lr=self.g_lr,
-            g_batch_size=self.g_batch_size,
+            **self.g.kwargs(x_spec.arch),
             device=self.device,
             progress=self.progress,
         )
@@ -231,7 +175,7 @@ def _fit_row(study: InstabilityStudy, setting: str, x: ex.NetSpec, t: ex.NetSpec
         "setting": setting,
         "arch": x.arch,
         "layer": layer,
-        "column": paper_column(x.arch, layer),
+        "column": paper_column(1, x.arch, layer),
         "x": x.label,
         "target": t.label,
         "instability": float(res.instability),
@@ -314,7 +258,7 @@ def instability_table(fit_rows: pd.DataFrame) -> pd.DataFrame:
 def paper_frame(paper: pd.DataFrame) -> pd.DataFrame:
     """Rows of :func:`kc.paper.paper_table` with ``arch`` and ``layer`` parsed from the column."""
     out = paper.copy()
-    parsed = [parse_column(c) for c in out["column"]]
+    parsed = [parse_column(1, c) for c in out["column"]]
     out["arch"] = [a for a, _ in parsed]
     out["layer"] = [layer for _, layer in parsed]
     return out
@@ -324,50 +268,88 @@ def _fmt(values: Mapping[str, float]) -> str:
     return ", ".join(f"{k} {v:.3f}" for k, v in values.items())
 
 
-def instability_claims(table: pd.DataFrame, value: str = "instability") -> pd.DataFrame:
+def _increasing(values: Sequence[float]) -> bool:
+    return bool(all(x < y for x, y in itertools.pairwise(values)))
+
+
+def _case(setting: str) -> str:
+    return f"case{SETTINGS.index(setting) + 1}"
+
+
+def instability_checks(table: pd.DataFrame, value: str = "instability") -> dict[str, dict]:
     """Check Sec. 4.2's claims on a Table 1 (ours, or :func:`paper_frame` with ``value="value"``).
 
-    Per setting: (a) within each architecture with two or more layers, instability grows with
-    depth (conv4 < conv5, conv4_3 < conv5_3); (b) the architectures' mean instability grows with
-    their depth (AlexNet < VGG-16 < ResNet-34); (c) the deepest network's layers are the least
-    stable of all. Claims whose layers are absent are skipped.
+    Per setting: (a) within each architecture, instability grows with depth (conv4 < conv5,
+    conv4_3 < conv5_3); (b) the architectures' mean instability grows with their depth
+    (AlexNet < VGG-16 < ResNet-34); (c) the deepest network's layers are the least stable of
+    all. A check whose data are missing (one layer of an architecture, one architecture) is
+    returned with ``holds=None`` and the reason.
 
     Returns:
-        Columns ``setting, claim, holds, evidence``.
+        ``{claim id: {"setting", "claim", "holds" (bool or None), "evidence", "numbers"}}``.
     """
-    rows = []
+    out: dict[str, dict] = {}
     for setting, group in table.groupby("setting", sort=False):
         vals = {
             (a, layer): float(v)
             for a, layer, v in zip(group["arch"], group["layer"], group[value], strict=True)
         }
+        case = _case(str(setting))
         archs = sorted({a for a, _ in vals}, key=lambda a: ARCH_DEPTH[a])
         for arch in archs:
             layers = sorted((layer for a, layer in vals if a == arch), key=zoo.layers(arch).index)
-            if len(layers) < 2:
-                continue
             seq = [vals[arch, layer] for layer in layers]
-            claim = f"{ARCH_NAMES[arch]}: the deeper layer is less stable ({' < '.join(layers)})"
-            holds = bool(all(x < y for x, y in itertools.pairwise(seq)))
-            rows.append((setting, claim, holds, _fmt(dict(zip(layers, seq, strict=True)))))
-        if len(archs) >= 2:
-            means = {
-                ARCH_NAMES[a]: np.mean([v for (b, _), v in vals.items() if b == a]) for a in archs
+            numbers = dict(zip(layers, seq, strict=True))
+            ok = len(layers) >= 2
+            out[f"table1.{case}.{arch}_layers"] = {
+                "setting": setting,
+                "claim": f"{ARCH_NAMES[arch]}: the deeper layer is less stable",
+                "holds": _increasing(seq) if ok else None,
+                "evidence": _fmt(numbers)
+                if ok
+                else f"needs two or more layers of {arch}, got {layers}",
+                "numbers": numbers,
             }
-            seq = list(means.values())
-            claim = f"deeper networks are less stable ({' < '.join(means)}, mean over layers)"
-            holds = bool(all(x < y for x, y in itertools.pairwise(seq)))
-            rows.append((setting, claim, holds, _fmt(means)))
-            deepest = archs[-1]
-            low = min(v for (a, _), v in vals.items() if a == deepest)
-            rest = {paper_column(a, layer): v for (a, layer), v in vals.items() if a != deepest}
-            worst = max(rest, key=rest.__getitem__)
-            claim = f"{ARCH_NAMES[deepest]} is the least stable"
-            evidence = (
-                f"{ARCH_NAMES[deepest]} min {low:.3f} vs the next highest {worst} {rest[worst]:.3f}"
-            )
-            rows.append((setting, claim, bool(low > rest[worst]), evidence))
-    return pd.DataFrame(rows, columns=["setting", "claim", "holds", "evidence"])
+        means = {
+            ARCH_NAMES[a]: float(np.mean([v for (b, _), v in vals.items() if b == a]))
+            for a in archs
+        }
+        ok = len(archs) >= 2
+        reason = f"needs two or more architectures, got {archs}"
+        out[f"table1.{case}.network_depth"] = {
+            "setting": setting,
+            "claim": "deeper networks are less stable (mean over layers)",
+            "holds": _increasing(list(means.values())) if ok else None,
+            "evidence": _fmt(means) if ok else reason,
+            "numbers": means,
+        }
+        deepest = archs[-1]
+        low = min(v for (a, _), v in vals.items() if a == deepest)
+        rest = {paper_column(1, a, layer): v for (a, layer), v in vals.items() if a != deepest}
+        claim = "the deepest network is the least stable"
+        if not ok:
+            out[f"table1.{case}.deepest"] = {
+                "setting": setting, "claim": claim, "holds": None, "evidence": reason,
+                "numbers": {},
+            }  # fmt: skip
+            continue
+        worst = max(rest, key=rest.__getitem__)
+        out[f"table1.{case}.deepest"] = {
+            "setting": setting,
+            "claim": claim,
+            "holds": bool(low > rest[worst]),
+            "evidence": f"{ARCH_NAMES[deepest]} min {low:.3f} vs the next highest {worst} "
+            f"{rest[worst]:.3f}",
+            "numbers": {f"{ARCH_NAMES[deepest]} min": low, worst: rest[worst]},
+        }
+    return out
+
+
+def table1_claims(table: pd.DataFrame, paper: pd.DataFrame) -> list[Claim]:
+    """Sec. 4.2's claims on our Table 1 (:func:`instability_table`) beside the paper's."""
+    return from_checks(
+        instability_checks(table), instability_checks(paper_frame(paper), "value"), "Table 1"
+    )
 
 
 def pairwise_support(fit_rows: pd.DataFrame) -> pd.DataFrame:
@@ -387,55 +369,3 @@ def pairwise_support(fit_rows: pd.DataFrame) -> pd.DataFrame:
             n_holds = int((a[both] < b[both]).sum())
             rows.append((setting, arch, shallow, deep, n_holds, len(both)))
     return pd.DataFrame(rows, columns=["setting", "arch", "shallow", "deep", "n_holds", "n_fits"])
-
-
-# ---------------------------------------------------------------------------- claims
-
-
-def compare_claims(ours: pd.DataFrame, paper: pd.DataFrame) -> pd.DataFrame:
-    """Put the outcome of each claim on the paper's numbers beside ours.
-
-    Args:
-        ours, paper: frames from :func:`instability_claims` or :func:`order_claims`.
-
-    Returns:
-        ``ours`` with ``paper_holds`` and ``paper_evidence`` (NaN where the paper's numbers do
-        not allow the check).
-    """
-    keys = [k for k in ("setting", "claim") if k in ours.columns]
-    other = paper[[*keys, "holds", "evidence"]].rename(
-        columns={"holds": "paper_holds", "evidence": "paper_evidence"}
-    )
-    return ours.merge(other, on=keys, how="left")
-
-
-# ---------------------------------------------------------------------------- figures
-
-
-def plot_table1(ours: pd.DataFrame, paper: pd.DataFrame) -> Any:
-    """Bars of our instability (with min-max range) next to the paper's, per layer and case.
-
-    Args:
-        ours: :func:`instability_table`.
-        paper: :func:`kc.paper.paper_table` (1).
-
-    Returns:
-        The matplotlib figure.
-    """
-    import matplotlib.pyplot as plt
-
-    settings = [s for s in SETTINGS if s in set(ours["setting"])]
-    fig, axes = plt.subplots(1, len(settings), figsize=(5.5 * len(settings), 3.8), squeeze=False)
-    for ax, setting in zip(axes[0], settings, strict=True):
-        mine = ours[ours["setting"] == setting]
-        theirs = paper[paper["setting"] == setting].set_index("column")["value"]
-        x = np.arange(len(mine))
-        err = np.vstack([mine["instability"] - mine["min"], mine["max"] - mine["instability"]])
-        ax.bar(x - 0.2, mine["instability"], 0.4, yerr=err, capsize=3, label="ours")
-        ax.bar(x + 0.2, theirs.reindex(mine["column"]).to_numpy(), 0.4, label="paper")
-        ax.set_xticks(x, [c.replace(" @ ", "\n") for c in mine["column"]], fontsize=8)
-        ax.set_title(f"Case {SETTINGS.index(setting) + 1}: {setting}")
-        ax.set_ylabel("Var(x_Delta) / Var(x*)")
-        ax.legend()
-    fig.tight_layout()
-    return fig

@@ -2,7 +2,7 @@
 
 ``table2_order_variances`` reads the Case 1 fits of :mod:`kc.studies.instability` (the same
 cache keys as Table 1) and summarises them here: :func:`order_variances` per layer in three
-units, :func:`order_claims` for the paper's claims, and :func:`paper_units_check`, which
+units, :func:`table2_claims` for the paper's claims, and :func:`paper_units_check`, which
 infers from the paper's own Tables 1 and 2 that its Table 2 is in raw feature units.
 """
 
@@ -10,12 +10,11 @@ from __future__ import annotations
 
 import itertools
 from collections.abc import Mapping
-from typing import Any
 
-import numpy as np
 import pandas as pd
 
-from kc.studies.instability import CASE1
+from kc.claims import Claim, from_checks
+from kc.paper import CASE1, side_by_side
 
 
 def order_rows(order: int) -> list[str]:
@@ -66,14 +65,16 @@ def order_variances(fit_rows: pd.DataFrame, order: int) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
-def order_claims(table: pd.DataFrame, order: int, value: str = "value") -> pd.DataFrame:
+def order_checks(table: pd.DataFrame, order: int, value: str = "value") -> dict[str, dict]:
     """Check Table 2's claims on a long table with ``column, row`` and ``value`` (one unit).
 
     (a) Var(x0) > Var(x1) > ... > Var(xK) in every layer; (b) the 0-order component holds most
-    of the variance, Var(x0) > Var(x1) + ... + Var(xK) + Var(xDelta), in every layer.
+    of the variance, Var(x0) > Var(x1) + ... + Var(xK) + Var(xDelta), in every layer. (a) needs
+    ``order >= 1``; with ``order == 0`` it cannot be tested (``holds`` None).
 
     Returns:
-        Columns ``claim, holds, evidence``; the evidence names the layers where a claim fails.
+        ``{claim id: {"claim", "holds", "evidence", "numbers"}}`` (see
+        :func:`kc.claims.from_checks`); the evidence names the layers where a claim fails.
     """
     orders = order_rows(order)[:-1]
     wide = table.pivot_table(index="column", columns="row", values=value, sort=False)
@@ -92,21 +93,22 @@ def order_claims(table: pd.DataFrame, order: int, value: str = "value") -> pd.Da
         f"{c}: " + " > ".join(f"{v:.3g}" for v in wide.loc[c, orders]) for c in wide.index
     )
     shares = ", ".join(f"{c} {share[c]:.2f}" for c in wide.index)
-    return pd.DataFrame(
-        [
-            (
-                f"Var(x0) > ... > Var(x{order}) in every layer",
-                all(decreasing.values()),
-                evidence(decreasing, seqs),
-            ),
-            (
-                "the 0-order component holds most of the variance",
-                all(majority.values()),
-                evidence(majority, f"Var(x0) / (sum of all rows): {shares}"),
-            ),
-        ],
-        columns=["claim", "holds", "evidence"],
-    )
+    return {
+        "table2.orders_decrease": {
+            "claim": "Var(x0) > Var(x1) > ... > Var(xK) in every layer",
+            "holds": all(decreasing.values()) if order >= 1 else None,
+            "evidence": evidence(decreasing, seqs)
+            if order >= 1
+            else f"needs ORDER >= 1, got {order}",
+            "numbers": {f"{c} {o}": float(wide.loc[c, o]) for c in wide.index for o in orders},
+        },
+        "table2.x0_majority": {
+            "claim": "the 0-order component holds most of the variance",
+            "holds": all(majority.values()),
+            "evidence": evidence(majority, f"Var(x0) / (sum of all rows): {shares}"),
+            "numbers": {f"{c} share of x0": float(share[c]) for c in wide.index},
+        },
+    }
 
 
 def paper_units_check(table1: pd.DataFrame, table2: pd.DataFrame) -> pd.DataFrame:
@@ -150,7 +152,7 @@ def paper_fractions(table2: pd.DataFrame, units: pd.DataFrame) -> pd.DataFrame:
     return out
 
 
-def magnitude_claim(variances: pd.DataFrame, value: str = "value", factor: float = 10.0):
+def magnitude_check(variances: pd.DataFrame, value: str = "value", factor: float = 10.0) -> dict:
     """Table 2's caption: features of different layers have very different variance magnitudes.
 
     Args:
@@ -161,16 +163,43 @@ def magnitude_claim(variances: pd.DataFrame, value: str = "value", factor: float
         factor: the largest Var(x*) must exceed the smallest by this factor.
 
     Returns:
-        ``(claim, holds, evidence)``.
+        ``{"table2.magnitudes": check}`` (see :func:`kc.claims.from_checks`); with a single
+        layer the claim cannot be tested (``holds`` None).
     """
     v = variances.set_index("column")[value].astype(float)
     if v.empty or (v <= 0).any():
         raise ValueError(f"need positive variances, got {v.to_dict()}")
+    claim = f"Var(x*) differs across layers by more than x{factor:g}"
+    if len(v) < 2:
+        reason = f"needs two or more layers, got {list(v.index)}"
+        return {"table2.magnitudes": {"claim": claim, "holds": None, "evidence": reason,
+                                      "numbers": {}}}  # fmt: skip
     ratio = float(v.max() / v.min())
     evidence = (
         f"Var(x*) from {v.min():.3g} ({v.idxmin()}) to {v.max():.3g} ({v.idxmax()}), x{ratio:.3g}"
     )
-    return f"Var(x*) differs across layers by more than x{factor:g}", bool(ratio > factor), evidence
+    numbers = {"ratio": ratio, "min": float(v.min()), "max": float(v.max())}
+    return {"table2.magnitudes": {"claim": claim, "holds": bool(ratio > factor),
+                                  "evidence": evidence, "numbers": numbers}}  # fmt: skip
+
+
+def table2_claims(
+    table: pd.DataFrame, paper: pd.DataFrame, units: pd.DataFrame, order: int
+) -> list[Claim]:
+    """Table 2's claims on our :func:`order_variances` beside the paper's.
+
+    The order claims are checked in normalised units (ours) and on the paper's table as
+    printed; the magnitude claim on Var(x*) in raw units (ours) and on the paper's implied
+    Var(x*) (:func:`paper_units_check`).
+    """
+    normalised = table[table["units"] == "normalised"]
+    raw_star = table[(table["units"] == "raw") & (table["row"] == "Var(x*)")]
+    ours = {**order_checks(normalised, order), **magnitude_check(raw_star)}
+    theirs = {
+        **order_checks(paper, order),
+        **magnitude_check(units, "implied_var_x_star"),
+    }
+    return from_checks(ours, theirs, "Table 2")
 
 
 def table2_vs_paper(ours: pd.DataFrame, paper: pd.DataFrame, units: pd.DataFrame) -> pd.DataFrame:
@@ -185,8 +214,6 @@ def table2_vs_paper(ours: pd.DataFrame, paper: pd.DataFrame, units: pd.DataFrame
         Columns ``units, row, column, ours, paper, difference``. Raw values are not comparable
         across implementations (different networks, images and scales); fractions are.
     """
-    from kc.report import side_by_side
-
     parts = []
     for name, theirs in (("raw", paper), ("fraction", paper_fractions(paper, units))):
         mine = ours[(ours["units"] == name) & (ours["row"] != "Var(x*)")]
@@ -194,44 +221,3 @@ def table2_vs_paper(ours: pd.DataFrame, paper: pd.DataFrame, units: pd.DataFrame
         both.insert(0, "units", name)
         parts.append(both)
     return pd.concat(parts, ignore_index=True)
-
-
-# ---------------------------------------------------------------------------- figure
-
-
-def plot_table2(ours: pd.DataFrame, paper: pd.DataFrame, order: int) -> Any:
-    """Stacked bars of Var(x0..xK), Var(xDelta) as fractions of Var(x*), ours vs the paper's.
-
-    Args:
-        ours: :func:`order_variances` rows with ``units == "fraction"``.
-        paper: :func:`paper_fractions`.
-        order: K.
-    """
-    import matplotlib.pyplot as plt
-
-    names = order_rows(order)
-    columns = list(dict.fromkeys(ours["column"]))
-    fig, ax = plt.subplots(figsize=(max(6.0, 1.6 * len(columns)), 3.8))
-    x = np.arange(len(columns))
-    for shift, frame, label, hatch in ((-0.2, ours, "ours", ""), (0.2, paper, "paper", "//")):
-        wide = frame.pivot_table(index="column", columns="row", values="value").reindex(columns)
-        bottom = np.zeros(len(columns))
-        for k, name in enumerate(names):
-            vals = wide[name].to_numpy() if name in wide else np.full(len(columns), np.nan)
-            ax.bar(
-                x + shift,
-                vals,
-                0.38,
-                bottom=bottom,
-                color=f"C{k}",
-                hatch=hatch,
-                edgecolor="white",
-                label=f"{name} ({label})" if shift < 0 or k == 0 else None,
-            )
-            bottom = bottom + np.nan_to_num(vals)
-    ax.set_xticks(x, [c.replace(" @ ", "\n") for c in columns], fontsize=8)
-    ax.set_ylabel("fraction of Var(x*)")
-    ax.set_title("Table 2 as fractions of Var(x*): ours (left bars) vs paper (hatched)")
-    ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.0, 1.0))
-    fig.tight_layout()
-    return fig

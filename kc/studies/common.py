@@ -1,0 +1,119 @@
+"""What every study shares: reading the notebook's parameters, and g's fitting settings.
+
+A study's settings are built from the notebook's ``parameters`` cell (UPPER_CASE names, see
+CONTRIBUTING.md) with ``Settings.from_params(params)``; the defaults live in the notebook and
+the profiles only, never here.
+"""
+
+from __future__ import annotations
+
+import inspect
+import math
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+__all__ = ["GFit", "net_fields", "pick"]
+
+#: Notebook parameter -> field of :class:`kc.experiments.NetSpec` (training the networks).
+_NET_PARAMS = {
+    "EPOCHS": "epochs",
+    "WIDTH": "width",
+    "INPUT_SIZE": "input_size",
+    "TRAIN_LIMIT": "train_limit",
+    "EVAL_LIMIT": "test_limit",
+    "OPTIMIZER": "optimizer",
+    "LR": "lr",
+    "BATCH_SIZE": "batch_size",
+}
+
+
+def pick(params: Mapping[str, Any], names: Sequence[str]) -> dict[str, Any]:
+    """``{name: params[name]}`` for ``names``; a ValueError lists every missing name.
+
+    Example:
+        >>> pick({"SEEDS": [0, 1], "ORDER": 2}, ["ORDER"])
+        {'ORDER': 2}
+    """
+    missing = [n for n in names if n not in params]
+    if missing:
+        raise ValueError(f"the notebook parameters lack {missing}; they have {sorted(params)}")
+    return {n: params[n] for n in names}
+
+
+def net_fields(params: Mapping[str, Any]) -> dict[str, Any]:
+    """The :class:`kc.experiments.NetSpec` fields shared by a notebook's networks."""
+    return {
+        field: value
+        for field, value in zip(
+            _NET_PARAMS.values(), pick(params, list(_NET_PARAMS)).values(), strict=True
+        )
+    }
+
+
+@dataclass(frozen=True)
+class GFit:
+    """How g is fitted (Eq. 1-2): the arguments of :func:`kc.experiments.get_consistency`.
+
+    Attributes:
+        order: K of Eq. 1 (ORDER).
+        lam: lambda of Eq. 2 (LAMBDA); ``lam_alexnet`` (LAMBDA_ALEXNET) for AlexNet features.
+        fit_limit, test_limit: images whose features fit / evaluate g (FIT_LIMIT, TEST_LIMIT).
+        g_steps, g_lr, g_batch_size: g's optimiser budget (G_STEPS, G_LR, G_BATCH_SIZE).
+    """
+
+    order: int
+    lam: float
+    lam_alexnet: float
+    fit_limit: int | None
+    test_limit: int | None
+    g_steps: int
+    g_lr: float
+    g_batch_size: int
+
+    def __post_init__(self) -> None:
+        if isinstance(self.g_steps, bool) or not isinstance(self.g_steps, int) or self.g_steps < 1:
+            raise ValueError(f"G_STEPS must be an int >= 1, got {self.g_steps!r}")
+
+    @classmethod
+    def from_params(cls, params: Mapping[str, Any]) -> GFit:
+        """From ORDER, LAMBDA, LAMBDA_ALEXNET (8.0 if absent), FIT_LIMIT, TEST_LIMIT, G_*."""
+        p = pick(params, ["ORDER", "LAMBDA", "FIT_LIMIT", "TEST_LIMIT", "G_STEPS", "G_LR",
+                          "G_BATCH_SIZE"])  # fmt: skip
+        return cls(
+            order=int(p["ORDER"]),
+            lam=float(p["LAMBDA"]),
+            lam_alexnet=float(params.get("LAMBDA_ALEXNET", p["LAMBDA"])),
+            fit_limit=p["FIT_LIMIT"],
+            test_limit=p["TEST_LIMIT"],
+            g_steps=int(p["G_STEPS"]),
+            g_lr=float(p["G_LR"]),
+            g_batch_size=int(p["G_BATCH_SIZE"]),
+        )
+
+    def lam_for(self, *archs: str) -> float:
+        """lambda of Eq. 2 for a fit touching ``archs``: ``lam_alexnet`` if one is AlexNet."""
+        return float(self.lam_alexnet if "alexnet" in archs else self.lam)
+
+    def kwargs(self, *archs: str) -> dict[str, Any]:
+        """Keyword arguments of :func:`kc.experiments.get_consistency` for a fit of ``archs``."""
+        return {
+            "order": self.order,
+            "lam": self.lam_for(*archs),
+            "fit_limit": self.fit_limit,
+            "test_limit": self.test_limit,
+            **self._budget(),
+            "g_lr": self.g_lr,
+            "g_batch_size": self.g_batch_size,
+        }
+
+    def _budget(self) -> dict[str, int]:
+        # TRANSITION (contract 1): kc.experiments.get_consistency takes g_steps once the core
+        # change lands; until then the same number of steps is expressed in whole epochs of
+        # ceil(fit_limit / g_batch_size) steps. Delete the fallback after the merge.
+        from kc.experiments import get_consistency
+
+        if "g_steps" in inspect.signature(get_consistency).parameters:
+            return {"g_steps": self.g_steps}
+        per_epoch = math.ceil((self.fit_limit or 2000) / self.g_batch_size)
+        return {"g_epochs": max(1, math.ceil(self.g_steps / per_epoch))}
