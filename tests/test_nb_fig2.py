@@ -2,16 +2,13 @@
 
 import numpy as np
 import pytest
-from conftest import read_csv
-
-from kc.runner import project_root
+from conftest import read_claims, read_csv
 
 
 @pytest.mark.notebooks
 def test_fig2_notebook(run_smoke, smoke_root):
-    # by path, so the test does not depend on the manifest entry being wired in yet
     run_smoke(
-        str(project_root() / "notebooks" / "fig2_architecture.ipynb"),
+        "fig2_architecture",
         FIG2_ORDER=2,
         FIG2_IN_CHANNELS=16,
         FIG2_OUT_CHANNELS=8,
@@ -24,5 +21,5 @@ def test_fig2_notebook(run_smoke, smoke_root):
     assert np.all(np.diff(sizes["parameters"]) == 16 * 16 * 9 + 1)
     for suffix in ("png", "svg"):
         assert (out / f"fig2_architecture.{suffix}").stat().st_size > 1000
-    verdicts = (out / "verdicts.md").read_text()
-    assert verdicts.count(": reproduced") == 3, verdicts
+    claims = read_claims(out, "fig2_architecture")
+    assert [c["status"] for c in claims.values()] == ["reproduced"] * 3, claims

@@ -32,7 +32,7 @@ def test_toy_notebook(run_smoke, smoke_root):
     for name in ("toy_cases.png", "toy_components.svg", "toy_lambda.csv", "verdicts.md"):
         assert (out / name).exists(), name
     claims = read_claims(out, "00_toy_consistency")
-    assert len(claims) == 6 and {c["status"] for c in claims} <= {"reproduced", "not reproduced"}
+    assert len(claims) == 6 and {c["status"] for c in claims.values()} <= {"reproduced", "not reproduced"}
     # every check printed its verdict on the solution
     executed = nbformat.read(smoke_root / "outputs" / "notebooks" / "00_toy_consistency.ipynb", 4)
     printed = "".join(

@@ -19,7 +19,7 @@ def test_modules_used_follow_imports_and_packages() -> None:
     assert "kc.cli" not in used and "kc.runner" not in used
     # `import kc` then kc.X: the lazily imported module X counts
     assert "kc.toy" in runkey.modules_used("import kc\nkc.toy.planted_pair")
-    assert "kc.report" in runkey.modules_used("from kc import report")
+    assert "kc.output" in runkey.modules_used("from kc import output")
     assert runkey.modules_used("%matplotlib inline\nimport numpy") == set()
 
 
