@@ -46,6 +46,7 @@ __all__ = [
     "Settings",
     "claims",
     "figures",
+    "networks_table",
     "run",
     "shares_table",
 ]
@@ -209,6 +210,24 @@ def run(settings: Settings, *, progress: bool = True) -> DiagnosisFigureResult:
 def _names(result: DiagnosisFigureResult) -> dict[str, str]:
     nets = result.networks.set_index("role")
     return {r: f"{nets.loc[r, 'arch']} {nets.loc[r, 'layer']}" for r in ("weak", "strong")}
+
+
+def networks_table(result: DiagnosisFigureResult, paper: pd.DataFrame) -> pd.DataFrame:
+    """The two networks with the paper's accuracies of its weak and strong network beside.
+
+    Args:
+        result: from :func:`run`.
+        paper: :func:`kc.paper.paper_table` ``("4.1")``.
+
+    Returns:
+        Columns ``role, arch, layer, label, accuracy, paper_network, paper_accuracy``.
+    """
+    rows = paper[paper["setting"] == "networks"].set_index("row")
+    out = result.networks.drop(columns="from_cache").copy()
+    key = {"weak": "weak DNN accuracy", "strong": "strong DNN accuracy"}
+    out["paper_network"] = [rows.loc[key[r], "column"] for r in out["role"]]
+    out["paper_accuracy"] = [float(rows.loc[key[r], "value"]) for r in out["role"]]
+    return out
 
 
 def shares_table(result: DiagnosisFigureResult) -> pd.DataFrame:
