@@ -50,9 +50,7 @@ class FakeLab:
         loud = torch.ones(self.channels)
         loud[self.loud] = 3.0
         loud = loud[None, :, None, None]
-        parts = {
-            f"x{k}": s * loud * _smooth(shape, gen) for k, s in enumerate(self.scales)
-        }
+        parts = {f"x{k}": s * loud * _smooth(shape, gen) for k, s in enumerate(self.scales)}
         noise = _smooth(shape, gen) if self.smooth_delta else torch.randn(shape, generator=gen)
         parts["delta"] = self.delta_scale * loud * noise
         target = sum(parts.values())

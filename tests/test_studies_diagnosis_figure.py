@@ -30,7 +30,8 @@ def test_directions_follow_the_measured_roles(monkeypatch, accuracy, weak):
     assert (x2.spec.arch, t2.spec.arch) == (strong, weak)  # unreliable: strong -> weak
     assert kw1["lam"] == kw2["lam"] == 8.0 and kw1["g_epochs"] == 3
     assert set(result.networks.set_index("role").loc[:, "arch"].items()) == {
-        ("weak", weak), ("strong", strong)
+        ("weak", weak),
+        ("strong", strong),
     }
     assert all(n.seed == 0 and n.task == "all" for n in fake.nets)
 
