@@ -27,7 +27,9 @@ class FakeLab:
     channels: int = 6
     size: int = 4
     loud: int = 2  # the channel with the largest variance
-    smooth_delta: bool = False  # x_Delta as smooth blobs instead of white noise
+    smooth_delta: bool | tuple[int, ...] = (
+        False  # x_Delta smooth blobs (all, or these fits, 1-based)
+    )
     nets: list = field(default_factory=list)
     fits: list = field(default_factory=list)
 
@@ -51,7 +53,9 @@ class FakeLab:
         loud[self.loud] = 3.0
         loud = loud[None, :, None, None]
         parts = {f"x{k}": s * loud * _smooth(shape, gen) for k, s in enumerate(self.scales)}
-        noise = _smooth(shape, gen) if self.smooth_delta else torch.randn(shape, generator=gen)
+        smooth = self.smooth_delta
+        smooth = len(self.fits) in smooth if isinstance(smooth, tuple) else smooth
+        noise = _smooth(shape, gen) if smooth else torch.randn(shape, generator=gen)
         parts["delta"] = self.delta_scale * loud * noise
         target = sum(parts.values())
         var_t = float(target.var(unbiased=False))

@@ -20,7 +20,7 @@ def test_fig3_diagnosis_notebook(run_smoke, smoke_root):
     claims = computed_claims(
         out,
         "fig3_diagnosis",
-        ["fig3_diagnosis.unreliable_noisy", "fig3_diagnosis.blind_spots_structured"],
+        ["fig3_diagnosis.unreliable_noisy", "fig3_diagnosis.noise_vs_blind_spots"],
     )
     coh = shares.set_index(["direction", "part"])["coherence"]
     noisy = coh["unreliable", "residual x^Delta"] < coh["unreliable", "reconstructable g(x)"]

@@ -53,7 +53,17 @@ def test_noise_claim_follows_the_planted_residual(monkeypatch, smooth_delta, sta
     _, result = _run(monkeypatch, smooth_delta=smooth_delta)
     claim = next(c for c in dfig.claims(result) if c.id.endswith("unreliable_noisy"))
     assert claim.status == status
-    assert (claim.numbers["a"] < claim.numbers["b"]) == (status == "reproduced")
+    gap = claim.numbers["coherence_reconstructed_weak"] - claim.numbers["coherence_unreliable"]
+    assert claim.numbers["noise_gap_unreliable"] == pytest.approx(gap)
+    assert (gap > 0) == (status == "reproduced")
+
+
+@pytest.mark.parametrize(("smooth", "status"), [((1,), "reproduced"), ((2,), "not reproduced")])
+def test_contrast_with_the_blind_spots(monkeypatch, smooth, status):
+    """Fit 1 is the blind-spot direction, fit 2 the unreliable one; smooth = structured x_Delta."""
+    _, result = _run(monkeypatch, smooth_delta=smooth)
+    claim = next(c for c in dfig.claims(result) if c.id.endswith("noise_vs_blind_spots"))
+    assert claim.status == status
 
 
 def test_claims_not_testable_without_neighbours(monkeypatch):

@@ -40,15 +40,19 @@ def test_run_reads_table1s_fit(monkeypatch):
     fake, _ = _run(monkeypatch)
     assert len(fake.fits) == 1
     x, x_layer, t, t_layer, kwargs = fake.fits[0]
-    p = smoke_params(TEST_LIMIT=TEST_LIMIT)
-    study = InstabilityStudy(
-        dataset=p["DATASET"], layers={"vgg16": ["conv4_3"]}, seeds=p["SEEDS"],
-        epochs=p["EPOCHS"], width=p["WIDTH"], input_size=p["INPUT_SIZE"],
-        train_limit=p["TRAIN_LIMIT"], eval_limit=p["EVAL_LIMIT"], optimizer=p["OPTIMIZER"],
-        lr=p["LR"], batch_size=p["BATCH_SIZE"], order=p["ORDER"], lam=p["LAMBDA"],
-        lam_alexnet=p["LAMBDA_ALEXNET"], fit_limit=p["FIT_LIMIT"], test_limit=p["TEST_LIMIT"],
-        g_epochs=p["G_EPOCHS"], g_lr=p["G_LR"], g_batch_size=p["G_BATCH_SIZE"],
-    )  # fmt: skip
+    p = smoke_params(TEST_LIMIT=TEST_LIMIT, LAYERS={"vgg16": ["conv4_3"]}, BOTH_DIRECTIONS=False)
+    if hasattr(InstabilityStudy, "from_params"):  # the studies branch's shape (issue 9)
+        study = InstabilityStudy.from_params(p)
+    else:  # main before that merge
+        study = InstabilityStudy(
+            dataset=p["DATASET"], layers=p["LAYERS"], seeds=p["SEEDS"], epochs=p["EPOCHS"],
+            width=p["WIDTH"], input_size=p["INPUT_SIZE"], train_limit=p["TRAIN_LIMIT"],
+            eval_limit=p["EVAL_LIMIT"], optimizer=p["OPTIMIZER"], lr=p["LR"],
+            batch_size=p["BATCH_SIZE"], order=p["ORDER"], lam=p["LAMBDA"],
+            lam_alexnet=p["LAMBDA_ALEXNET"], fit_limit=p["FIT_LIMIT"],
+            test_limit=p["TEST_LIMIT"], g_epochs=p["G_EPOCHS"], g_lr=p["G_LR"],
+            g_batch_size=p["G_BATCH_SIZE"],
+        )  # fmt: skip
     table1 = FakeLab()
     monkeypatch.setattr("kc.experiments.get_consistency", table1.get_consistency)
     study.fit(study.spec("vgg16", 0), study.spec("vgg16", 1), "conv4_3")

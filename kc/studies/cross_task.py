@@ -354,7 +354,7 @@ def instability_figure(fits: pd.DataFrame):
         ax.scatter(
             np.full(len(v), i), v, color="grey", s=14, zorder=3, label="seeds" if i == 0 else None
         )
-        ax.bar(i, v.mean(), 0.5, alpha=0.6, label="mean" if i == 0 else None)
+        ax.bar(i, v.mean(), 0.5, color="tab:blue", alpha=0.6, label="mean" if i == 0 else None)
     ax.set_xticks(
         range(len(DIRECTIONS)),
         [f"{d}\n(x^Delta of {DIRECTIONS[d][1]})" for d in DIRECTIONS],
