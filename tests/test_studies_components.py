@@ -129,3 +129,15 @@ def test_gfit_from_params():
     del params["G_LR"], params["ORDER"]
     with pytest.raises(ValueError, match=r"lack \['ORDER', 'G_LR'\]"):
         cp.GFit.from_params(params)
+
+
+def test_shown_images_align_with_the_features():
+    ds = cp.evaluation_images(("fashion-mnist",), 32, 20)
+    show = cp.shown(ds, [3, 0], n_features=20)
+    assert show.images.shape == (2, 1, 32, 32) and show.labels == [
+        int(ds.labels[3]),
+        int(ds.labels[0]),
+    ]
+    assert show.class_names[0] == ds.class_names[show.labels[0]]
+    with pytest.raises(ValueError, match="19 test features but 20 test images"):
+        cp.shown(ds, [0], n_features=19)

@@ -47,7 +47,7 @@ def test_run_fits_both_directions_per_seed_on_the_fine_tasks_images(monkeypatch)
     assert all(kw["task"] == "all" and kw["lam"] == 0.1 for *_, kw in fake.fits)
     assert list(result.fits["direction"]) == list(ct.DIRECTIONS) * 2
     # images from both data sets of the mixture (labels 0-9 garments, 10-19 digits)
-    assert min(result.labels) < 10 <= max(result.labels)
+    assert min(result.shown.labels) < 10 <= max(result.shown.labels)
     assert set(ct.figures(result)) == set(ct.DIRECTIONS)
 
 

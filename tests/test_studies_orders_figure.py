@@ -70,8 +70,8 @@ def test_run_picks_the_loud_filter_and_its_strongest_images(monkeypatch):
     assert list(result.maps) == ["x*", "x0", "x1", "x2", "x_Delta"]
     parts = sum(result.maps[k] for k in ("x0", "x1", "x2", "x_Delta"))
     torch.testing.assert_close(parts, result.maps["x*"])
-    assert len(result.index) == 4 and len(set(result.labels)) == 4
-    assert result.images.shape == (4, 1, 32, 32)
+    assert len(result.shown.index) == 4 and len(set(result.shown.labels)) == 4
+    assert result.shown.images.shape == (4, 1, 32, 32)
     channels = of.channels_table(result)
     assert channels.loc[0, "channel"] == 4 and channels.loc[0, "chosen"]
 

@@ -26,11 +26,16 @@ import pandas as pd
 import torch
 from torch import Tensor
 
+from kc import data
+from kc.experiments import DATA_SEED
 from kc.normalize import Normalizer
 from kc.overlay import component_grid, map_of
 
 __all__ = [
     "GFit",
+    "Shown",
+    "evaluation_images",
+    "shown",
     "covariance",
     "channel_variances",
     "direction_maps",
@@ -143,6 +148,52 @@ class GFit:
             "g_lr": self.g_lr,
             "g_batch_size": self.g_batch_size,
         }
+
+
+# ---------------------------------------------------------------------------- images
+
+
+def evaluation_images(datasets: Sequence[str], input_size: int, limit: int | None):
+    """The test images on which :func:`kc.experiments.get_consistency` evaluates g.
+
+    The same stratified subset (task ``"all"``, seeded by :data:`kc.experiments.DATA_SEED`) and
+    order as the test features, so image i belongs to row i of every result's components.
+    """
+    return data.make_task(
+        "all", tuple(datasets), "test", image_size=input_size, limit=limit, seed=DATA_SEED
+    )
+
+
+@dataclass(frozen=True)
+class Shown:
+    """The images a figure shows: positions among the evaluation images, labels, pixels.
+
+    Attributes:
+        index: positions among the evaluation images (rows of the components).
+        labels, class_names: their labels and class names (the column titles).
+        images: (n, C, H, W) the images.
+    """
+
+    index: list[int]
+    labels: list[int]
+    class_names: list[str]
+    images: Tensor
+
+
+def shown(ds: Any, index: Sequence[int], n_features: int) -> Shown:
+    """The images ``index`` of ``ds`` (from :func:`evaluation_images`), checked against the
+    number of feature rows they must align with."""
+    if len(ds) != n_features:
+        raise ValueError(f"{n_features} test features but {len(ds)} test images: they must be "
+                         "the same images in the same order")  # fmt: skip
+    index = [int(i) for i in index]
+    labels = [int(ds.labels[i]) for i in index]
+    return Shown(
+        index=index,
+        labels=labels,
+        class_names=[ds.class_names[y] for y in labels],
+        images=torch.stack([ds[i][0] for i in index]),
+    )
 
 
 # ---------------------------------------------------------------------------- measuring
@@ -370,7 +421,7 @@ def direction_figure(
     *,
     labels: Mapping[str, str],
     title: str,
-    titles: list[str] | None = None,
+    titles: Sequence[str] | None = None,
 ):
     """One direction of Fig. 3 / Fig. 5: x*, its part reconstructable from x and x_Delta.
 
@@ -389,6 +440,6 @@ def direction_figure(
     for part in DIRECTION_PARTS:
         share = shares.loc[part, "share"]
         rows[f"{labels.get(part, part)}\n{100 * share:.0f}% of Var(x*)"] = maps[part]
-    fig = component_grid(images, rows, titles=titles)
+    fig = component_grid(images, rows, titles=None if titles is None else list(titles))
     fig.suptitle(title, fontsize=8)
     return fig

@@ -26,20 +26,22 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-import torch
 from torch import Tensor
 
-from kc import data, zoo
 from kc import experiments as ex
+from kc import zoo
 from kc.claims import Claim
 from kc.studies.components import (
     DIRECTION_PARTS,
     GFit,
+    Shown,
     direction_figure,
     direction_maps,
     direction_table,
+    evaluation_images,
     net_fields,
     pick,
+    shown,
     spread_classes,
 )
 
@@ -136,7 +138,7 @@ class CrossTaskResult:
         fits: rows ``seed, direction, instability`` and the parts' ``share_*`` / ``coherence_*``.
         tables: (seed, direction) -> :func:`kc.studies.components.direction_table`.
         maps: direction -> :func:`kc.studies.components.direction_maps` (first seed).
-        index, labels, class_names, images: the shown test images (classes spread over both data sets).
+        shown: the test images shown (classes spread over both data sets).
     """
 
     settings: Settings
@@ -144,23 +146,13 @@ class CrossTaskResult:
     fits: pd.DataFrame
     tables: dict[tuple[int, str], pd.DataFrame]
     maps: dict[str, dict[str, Tensor]]
-    index: list[int]
-    labels: list[int]
-    class_names: list[str]
-    images: Tensor
+    shown: Shown
 
 
 def run(settings: Settings, *, progress: bool = True) -> CrossTaskResult:
     """Train (or load) A_s and B_s for every seed and fit g in both directions."""
     s = settings
-    test = data.make_task(
-        "all",
-        s.datasets,
-        "test",
-        image_size=s.net["input_size"],
-        limit=s.g.test_limit,
-        seed=ex.DATA_SEED,
-    )
+    test = evaluation_images(s.datasets, s.net["input_size"], s.g.test_limit)
     index = spread_classes(test.labels, min(s.n_show, test.num_classes))
     net_rows, fit_rows, tables, maps = [], [], {}, {}
     for seed in s.seeds:
@@ -189,6 +181,7 @@ def run(settings: Settings, *, progress: bool = True) -> CrossTaskResult:
                 progress=progress,
             )
             delta = res.components["delta"]
+            n_features = len(res.target)  # every fit is evaluated on the same images
             table = direction_table(res.target, delta)
             tables[seed, direction] = table
             row: dict[str, Any] = {
@@ -211,10 +204,7 @@ def run(settings: Settings, *, progress: bool = True) -> CrossTaskResult:
         fits=pd.DataFrame(fit_rows),
         tables=tables,
         maps=maps,
-        index=index,
-        labels=[int(test.labels[i]) for i in index],
-        class_names=[test.class_names[int(test.labels[i])] for i in index],
-        images=torch.stack([test[i][0] for i in index]),
+        shown=shown(test, index, n_features),
     )
 
 
@@ -334,12 +324,12 @@ def figures(result: CrossTaskResult) -> dict:
             f"{src} (task {TASKS[src]}), seed {seed}"
         )
         out[direction] = direction_figure(
-            result.images,
+            result.shown.images,
             result.maps[direction],
             result.tables[seed, direction],
             labels=labels,
             title=title,
-            titles=result.class_names,
+            titles=result.shown.class_names,
         )
     return out
 

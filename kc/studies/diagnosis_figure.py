@@ -23,21 +23,22 @@ from dataclasses import dataclass
 from typing import Any
 
 import pandas as pd
-import torch
 from torch import Tensor
 
-from kc import data
 from kc import experiments as ex
 from kc.claims import Claim
 from kc.studies import diagnosis as dg
 from kc.studies.components import (
     DIRECTION_PARTS,
     GFit,
+    Shown,
     direction_figure,
     direction_maps,
     direction_table,
+    evaluation_images,
     net_fields,
     pick,
+    shown,
     spread_classes,
 )
 
@@ -113,7 +114,7 @@ class DiagnosisFigureResult:
         networks: rows ``role, arch, layer, label, accuracy, from_cache`` (weak, strong).
         tables: direction -> :func:`kc.studies.components.direction_table` on all test images.
         maps: direction -> :func:`kc.studies.components.direction_maps` of the shown images.
-        index, labels, class_names, images: the shown test images (spread over the classes).
+        shown: the test images shown (spread over the classes).
         instability: direction -> Var(x^Delta) / Var(x*).
     """
 
@@ -121,10 +122,7 @@ class DiagnosisFigureResult:
     networks: pd.DataFrame
     tables: dict[str, pd.DataFrame]
     maps: dict[str, dict[str, Tensor]]
-    index: list[int]
-    labels: list[int]
-    class_names: list[str]
-    images: Tensor
+    shown: Shown
     instability: dict[str, float]
 
 
@@ -153,14 +151,7 @@ def run(settings: Settings, *, progress: bool = True) -> DiagnosisFigureResult:
         for k in nets
     }
     resize = dg.resize_mode(shapes[weak], shapes[strong])
-    test = data.make_task(
-        "all",
-        (s.dataset,),
-        "test",
-        image_size=s.net["input_size"],
-        limit=s.g.test_limit,
-        seed=ex.DATA_SEED,
-    )
+    test = evaluation_images((s.dataset,), s.net["input_size"], s.g.test_limit)
     index = spread_classes(test.labels, min(s.n_show, test.num_classes))
     tables, maps, instability = {}, {}, {}
     for direction, (src_role, dst_role, _) in DIRECTIONS.items():
@@ -176,6 +167,7 @@ def run(settings: Settings, *, progress: bool = True) -> DiagnosisFigureResult:
             progress=progress,
         )
         delta = res.components["delta"]
+        n_features = len(res.target)  # every fit is evaluated on the same images
         tables[direction] = direction_table(res.target, delta)
         maps[direction] = direction_maps(res.target, delta, res.model.normalizer("x_star"), index)
         instability[direction] = float(res.instability)
@@ -197,10 +189,7 @@ def run(settings: Settings, *, progress: bool = True) -> DiagnosisFigureResult:
         networks=networks,
         tables=tables,
         maps=maps,
-        index=index,
-        labels=[int(test.labels[i]) for i in index],
-        class_names=[test.class_names[int(test.labels[i])] for i in index],
-        images=torch.stack([test[i][0] for i in index]),
+        shown=shown(test, index, n_features),
         instability=instability,
     )
 
@@ -344,11 +333,11 @@ def figures(result: DiagnosisFigureResult) -> dict:
             f"network's {names[src]}"
         )
         out[direction] = direction_figure(
-            result.images,
+            result.shown.images,
             result.maps[direction],
             result.tables[direction],
             labels=labels,
             title=title,
-            titles=result.class_names,
+            titles=result.shown.class_names,
         )
     return out

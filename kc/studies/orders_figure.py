@@ -25,19 +25,21 @@ from dataclasses import dataclass
 from typing import Any
 
 import pandas as pd
-import torch
 from torch import Tensor
 
-from kc import data, zoo
 from kc import experiments as ex
+from kc import zoo
 from kc.claims import Claim
 from kc.overlay import component_grid
 from kc.studies.components import (
     GFit,
+    Shown,
     channel_variances,
+    evaluation_images,
     net_fields,
     pick,
     pick_filter,
+    shown,
     strongest_images,
     variance_shares,
 )
@@ -122,9 +124,7 @@ class OrdersResult:
         networks: one row per network: ``role, label, accuracy, from_cache``.
         channel: the filter shown (index in x*).
         channel_var: (C,) Var of each channel of x* on the test images (normalised units).
-        index: (n,) positions of the shown images among the test images; labels, class_names:
-            their labels and class names.
-        images: (n, C_img, H, W) the shown images.
+        shown: the images shown (the filter's strongest responses, one per class).
         maps: ``"x*"``, ``"x0"`` .. ``"xK"``, ``"x_Delta"`` -> (n, h, w), the filter's maps in
             normalised units (footnote 2), signed; the rows after x* add up to it.
         layer_shares, filter_shares: :func:`kc.studies.components.variance_shares` over all
@@ -136,10 +136,7 @@ class OrdersResult:
     networks: pd.DataFrame
     channel: int
     channel_var: Tensor
-    index: list[int]
-    labels: list[int]
-    class_names: list[str]
-    images: Tensor
+    shown: Shown
     maps: dict[str, Tensor]
     layer_shares: pd.DataFrame
     filter_shares: pd.DataFrame
@@ -165,21 +162,13 @@ def run(settings: Settings, *, progress: bool = True) -> OrdersResult:
     names = _component_names(s.g.order)
     parts = {n: res.components[n] for n in names}
     c = pick_filter(target)
-    test = data.make_task(
-        "all",
-        (s.dataset,),
-        "test",
-        image_size=s.net["input_size"],
-        limit=s.g.test_limit,
-        seed=ex.DATA_SEED,
+    test = evaluation_images((s.dataset,), s.net["input_size"], s.g.test_limit)
+    n = min(s.n_show, len(test))
+    show = shown(
+        test, strongest_images(target[:, c].mean(dim=(-2, -1)), test.labels, n), len(target)
     )
-    labels = test.labels
-    if labels.shape[0] != target.shape[0]:
-        raise ValueError(f"{target.shape[0]} test features but {labels.shape[0]} test images")
-    index = strongest_images(target[:, c].mean(dim=(-2, -1)), labels, min(s.n_show, len(labels)))
-    images = torch.stack([test[i][0] for i in index])
-    maps = {"x*": target[index, c]}
-    maps.update({("x_Delta" if n == "delta" else n): parts[n][index, c] for n in names})
+    maps = {"x*": target[show.index, c]}
+    maps.update({("x_Delta" if k == "delta" else k): parts[k][show.index, c] for k in names})
     networks = pd.DataFrame(
         [
             {"role": role, "label": n.label, "accuracy": n.accuracy, "from_cache": n.from_cache}
@@ -191,10 +180,7 @@ def run(settings: Settings, *, progress: bool = True) -> OrdersResult:
         networks=networks,
         channel=c,
         channel_var=channel_variances(target),
-        index=index,
-        labels=[int(labels[i]) for i in index],
-        class_names=[test.class_names[int(labels[i])] for i in index],
-        images=images,
+        shown=show,
         maps=maps,
         layer_shares=variance_shares(parts, target),
         filter_shares=variance_shares({n: p[:, c] for n, p in parts.items()}, target[:, c]),
@@ -339,7 +325,9 @@ def orders_figure(result: OrdersResult):
         A matplotlib Figure.
     """
     s = result.settings
-    fig = component_grid(result.images, result.maps, titles=result.class_names, diverging=True)
+    fig = component_grid(
+        result.shown.images, result.maps, titles=result.shown.class_names, diverging=True
+    )
     ax = fig.add_axes((1.02, 0.2, 0.32, 0.6))
     layer = result.layer_shares.set_index("component")["share"]
     filt = result.filter_shares.set_index("component")["share"]
