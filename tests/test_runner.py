@@ -21,7 +21,7 @@ VOCABULARY = {
     "PROFILE", "OUTPUT_DIR", "DEVICE", "DATASET", "MIX_DATASETS", "SUBSET_DATASET", "SUBSET",
     "INPUT_SIZE", "WIDTH", "TRAIN_LIMIT", "EVAL_LIMIT", "EPOCHS", "BATCH_SIZE", "OPTIMIZER", "LR",
     "SEEDS", "FIT_LIMIT", "TEST_LIMIT", "ORDER", "LAMBDA", "LAMBDA_ALEXNET", "G_STEPS", "G_LR",
-    "G_BATCH_SIZE", "FT_EPOCHS", "FT_LR",
+    "G_BATCH_SIZE", "FT_EPOCHS", "FT_LR", "ORDERS_NETWORK", "CROSS_TASK_NETWORK", "N_SHOW",
 }  # fmt: skip
 
 
@@ -252,7 +252,7 @@ def test_run_all_reports_missing_and_planned_notebooks(tmp_path, monkeypatch) ->
     monkeypatch.setattr(runner, "notebooks_dir", lambda: tmp_path)
     summary = runner.run_all("smoke", output_root=tmp_path / "out")
     status = {r.name: r.status for r in summary.results}
-    assert status["table1_instability"] == "failed" and status["fig5_tasks"] == "skipped"
+    assert status["table1_instability"] == "failed" and status["fig4_distillation"] == "skipped"
     assert summary.returncode == 1
     assert [r.name for r in summary.results] == [nb.name for nb in runner.MANIFEST]
 
