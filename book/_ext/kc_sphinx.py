@@ -1,6 +1,11 @@
-"""Sphinx extension for the API reference: two Google-docstring habits Napoleon misreads.
+"""Local Sphinx extension of the book (loaded through ``_config.yml``'s ``local_extensions``).
 
-Runs on each docstring before Napoleon (priority 400 < Napoleon's 500):
+1. Each script the page loads is included once. sphinx-thebe adds its configuration script on
+   every ``env-before-read-docs``; when that event fires twice, the page declares
+   ``THEBE_JS_URL`` twice and the browser logs a SyntaxError (tests/test_browser.py).
+
+2. For the API reference, three docstring habits Napoleon / reST misread are fixed on each
+   docstring before Napoleon sees it (priority 400 < Napoleon's 500):
 
 * an ``Args:`` entry whose list of names goes on to the next line (``a, b,`` / ``c: text``)
   is joined into one line;
@@ -57,6 +62,23 @@ def _process(app: Any, what: str, name: str, obj: Any, options: Any, lines: list
     _fix(lines)
 
 
+def _unique_scripts(app: Any, pagename: str, templatename: str, context: dict, doctree: Any) -> None:
+    scripts = context.get("script_files")
+    if not scripts:
+        return
+    seen: set[tuple[str, str]] = set()
+    unique = []
+    for script in scripts:
+        # an inline script is added with filename None or "" depending on the extension
+        attributes = getattr(script, "attributes", {})
+        key = (str(getattr(script, "filename", script) or ""), repr(sorted(attributes.items())))
+        if key not in seen:
+            seen.add(key)
+            unique.append(script)
+    context["script_files"] = unique
+
+
 def setup(app: Any) -> dict[str, Any]:
     app.connect("autodoc-process-docstring", _process, priority=400)
+    app.connect("html-page-context", _unique_scripts, priority=100)
     return {"parallel_read_safe": True, "parallel_write_safe": True}
