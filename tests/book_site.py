@@ -70,7 +70,7 @@ def book_skeleton(folder: Path) -> Path:
         shutil.copy(ROOT / name, root / name)
     for page in (ROOT / "book").glob("*.md"):
         shutil.copy(page, root / "book" / page.name)
-    for folder in ("_ext", "_static"):
+    for folder in ("_ext", "_static", "_extra"):
         shutil.copytree(ROOT / "book" / folder, root / "book" / folder)
     theory = root / "book" / "theory.md"
     if not theory.exists():  # the theory chapter is written elsewhere; its toc slot is fixed

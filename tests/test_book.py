@@ -137,7 +137,9 @@ def test_rerun_command_lists_only_what_differs_from_the_profile() -> None:
         book.rerun_command("t", values)
         == "kc run t --profile smoke -p SEEDS '[0, 1, 2]' -p LR 0.0001 -p DATASET mnist"
     )
-    assert book.rerun_command("t", {"PROFILE": "mine", "SEEDS": [0]}) == "kc run t --profile mine.yaml"
+    assert (
+        book.rerun_command("t", {"PROFILE": "mine", "SEEDS": [0]}) == "kc run t --profile mine.yaml"
+    )
 
 
 def _executed_notebook(path: Path, outputs: Path) -> Path:

@@ -191,8 +191,10 @@ def test_every_page_in_chromium(site: Site, server: str, browser, smoke_root: Pa
         if page == "index.html":  # a redirect to the root page of the toc
             WebDriverWait(browser, 30).until(lambda d: d.current_url.endswith("intro.html"))
         WebDriverWait(browser, 30).until(
-            lambda d: d.execute_script("return document.readyState") == "complete"
-            and d.execute_script("return document.body !== null")
+            lambda d: (
+                d.execute_script("return document.readyState") == "complete"
+                and d.execute_script("return document.body !== null")
+            )
         )
         waited = browser.execute_async_script(_WAIT_JS)
         state = browser.execute_script(_CHECK_JS)
@@ -213,9 +215,13 @@ def test_every_page_in_chromium(site: Site, server: str, browser, smoke_root: Pa
             problems.append(f"{page}: waiting for images / MathJax gave {waited}")
         if "404" in state["title"] or not urls:
             problems.append(f"{page}: did not load ({state['title']!r})")
-        problems += [f"{page}: image {src} has natural width 0" for src, w in state["images"] if w == 0]
+        problems += [
+            f"{page}: image {src} has natural width 0" for src, w in state["images"] if w == 0
+        ]
         if state["untypeset"] or state["rawDollars"]:
-            problems.append(f"{page}: math not typeset {state['untypeset']} raw $$ {state['rawDollars']}")
+            problems.append(
+                f"{page}: math not typeset {state['untypeset']} raw $$ {state['rawDollars']}"
+            )
     assert not problems, "\n".join(problems)
 
     # the checks were not vacuous: pages with math and images were seen

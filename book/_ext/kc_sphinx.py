@@ -62,7 +62,9 @@ def _process(app: Any, what: str, name: str, obj: Any, options: Any, lines: list
     _fix(lines)
 
 
-def _unique_scripts(app: Any, pagename: str, templatename: str, context: dict, doctree: Any) -> None:
+def _unique_scripts(
+    app: Any, pagename: str, templatename: str, context: dict, doctree: Any
+) -> None:
     scripts = context.get("script_files")
     if not scripts:
         return
@@ -75,10 +77,10 @@ def _unique_scripts(app: Any, pagename: str, templatename: str, context: dict, d
         if key not in seen:
             seen.add(key)
             unique.append(script)
-    context["script_files"] = unique
+    scripts[:] = unique  # in place: the builder's list is the one later handlers extend
 
 
 def setup(app: Any) -> dict[str, Any]:
     app.connect("autodoc-process-docstring", _process, priority=400)
-    app.connect("html-page-context", _unique_scripts, priority=100)
+    app.connect("html-page-context", _unique_scripts, priority=900)
     return {"parallel_read_safe": True, "parallel_write_safe": True}
