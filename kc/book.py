@@ -22,6 +22,7 @@ Example:
 
 from __future__ import annotations
 
+import ast
 import copy
 import datetime
 import json
@@ -289,14 +290,19 @@ def scorecard_page(rows: Sequence[ScoreRow]) -> str:
         f"{', '.join(f'`{p}`' for p in profiles) or 'none'}. Run times are on "
         f"[the summary of the runs]({SUMMARY}).",
         "",
-        "| item | claim | paper | ours | evidence (ours) | profile | chapter |",
-        "|---|---|---|---|---|---|---|",
+        "The first column links to the chapter (the notebook) that checks the claim.",
+        "",
+        "| item (chapter) | claim | paper | ours | evidence (ours) | profile |",
+        "|---|---|---|---|---|---|",
     ]
     for r in rows:
+        claim = r.claim
+        if r.status == NOT_RUN:
+            entry = runner.manifest_entry(r.notebook)
+            claim = f"({entry.title if entry else r.notebook})"
         lines.append(
-            f"| {_cell(r.item)} | {_cell(r.claim)} | {_cell(r.paper)} "
-            f"| {_SHOWN_STATUS[r.status]} | {_cell(r.evidence)} | {_cell(r.profile)} "
-            f"| [{r.notebook}]({r.notebook}) |"
+            f"| [{_cell(r.item)}]({r.notebook}) | {_cell(claim)} | {_cell(r.paper)} "
+            f"| {_SHOWN_STATUS[r.status]} | {_cell(r.evidence)} | {_cell(r.profile)} |"
         )
     return "\n".join(lines) + "\n"
 
@@ -388,11 +394,27 @@ def repository_settings() -> dict[str, str]:
     return {"url": url.rstrip("/"), "branch": branch}
 
 
-def _header(name: str, parameters: Mapping[str, Any], record: Mapping[str, Any]) -> str:
+def _header(
+    name: str,
+    parameters: Mapping[str, Any],
+    record: Mapping[str, Any],
+    defaults: Mapping[str, Any] | None = None,
+) -> str:
+    """The run note of a result page; ``parameters`` are the injected values, ``defaults`` the
+    notebook's own (shown for the names nothing overrode)."""
     entry = runner.manifest_entry(name)
     profile = parameters.get("PROFILE", "?")
     shown = [(k, v) for k, v in parameters.items() if k not in ("PROFILE", "OUTPUT_DIR")]
     values = ", ".join(f"`{k} = {_yaml_value(v)}`" for k, v in shown) or "none"
+    kept = [
+        (k, v)
+        for k, v in (defaults or {}).items()
+        if k not in parameters and k not in ("PROFILE", "OUTPUT_DIR")
+    ]
+    if kept:
+        values += "; the notebook's own defaults for the rest: " + ", ".join(
+            f"`{k} = {_yaml_value(v)}`" for k, v in kept
+        )
     when = str(record.get("started", ""))[:10]
     seconds = record.get("seconds")
     took = f" in {seconds:.0f} s" if isinstance(seconds, int | float) else ""
@@ -415,8 +437,8 @@ def _header(name: str, parameters: Mapping[str, Any], record: Mapping[str, Any])
             ":class: note",
             "",
             f"This page is the notebook {source}{item}, executed by `kc run` with the "
-            f"**`{profile}` profile**{took}{' on ' + when if when else ''}. The values it ran "
-            f"with: {values}.",
+            f"**`{profile}` profile**{took}{' on ' + when if when else ''}. Values set by the "
+            f"profile and `-p`: {values}.",
             "",
             "Reproduce it with",
             "",
@@ -511,6 +533,21 @@ def _caption_figures(nb: Any, name: str, profile: str) -> int:
     return count
 
 
+def _defaults(notebook: Path) -> dict[str, Any]:
+    """The notebook's ``parameters`` cell as values ({} when it cannot be read)."""
+    try:
+        declared = runner.declared_parameters(notebook)
+    except Exception:  # noqa: BLE001 - the note then lists the injected values only
+        return {}
+    values = {}
+    for key, text in declared.items():
+        try:
+            values[key] = ast.literal_eval(str(text))
+        except (ValueError, SyntaxError):
+            values[key] = text
+    return values
+
+
 def publish_notebook(
     executed: Path, name: str, record: Mapping[str, Any], outputs: Path, root: Path
 ) -> dict[str, Any]:
@@ -546,7 +583,7 @@ def publish_notebook(
         "cell_type": "markdown",
         "id": "kc-run-header",
         "metadata": {"tags": ["kc-run-header"]},
-        "source": _header(name, parameters, record),
+        "source": _header(name, parameters, record, _defaults(executed)),
     }
     first_md = next((i for i, c in enumerate(cells) if c.get("cell_type") == "markdown"), -1)
     cells.insert(first_md + 1, header)

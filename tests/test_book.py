@@ -101,7 +101,7 @@ def test_scorecard_has_a_row_per_claim_and_not_run_rows(tmp_path) -> None:
     assert "a deeper layer \\| is less stable" in page  # a | in a claim does not split the row
     assert "**3 claims**: 1 reproduced, 1 not reproduced, 1 not testable" in page
     assert "`small`, `smoke`" in page
-    assert "| [sec41_diagnosis](sec41_diagnosis) |" in page
+    assert "| [Sec. 4.1](sec41_diagnosis) |" in page
     assert page.count("| *not run* |") == len(not_run)
 
 
@@ -145,7 +145,9 @@ def test_rerun_command_lists_only_what_differs_from_the_profile() -> None:
 def _executed_notebook(path: Path, outputs: Path) -> Path:
     """A notebook shaped like papermill's output: default cell, injected cell, a figure cell."""
     nb = nbformat.v4.new_notebook()
-    default = nbformat.v4.new_code_cell('PROFILE = "smoke"\nSEEDS = [0, 1]\nOUTPUT_DIR = "outputs"')
+    default = nbformat.v4.new_code_cell(
+        'PROFILE = "smoke"\nSEEDS = [0, 1]\nOUTPUT_DIR = "outputs"\nWIDTH = 0.5'
+    )
     default.metadata["tags"] = ["parameters"]
     injected = nbformat.v4.new_code_cell(
         f'# Parameters\nPROFILE = "small"\nSEEDS = [0, 1, 2]\nOUTPUT_DIR = "{outputs}"\n'
@@ -193,7 +195,10 @@ def test_publish_notebook(tmp_path) -> None:
     if small_seeds != [0, 1, 2]:
         expected += " -p SEEDS '[0, 1, 2]'"
     assert f"\n{expected}\n" in header["source"]
-    assert "`SEEDS = [0, 1, 2]`" in header["source"]
+    assert (
+        "`SEEDS = [0, 1, 2]`; the notebook's own defaults for the rest: `WIDTH = 0.5`."
+        in (header["source"])
+    )
     default, injected = cells[2], cells[3]
     assert "remove-cell" in default["metadata"]["tags"]
     assert "hide-input" in injected["metadata"]["tags"]
