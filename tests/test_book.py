@@ -348,3 +348,25 @@ def test_makefile_has_lab_and_chromium() -> None:
     makefile = (ROOT / "Makefile").read_text()
     assert re.search(r"^lab: setup", makefile, re.M)
     assert "chromium-driver" in makefile
+
+
+def test_reproduce_page_example_names_real_functions() -> None:
+    """The worked example compiles and every kc / torchvision name it uses exists (running it
+    needs downloaded ImageNet weights and a folder of images)."""
+    import torchvision as tv
+    from torchvision.models import feature_extraction
+
+    import kc
+
+    text = (ROOT / "book" / "reproduce.md").read_text()
+    code = re.search(r"```python\n(.*?)```", text, re.S).group(1)
+    compile(code, "reproduce.md", "exec")
+    for name in re.findall(r"\bkc\.(\w+)", code):
+        assert hasattr(kc, name), name
+    for name in re.findall(r"\btv\.models\.(\w+)", code):
+        assert hasattr(tv.models, name), name
+    assert hasattr(tv.io, "read_image") and hasattr(tv.io.ImageReadMode, "RGB")
+    assert hasattr(feature_extraction, "create_feature_extractor")
+    assert {"instability", "variances", "components", "model"} <= set(
+        kc.ConsistencyResult.__dataclass_fields__
+    )
