@@ -636,8 +636,10 @@ def _modules() -> list[str]:
 
 
 def _first_line(obj: Any) -> str:
-    doc = (getattr(obj, "__doc__", None) or "").strip()
-    return _cell(doc.split("\n\n")[0]) if doc else ""
+    """The docstring's first paragraph as MyST: reST roles and ````literals```` become code."""
+    doc = (getattr(obj, "__doc__", None) or "").strip().split("\n\n")[0]
+    doc = re.sub(r":[\w:]+:`~?([^`]+)`", r"`\1`", doc)
+    return _cell(re.sub(r"``([^`]+)``", r"`\1`", doc)) if doc else ""
 
 
 def api_page() -> str:
