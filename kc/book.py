@@ -4,10 +4,11 @@ The notebook list has one source, :data:`kc.runner.MANIFEST`; ``_toc.yml`` is ge
 (``kc book --toc``). :func:`prepare_book` fills the generated folder ``book/results/``:
 
 * one page per manifest notebook: the executed notebook from ``<outputs>/notebooks/`` made
-  fit to publish (a header with the profile, the parameters and the ``kc run`` command that
+  fit to publish by :mod:`kc.notebook_page` (a header with the profile, the parameters and the ``kc run`` command that
   reproduces it; the notebook's default ``parameters`` cell hidden, the injected one collapsed;
   captioned figures; no path of the build machine), or a placeholder when it has not run;
-* ``scorecard``: one row per claim of the paper, read from every ``<outputs>/<nb>/verdicts.json``;
+* ``scorecard``: one row per claim of the paper, from every ``<outputs>/<nb>/verdicts.json``
+  (:mod:`kc.scorecard`);
 * ``summary``: profile, status and wall time of every run, from ``<outputs>/<nb>/run.json``;
 * ``api``: the API reference, one ``automodule`` per module of ``kc``.
 
@@ -22,27 +23,33 @@ Example:
 
 from __future__ import annotations
 
-import ast
 import copy
 import datetime
 import json
 import logging
-import os
 import pkgutil
 import re
-import shlex
 import shutil
 import subprocess
 import sys
 import tempfile
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import yaml
 
 from kc import runner
+from kc.notebook_page import publish_notebook, repository_settings, rerun_command
+from kc.scorecard import (
+    NOT_RUN,
+    STATUSES,
+    ScoreRow,
+    read_verdicts,
+    scorecard_page,
+    scorecard_rows,
+    table_cell,
+)
 
 __all__ = [
     "NOT_RUN",
@@ -73,10 +80,6 @@ RESULTS = Path("book") / "results"
 TOC_FILE = "_toc.yml"
 SCORECARD, SUMMARY, API = "scorecard", "summary", "api"
 
-#: Claim outcomes a ``verdicts.json`` may hold (the contract of ``kc.claims.Claim.status``).
-STATUSES = ("reproduced", "not reproduced", "not testable")
-#: Status shown for a notebook whose ``verdicts.json`` does not exist.
-NOT_RUN = "not run"
 
 _RESULT = (RESULTS.as_posix() + "/{}").format
 _PART_CAPTIONS = {"tutorial": "Course lab", "paper": "Reproducing the paper"}
@@ -166,148 +169,6 @@ def toc_result_pages(root: Path) -> list[str]:
 
 
 # ---------------------------------------------------------------------------------------------
-# scorecard
-
-
-@dataclass(frozen=True)
-class ScoreRow:
-    """One row of the scorecard: a claim of one notebook, or a notebook that has not run.
-
-    Attributes:
-        notebook: manifest name (the chapter).
-        item: the paper item (``"Table 1"``).
-        claim: the claim in one line ("" for a notebook that has not run).
-        paper: the paper's evidence.
-        status: one of :data:`STATUSES`, or :data:`NOT_RUN`.
-        evidence: our numbers with their spread, or why the claim is not testable.
-        profile: the profile the notebook ran with ("" when not run).
-        id: the claim's id.
-        numbers: the numbers that decided the status.
-    """
-
-    notebook: str
-    item: str
-    claim: str
-    paper: str
-    status: str
-    evidence: str
-    profile: str
-    id: str = ""
-    numbers: dict[str, float | None] = field(default_factory=dict)
-
-
-_CLAIM_KEYS = ("id", "item", "claim", "paper", "status", "evidence")
-
-
-def read_verdicts(path: Path) -> dict[str, Any]:
-    """Read and check one ``verdicts.json`` (``{"notebook", "profile", "parameters", "claims"}``).
-
-    Raises:
-        ValueError: the file is not valid JSON, misses a key, or a claim has an unknown status.
-    """
-    try:
-        data = json.loads(path.read_text())
-    except json.JSONDecodeError as error:
-        raise ValueError(f"{path} is not valid JSON: {error}") from None
-    if not isinstance(data, dict):
-        raise ValueError(f"{path} must hold a JSON object, got {type(data).__name__}")
-    missing = [k for k in ("notebook", "profile", "claims") if k not in data]
-    if missing:
-        raise ValueError(f"{path} misses {missing}; it has {sorted(data)}")
-    if not isinstance(data["claims"], list):
-        raise ValueError(f"{path}: 'claims' must be a list, got {type(data['claims']).__name__}")
-    for i, claim in enumerate(data["claims"]):
-        absent = [k for k in _CLAIM_KEYS if k not in claim]
-        if absent:
-            raise ValueError(f"{path}: claim {i} misses {absent}")
-        if claim["status"] not in STATUSES:
-            raise ValueError(
-                f"{path}: claim {claim['id']!r} has status {claim['status']!r}; "
-                f"expected one of {STATUSES}"
-            )
-    return data
-
-
-def scorecard_rows(
-    outputs: Path, manifest: Sequence[runner.Notebook] = runner.MANIFEST
-) -> list[ScoreRow]:
-    """The scorecard's rows: every claim of every ``<outputs>/<nb>/verdicts.json``, in manifest
-    order, and one :data:`NOT_RUN` row per notebook without that file."""
-    rows: list[ScoreRow] = []
-    for nb in manifest:
-        path = Path(outputs) / nb.name / "verdicts.json"
-        if not path.is_file():
-            rows.append(ScoreRow(nb.name, nb.paper_item, "", "", NOT_RUN, "", ""))
-            continue
-        data = read_verdicts(path)
-        for c in data["claims"]:
-            rows.append(
-                ScoreRow(
-                    notebook=nb.name,
-                    item=str(c["item"]),
-                    claim=str(c["claim"]),
-                    paper=str(c["paper"]),
-                    status=str(c["status"]),
-                    evidence=str(c["evidence"]),
-                    profile=str(data["profile"]),
-                    id=str(c["id"]),
-                    numbers=dict(c.get("numbers") or {}),
-                )
-            )
-    return rows
-
-
-def _cell(text: str) -> str:
-    """Text safe inside a Markdown table cell."""
-    return " ".join(str(text).split()).replace("|", "\\|") or "-"
-
-
-_SHOWN_STATUS = {
-    "reproduced": "reproduced",
-    "not reproduced": "**not reproduced**",
-    "not testable": "not testable at this scale",
-    NOT_RUN: "*not run*",
-}
-
-
-def scorecard_page(rows: Sequence[ScoreRow]) -> str:
-    """The scorecard page (MyST Markdown): counts per status, then one table row per claim."""
-    counts = {s: sum(r.status == s for r in rows) for s in (*STATUSES, NOT_RUN)}
-    claims = len(rows) - counts[NOT_RUN]
-    profiles = sorted({r.profile for r in rows if r.profile})
-    lines = [
-        "# Claims scorecard",
-        "",
-        "Every claim of the paper that a notebook checks, with the outcome the notebook computed "
-        "from its own numbers (its `verdicts.json`); nothing on this page is typed in by hand. "
-        "*Not testable at this scale* means the parameters cannot test the claim at all (for "
-        "example one layer where the claim compares two); it is not a failed reproduction. A "
-        "notebook that has not been executed for this build shows as *not run*.",
-        "",
-        f"**{claims} claims**: {counts['reproduced']} reproduced, "
-        f"{counts['not reproduced']} not reproduced, {counts['not testable']} not testable; "
-        f"{counts[NOT_RUN]} notebooks not run. Profiles: "
-        f"{', '.join(f'`{p}`' for p in profiles) or 'none'}. Run times are on "
-        f"[the summary of the runs]({SUMMARY}).",
-        "",
-        "The first column links to the chapter (the notebook) that checks the claim.",
-        "",
-        "| item (chapter) | claim | paper | ours | evidence (ours) | profile |",
-        "|---|---|---|---|---|---|",
-    ]
-    for r in rows:
-        claim = r.claim
-        if r.status == NOT_RUN:
-            entry = runner.manifest_entry(r.notebook)
-            claim = f"({entry.title if entry else r.notebook})"
-        lines.append(
-            f"| [{_cell(r.item)}]({r.notebook}) | {_cell(claim)} | {_cell(r.paper)} "
-            f"| {_SHOWN_STATUS[r.status]} | {_cell(r.evidence)} | {_cell(r.profile)} |"
-        )
-    return "\n".join(lines) + "\n"
-
-
-# ---------------------------------------------------------------------------------------------
 # summary of the runs
 
 
@@ -346,250 +207,7 @@ def _run_record(outputs: Path, name: str) -> dict[str, Any]:
 
 
 # ---------------------------------------------------------------------------------------------
-# result pages
-
-
-def _yaml_value(value: Any) -> str:
-    """A value as ``kc run -p`` reads it: ``[0, 1]``, ``0.001``, ``fashion-mnist``."""
-    text = yaml.safe_dump(value, default_flow_style=True, width=1000).strip()
-    return text.removesuffix("\n...").removesuffix("...").strip()
-
-
-def rerun_command(name: str, parameters: Mapping[str, Any]) -> str:
-    """The ``kc run`` command that reproduces a run with these injected ``parameters``.
-
-    The profile comes from ``PROFILE``; a value that differs from the profile's (or that the
-    profile does not set) becomes a ``-p NAME VALUE``. ``OUTPUT_DIR`` is never part of it.
-
-    Example:
-        >>> rerun_command("table1_instability", {"PROFILE": "smoke", "SEEDS": [0, 1, 2]})
-        "kc run table1_instability --profile smoke -p SEEDS '[0, 1, 2]'"
-    """
-    profile = str(parameters.get("PROFILE", "small"))
-    known = profile in runner.available_profiles()
-    base = runner.load_profile(profile) if known else {}
-    command = ["kc", "run", name, "--profile", profile if known else f"{profile}.yaml"]
-    for key, value in parameters.items():
-        if key in ("PROFILE", "OUTPUT_DIR") or (key in base and base[key] == value):
-            continue
-        if not known:
-            continue  # a custom profile file holds the values
-        command += ["-p", key, _yaml_value(value)]
-    return shlex.join(command)
-
-
-def repository_settings() -> dict[str, str]:
-    """Where the book's source lives online: ``{"url", "branch"}`` or ``{}``.
-
-    Taken from ``KC_REPOSITORY_URL`` / ``KC_REPOSITORY_BRANCH``, else from GitHub Actions'
-    ``GITHUB_SERVER_URL``, ``GITHUB_REPOSITORY`` and ``GITHUB_REF_NAME``.
-    """
-    url = os.environ.get("KC_REPOSITORY_URL", "")
-    if not url and os.environ.get("GITHUB_REPOSITORY"):
-        server = os.environ.get("GITHUB_SERVER_URL", "https://github.com")
-        url = f"{server}/{os.environ['GITHUB_REPOSITORY']}"
-    if not url:
-        return {}
-    branch = os.environ.get("KC_REPOSITORY_BRANCH") or os.environ.get("GITHUB_REF_NAME") or "main"
-    return {"url": url.rstrip("/"), "branch": branch}
-
-
-def _header(
-    name: str,
-    parameters: Mapping[str, Any],
-    record: Mapping[str, Any],
-    defaults: Mapping[str, Any] | None = None,
-) -> str:
-    """The run note of a result page; ``parameters`` are the injected values, ``defaults`` the
-    notebook's own (shown for the names nothing overrode)."""
-    entry = runner.manifest_entry(name)
-    profile = parameters.get("PROFILE", "?")
-    shown = [(k, v) for k, v in parameters.items() if k not in ("PROFILE", "OUTPUT_DIR")]
-    values = ", ".join(f"`{k} = {_yaml_value(v)}`" for k, v in shown) or "none"
-    kept = [
-        (k, v)
-        for k, v in (defaults or {}).items()
-        if k not in parameters and k not in ("PROFILE", "OUTPUT_DIR")
-    ]
-    if kept:
-        values += "; the notebook's own defaults for the rest: " + ", ".join(
-            f"`{k} = {_yaml_value(v)}`" for k, v in kept
-        )
-    when = str(record.get("started", ""))[:10]
-    seconds = record.get("seconds")
-    took = f" in {seconds:.0f} s" if isinstance(seconds, int | float) else ""
-    example = next(((k, v) for k, v in shown if k not in ("DEVICE",)), None)
-    other = ""
-    if example is not None:
-        other = (
-            f" Any value can be changed with `-p NAME VALUE` (read as YAML), for example "
-            f"`{rerun_command(name, {'PROFILE': profile, example[0]: example[1]})} "
-            f"-p {example[0]} ...`."
-        )
-    repo = repository_settings()
-    source = f"`notebooks/{name}.ipynb`"
-    if repo:
-        source = f"[{source}]({repo['url']}/blob/{repo['branch']}/notebooks/{name}.ipynb)"
-    item = f" ({entry.paper_item})" if entry else ""
-    return "\n".join(
-        [
-            ":::{admonition} How this page was made",
-            ":class: note",
-            "",
-            f"This page is the notebook {source}{item}, executed by `kc run` with the "
-            f"**`{profile}` profile**{took}{' on ' + when if when else ''}. Values set by the "
-            f"profile and `-p`: {values}.",
-            "",
-            "Reproduce it with",
-            "",
-            "```bash",
-            rerun_command(name, parameters),
-            "```",
-            "",
-            f"{other.strip()} Outputs go to `outputs/{name}/`. The download button at the top "
-            "of the page gives this executed notebook; its collapsed *Parameters* cell holds the "
-            "values above.",
-            ":::",
-        ]
-    )
-
-
-def _private_paths(outputs: Path, root: Path) -> list[tuple[str, str]]:
-    """(path on the build machine, what the page shows instead), longest first."""
-    pairs = {str(outputs.resolve()): "outputs", str(root.resolve()): "."}
-    home = str(Path.home())
-    if home not in ("/", ""):
-        pairs.setdefault(home, "~")
-    return sorted(pairs.items(), key=lambda kv: -len(kv[0]))
-
-
-_KERNEL_FILE = re.compile(r"/[\w./-]*?/ipykernel_\d+/\d+\.py")
-
-
-def _scrub(text: str, paths: Sequence[tuple[str, str]]) -> str:
-    """``text`` with the build machine's paths replaced (including IPython's cell files)."""
-    for private, shown in paths:
-        text = text.replace(private, shown)
-    return _KERNEL_FILE.sub("<cell>", text)
-
-
-def _tags(cell: Any) -> list[str]:
-    return list(cell.get("metadata", {}).get("tags", []))
-
-
-def _add_tag(cell: Any, tag: str) -> None:
-    tags = _tags(cell)
-    if tag not in tags:
-        cell.setdefault("metadata", {})["tags"] = [*tags, tag]
-
-
-def _headings(cells: Sequence[Any]) -> list[str]:
-    """For each cell, the text of the last Markdown heading at or above it."""
-    current, out = "", []
-    for cell in cells:
-        if cell.get("cell_type") == "markdown":
-            found = re.findall(r"^#{1,4}\s+(.+?)\s*$", "".join(cell.get("source", "")), re.M)
-            if found:
-                current = found[-1]
-        out.append(current)
-    return out
-
-
-def _caption_figures(nb: Any, name: str, profile: str) -> int:
-    """Give every code cell with one image output a numbered, referenceable figure.
-
-    A cell that already has ``metadata.mystnb.figure`` keeps it. Otherwise its label is
-    ``<name>-fig-<k>`` and its caption the section the figure stands in. Returns the count.
-    """
-    entry = runner.manifest_entry(name)
-    item = entry.paper_item if entry else name
-    count = 0
-    for cell, heading in zip(nb["cells"], _headings(nb["cells"]), strict=True):
-        if cell.get("cell_type") != "code":
-            continue
-        outputs = cell.get("outputs", [])
-        images = [o for o in outputs if "image/png" in o.get("data", {})]
-        if len(images) != 1:
-            continue
-        # MyST-NB wraps every rich output of the cell in the figure: drop the plain-text
-        # value the cell returned (e.g. the path save_figure returns), keep text and streams.
-        cell["outputs"] = [
-            o
-            for o in outputs
-            if o is images[0]
-            or o.get("output_type") != "execute_result"
-            or set(o.get("data", {})) - {"text/plain"}
-        ]
-        if len([o for o in cell["outputs"] if o.get("output_type") != "stream"]) != 1:
-            continue
-        count += 1
-        meta = cell.setdefault("metadata", {}).setdefault("mystnb", {})
-        if "figure" not in meta:
-            what = heading.strip("# ").rstrip(".") or item
-            meta["figure"] = {
-                "caption": f"{what} ({item}; `{profile}` profile).",
-                "name": f"{name}-fig-{count}",
-            }
-    return count
-
-
-def _defaults(notebook: Path) -> dict[str, Any]:
-    """The notebook's ``parameters`` cell as values ({} when it cannot be read)."""
-    try:
-        declared = runner.declared_parameters(notebook)
-    except Exception:  # noqa: BLE001 - the note then lists the injected values only
-        return {}
-    values = {}
-    for key, text in declared.items():
-        try:
-            values[key] = ast.literal_eval(str(text))
-        except (ValueError, SyntaxError):
-            values[key] = text
-    return values
-
-
-def publish_notebook(
-    executed: Path, name: str, record: Mapping[str, Any], outputs: Path, root: Path
-) -> dict[str, Any]:
-    """The executed notebook made fit for the book (a new notebook dict; nothing written).
-
-    * a header cell after the title: profile, parameter values, the ``kc run`` command;
-    * the notebook's default ``parameters`` cell is removed from the page (it stays in the
-      downloaded file) and papermill's ``injected-parameters`` cell is collapsed;
-    * ``OUTPUT_DIR`` and every other path of the build machine become ``outputs`` / ``.``;
-    * figures get captions and labels (see :func:`_caption_figures`).
-    """
-    paths = _private_paths(outputs, root)
-    nb = json.loads(_scrub(executed.read_text(), paths))
-    meta = nb.setdefault("metadata", {})
-    papermill = meta.get("papermill", {})
-    parameters = dict(papermill.get("parameters") or record.get("parameters") or {})
-    for key in ("input_path", "output_path"):
-        papermill.pop(key, None)
-    if "OUTPUT_DIR" in parameters:
-        parameters["OUTPUT_DIR"] = "outputs"
-        papermill["parameters"] = parameters
-    cells = nb.get("cells", [])
-    for cell in cells:
-        tags = _tags(cell)
-        if "parameters" in tags:
-            _add_tag(cell, "remove-cell")
-        if "injected-parameters" in tags:
-            source = "".join(cell.get("source", ""))
-            source = re.sub(r"^OUTPUT_DIR = .*$", 'OUTPUT_DIR = "outputs"', source, flags=re.M)
-            cell["source"] = source
-            _add_tag(cell, "hide-input")
-    header = {
-        "cell_type": "markdown",
-        "id": "kc-run-header",
-        "metadata": {"tags": ["kc-run-header"]},
-        "source": _header(name, parameters, record, _defaults(executed)),
-    }
-    first_md = next((i for i, c in enumerate(cells) if c.get("cell_type") == "markdown"), -1)
-    cells.insert(first_md + 1, header)
-    _caption_figures(nb, name, str(parameters.get("PROFILE", "?")))
-    return nb
-
+# placeholders
 
 _PLACEHOLDER = """# {title}
 
@@ -639,7 +257,7 @@ def _first_line(obj: Any) -> str:
     """The docstring's first paragraph as MyST: reST roles and ````literals```` become code."""
     doc = (getattr(obj, "__doc__", None) or "").strip().split("\n\n")[0]
     doc = re.sub(r":[\w:]+:`~?([^`]+)`", r"`\1`", doc)
-    return _cell(re.sub(r"``([^`]+)``", r"`\1`", doc)) if doc else ""
+    return table_cell(re.sub(r"``([^`]+)``", r"`\1`", doc)) if doc else ""
 
 
 def api_page() -> str:
