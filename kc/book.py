@@ -182,7 +182,7 @@ def summary_page(pages: Sequence[str], outputs: Path) -> str:
         "Wall times depend on the shared cache (`data/cache`, or `KC_CACHE`): a notebook that finds",
         "its networks and fits of g there (made by an earlier notebook or run) only loads them.",
         "Each notebook's own timing table says how much of its time went into training.",
-        f"The outcome of every claim is on [the claims scorecard]({SCORECARD}).",
+        f"The outcome of every claim is on {{doc}}`the claims scorecard <{SCORECARD}>`.",
         "",
         "| notebook | paper item | profile | status | wall time |",
         "|---|---|---|---|---|",
@@ -195,7 +195,7 @@ def summary_page(pages: Sequence[str], outputs: Path) -> str:
         seconds = record.get("seconds")
         wall = f"{seconds:.0f} s" if isinstance(seconds, int | float) else "-"
         lines.append(
-            f"| [{name}]({name}) | {entry.paper_item} | {record.get('profile', '-')} "
+            f"| {{doc}}`{name} <{name}>` | {entry.paper_item} | {record.get('profile', '-')} "
             f"| {record.get('status', NOT_RUN)} | {wall} |"
         )
     return "\n".join(lines) + "\n"

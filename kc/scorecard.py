@@ -143,7 +143,7 @@ def scorecard_page(rows: Sequence[ScoreRow]) -> str:
         f"{counts['not reproduced']} not reproduced, {counts['not testable']} not testable; "
         f"{counts[NOT_RUN]} notebooks not run. Profiles: "
         f"{', '.join(f'`{p}`' for p in profiles) or 'none'}. Run times are on "
-        f"[the summary of the runs](summary).",
+        "{doc}`the summary of the runs <summary>`.",
         "",
         "The first column links to the chapter (the notebook) that checks the claim.",
         "",
@@ -156,7 +156,7 @@ def scorecard_page(rows: Sequence[ScoreRow]) -> str:
             entry = runner.manifest_entry(r.notebook)
             claim = f"({entry.title if entry else r.notebook})"
         lines.append(
-            f"| [{table_cell(r.item)}]({r.notebook}) | {table_cell(claim)} | {table_cell(r.paper)} "
+            f"| {{doc}}`{table_cell(r.item)} <{r.notebook}>` | {table_cell(claim)} | {table_cell(r.paper)} "
             f"| {_SHOWN_STATUS[r.status]} | {table_cell(r.evidence)} | {table_cell(r.profile)} |"
         )
     return "\n".join(lines) + "\n"

@@ -101,7 +101,7 @@ def test_scorecard_has_a_row_per_claim_and_not_run_rows(tmp_path) -> None:
     assert "a deeper layer \\| is less stable" in page  # a | in a claim does not split the row
     assert "**3 claims**: 1 reproduced, 1 not reproduced, 1 not testable" in page
     assert "`small`, `smoke`" in page
-    assert "| [Sec. 4.1](sec41_diagnosis) |" in page
+    assert "| {doc}`Sec. 4.1 <sec41_diagnosis>` |" in page
     assert page.count("| *not run* |") == len(not_run)
 
 
