@@ -103,10 +103,11 @@ def step_throughput(c: int, hw: int, batch: int) -> float:
     return best_rate(step, step_flops(g, batch, hw))
 
 
-def _time_to(history: Sequence[Sequence[float]], level: float) -> float | None:
-    for _, seconds, loss in history:
+def _time_to(history: Sequence[Sequence[float]], level: float) -> tuple[int, float] | None:
+    """(steps, seconds) of the first check at or below ``level``, or None."""
+    for step, seconds, loss in history:
         if loss <= level:
-            return float(seconds)
+            return int(step), float(seconds)
     return None
 
 
@@ -126,7 +127,7 @@ def warm_vs_random(c: int, n: int, hw: int, max_steps: int, batch: int) -> dict[
     for warm, (fit, inst) in rows.items():
         name = "warm" if warm else "random"
         out[name] = {
-            "seconds_to_target": _time_to(fit["history"], level),
+            "steps_seconds_to_target": _time_to(fit["history"], level),
             "seconds": fit["seconds"],
             "steps": fit["steps"],
             "converged": fit["converged"],

@@ -106,7 +106,7 @@ def evaluate_consistency(
         target=tn,
         variances=variances,
         variances_raw=raw,
-        instability=variances["Var(delta)"] / variances["Var(x*)"],
+        instability=float(variances["Var(delta)"] / variances["Var(x*)"]),
         evaluated_on=evaluated_on,
         info={"fit": g.fit_report.to_dict()} if g.fit_report is not None else {},
     )
