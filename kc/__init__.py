@@ -17,8 +17,8 @@ from kc.fit import (
     fit_consistency,
     prepare,
 )
-from kc.measure import ConsistencyResult, consistency, evaluate_consistency
 from kc.losses import consistency_loss
+from kc.measure import ConsistencyResult, consistency, evaluate_consistency
 from kc.metrics import instability, two_way_instability, variance
 from kc.model import ConsistencyNet
 from kc.normalize import Normalizer, fit_normalizer, normalize

@@ -19,7 +19,6 @@ from kc.metrics import variance
 from kc.model import ConsistencyNet
 
 
-
 @dataclass
 class ConsistencyResult:
     """What :func:`consistency` measures (all tensors on the CPU, normalised units).

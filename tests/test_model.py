@@ -108,7 +108,7 @@ def test_frozen_sigma_keeps_running_statistics_and_restores():
     before = [s.running_var.clone() for s in g.sigmas]
     with g.frozen_sigma():
         g(torch.randn(16, 3, 4, 4) * 5)
-    for s, b in zip(g.sigmas, before):
+    for s, b in zip(g.sigmas, before, strict=True):
         torch.testing.assert_close(s.running_var, b, rtol=0, atol=0)
     with pytest.raises(RuntimeError), g.frozen_sigma():
         raise RuntimeError("inside")
