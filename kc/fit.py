@@ -367,12 +367,13 @@ def fit_consistency(
     a fixed monitor set: a held-out slice of ``round(holdout * N)`` images (seeded choice,
     not fitted on) when that slice has at least ``MIN_HOLDOUT_IMAGES`` images and leaves at
     least ``MIN_FIT_IMAGES``; else the whole training set. Averaging over the set is the
-    smoothing. With ``best`` the lowest earlier check, the fit stops at the first check at
-    or after ``min_steps`` whose loss is not below
+    smoothing. With ``best`` the lowest earlier check after step 0, the fit stops at the
+    first check at or after ``min_steps`` whose loss is not below
     ``best - tol * max(best, 0.01 * mean(x*^2))`` (a relative improvement below ``tol``;
     the floor, 1% of the monitored target's power, keeps a loss falling towards 0 from
     never plateauing) with ``converged=True``; or at ``max_steps`` (``converged=False``
-    and one :class:`ConvergenceWarning`). g keeps the state of the best check.
+    and one :class:`ConvergenceWarning`). g keeps the state of the best check, the warm
+    start (step 0) included.
 
     Warm start (our addition; the released code starts at random): W(0) is set to the
     ridge least-squares map of x* on the k x k patches of x (:func:`ridge_patches`, the
@@ -480,6 +481,7 @@ def fit_consistency(
     perm, pos = torch.randperm(n_fit, generator=gen), 0
     floor = 0.01 * float(th.square().mean())  # 1% of the monitored target's power
     best = _eval_loss(g, xh, th, lam) if warm_start else math.inf
+    rule_best = math.inf  # the rule compares trained checks only (never the warm start)
     best_state = {k: v.detach().clone() for k, v in g.state_dict().items()} if warm_start else None
     best_step, window_sum, window_n, last_window = 0, 0.0, 0, math.nan
     history = [(0, time.perf_counter() - start, best)] if warm_start else []
@@ -504,7 +506,8 @@ def fit_consistency(
             last_window, window_sum, window_n = window_sum / window_n, 0.0, 0
             current = _eval_loss(g, xh, th, lam)
             history.append((step, time.perf_counter() - start, current))
-            improved = best - current > tol * max(best, floor)
+            improved = rule_best - current > tol * max(rule_best, floor)
+            rule_best = min(rule_best, current)
             if current < best:
                 best, best_step = current, step
                 best_state = {k: v.detach().clone() for k, v in g.state_dict().items()}
