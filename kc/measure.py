@@ -145,7 +145,7 @@ def consistency(
     Example:
         >>> x = torch.randn(80, 4, 5, 5)
         >>> res = consistency(x[:64], x[:64, [2, 0, 3, 1]], test=(x[64:], x[64:, [2, 0, 3, 1]]),
-        ...                   progress=False)
+        ...                   warm_start=True, progress=False)
         >>> res.instability < 0.02, res.info["fit"]["converged"]
         (True, True)
     """
