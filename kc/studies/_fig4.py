@@ -250,7 +250,7 @@ def seed_curves(ax: Any, frame: pd.DataFrame, x: str, y: str, *, label: str = "m
     Args:
         frame: rows with columns ``seed``, ``x`` and ``y``.
     """
-    for seed, rows in frame.groupby("seed"):
+    for _, rows in frame.groupby("seed"):
         rows = rows.sort_values(x)
         ax.plot(rows[x], rows[y], "o-", color="grey", alpha=0.35, lw=1, ms=3)
     stat = spread(frame, x, y)

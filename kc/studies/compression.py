@@ -33,13 +33,13 @@ from kc.studies._fig4 import (
     Fig4Settings,
     component_maps,
     fit_numbers,
+    held_out,
     images_of,
     kwargs_from_params,
     rank_correlation,
     seed_curves,
     shown_indices,
     spread,
-    held_out,
 )
 
 __all__ = [
@@ -79,8 +79,10 @@ class Settings(Fig4Settings):
     def __post_init__(self) -> None:
         super().__post_init__()
         amounts = tuple(sorted(float(a) for a in self.amounts))
-        if not amounts or len(set(amounts)) != len(amounts) or not all(
-            0.0 <= a < 1.0 for a in amounts
+        if (
+            not amounts
+            or len(set(amounts)) != len(amounts)
+            or not all(0.0 <= a < 1.0 for a in amounts)
         ):
             raise ValueError(f"amounts must be distinct fractions in [0, 1), got {self.amounts}")
         if self.finetune_epochs < 0:
