@@ -157,3 +157,25 @@ def test_pruning_nothing_keeps_the_original_knowledge(tmp_path, monkeypatch):
     assert result.images.shape == (2, 1, 32, 32) and all(
         m.shape[0] == 2 for m in result.maps.values()
     )
+
+
+def test_relative_pruning_keeps_every_layer_alive():
+    """Han et al.'s per-layer threshold (quality x std) leaves weights in a layer of small
+    weights, where one global threshold removes it entirely; both remove the same fraction."""
+    from kc import train as tr
+    from kc.experiments import _prune_relative
+
+    def net() -> torch.nn.Module:
+        torch.manual_seed(0)
+        model = torch.nn.Sequential(torch.nn.Conv2d(1, 32, 3), torch.nn.Flatten(),
+                                    torch.nn.Linear(32 * 4 * 4, 2))  # fmt: skip
+        with torch.no_grad():
+            model[2].weight.mul_(1e-3)
+        return model
+
+    glob, rel = tr.prune_magnitude(net(), 0.933), _prune_relative(net(), 0.933)
+    assert tr.sparsity(glob) == pytest.approx(0.933, abs=1e-3)
+    assert tr.sparsity(rel) == pytest.approx(0.933, abs=1e-3)
+    assert float((glob[2].weight == 0).float().mean()) == 1.0  # the classifier is gone
+    for layer in (rel[0], rel[2]):
+        assert 0.85 < float((layer.weight == 0).float().mean()) < 0.98
