@@ -55,5 +55,5 @@ def test_fig4_born_again_notebook(run_smoke, smoke_root):
     holds = claim["numbers"]["slope"] < 0 and claim["numbers"]["p"] < 0.05
     assert claim["status"] == ("reproduced" if holds else "not reproduced")
     vs = read_csv(out / f"{NAME}_vs_paper.csv")
-    assert vs.loc[1, "ours"] == pytest.approx(claim["numbers"]["slope"])
+    assert vs.loc[1, "ours"] == np.sign(claim["numbers"]["slope"])
     assert (out / f"{NAME}_timing.csv").exists()
