@@ -43,6 +43,7 @@ def test_settings_from_smoke_profile_use_table1_networks():
     params = {**smoke_params(), "PRUNE_AMOUNTS": [0.933, 0.5]}
     s = co.Settings.from_params(params)
     assert s.amounts == (0.5, 0.933) and s.seeds == tuple(params["SEEDS"])
+    assert (s.finetune_epochs, s.finetune_lr) == (params["PRUNE_FT_EPOCHS"], params["PRUNE_FT_LR"])
     table1 = ins.InstabilityStudy(
         dataset=params["DATASET"], seeds=params["SEEDS"], epochs=params["EPOCHS"],
         width=params["WIDTH"], input_size=params["INPUT_SIZE"],
@@ -68,6 +69,7 @@ def test_from_params_names_the_missing_parameters():
         ({"amounts": (0.5, 0.5)}, "amounts must be distinct"),
         ({"amounts": ()}, "amounts must be distinct"),
         ({"finetune_epochs": -1}, "finetune_epochs must be >= 0, got -1"),
+        ({"finetune_lr": 0.0}, "finetune_lr must be > 0, got 0.0"),
         ({"layer": "conv9"}, "unknown layer 'conv9' of vgg16"),
         ({"seeds": (1, 1)}, "seeds must be one or more distinct ints"),
         ({"n_show": 0}, "n_show must lie in \\[1, test_limit=128\\], got 0"),

@@ -3,7 +3,7 @@
 For each seed in ``seeds`` the original network is Table 1's VGG-16 of that seed (cached). It is
 pruned by weight magnitude (Han et al., 2016; :func:`kc.experiments.get_pruned`) at each rate in
 ``amounts`` (the fraction of conv and linear weights removed; the paper's largest is 93.3% of
-the parameters) and fine-tuned for ``finetune_epochs`` with the masks fixed. The threshold is
+the parameters) and fine-tuned for ``finetune_epochs`` at ``finetune_lr`` with the masks fixed. The threshold is
 Han et al.'s: one quality parameter times each layer's weight std (``relative=True``), so every
 layer keeps some weights; one global magnitude threshold would remove the whole classifier of
 our narrow VGG-16 at 93.3%, whose weights are small. g (Eq. 1-2) then
@@ -60,7 +60,11 @@ ITEM = "Fig. 4 (left)"
 #: The fraction of parameters removed in the paper's Fig. 4 (left).
 PAPER_LARGEST_AMOUNT = 0.933
 #: Notebook parameters of this study besides :data:`kc.studies._fig4.SHARED_PARAMS`.
-PARAMS = {"PRUNE_AMOUNTS": "amounts", "PRUNE_FT_EPOCHS": "finetune_epochs"}
+PARAMS = {
+    "PRUNE_AMOUNTS": "amounts",
+    "PRUNE_FT_EPOCHS": "finetune_epochs",
+    "PRUNE_FT_LR": "finetune_lr",
+}
 #: Fewest distinct pruning rates for which a rank correlation is meaningful.
 MIN_RATES = 3
 #: One-sided significance level of the claims' rank correlations.
@@ -73,11 +77,13 @@ class Settings(Fig4Settings):
 
     Args:
         amounts: fractions of conv and linear weights removed, each in [0, 1), sorted on input.
-        finetune_epochs: epochs of fine-tuning after pruning (masks fixed, lr = ``lr / 10``).
+        finetune_epochs: epochs of fine-tuning after pruning (masks fixed).
+        finetune_lr: its learning rate (the spec's optimiser, cosine schedule).
     """
 
     amounts: Sequence[float] = (0.5, 0.8, PAPER_LARGEST_AMOUNT)
     finetune_epochs: int = 1
+    finetune_lr: float = 1e-4
 
     def __post_init__(self) -> None:
         super().__post_init__()
@@ -90,6 +96,9 @@ class Settings(Fig4Settings):
             raise ValueError(f"amounts must be distinct fractions in [0, 1), got {self.amounts}")
         if self.finetune_epochs < 0:
             raise ValueError(f"finetune_epochs must be >= 0, got {self.finetune_epochs}")
+        if not self.finetune_lr > 0:
+            raise ValueError(f"finetune_lr must be > 0, got {self.finetune_lr}")
+        object.__setattr__(self, "finetune_lr", float(self.finetune_lr))
         object.__setattr__(self, "amounts", amounts)
 
     @classmethod
@@ -149,6 +158,7 @@ def run(settings: Settings, *, progress: bool = True) -> CompressionResult:
                 spec,
                 amount,
                 finetune_epochs=settings.finetune_epochs,
+                lr=settings.finetune_lr,
                 relative=True,  # Han et al.'s threshold: quality x each layer's weight std
                 device=settings.device,
                 progress=settings.progress,
