@@ -166,8 +166,8 @@ def shown_indices(labels: Tensor, n: int) -> list[int]:
     With fewer classes than ``n`` the remaining images are the next ones in order.
 
     Example:
-        >>> shown_indices(torch.tensor([3, 3, 1, 0, 1, 2]), 3)
-        [0, 2, 3]
+        >>> shown_indices(torch.tensor([3, 3, 1, 0, 1, 2]), 3)  # classes 0, 1, 2
+        [2, 3, 5]
     """
     if n < 1 or n > len(labels):
         raise ValueError(f"n must lie in [1, {len(labels)}], got {n}")
@@ -220,7 +220,7 @@ def rank_correlation(x: Sequence[float], y: Sequence[float], alternative: str) -
         ``{"rho", "p", "n"}``; rho is NaN when x or y is constant.
 
     Example:
-        >>> rank_correlation([1, 2, 3, 4], [1.0, 3.0, 2.0, 5.0], "greater")["rho"]
+        >>> round(rank_correlation([1, 2, 3, 4], [1.0, 3.0, 2.0, 5.0], "greater")["rho"], 6)
         0.8
     """
     if alternative not in ("greater", "less"):
