@@ -127,5 +127,5 @@ def test_run_builds_the_lineage_and_its_reference(tmp_path, monkeypatch):
     assert fits["source"].tolist() == ["generation 0", ba.INDEPENDENT] * 2
     assert fits.loc[1, "x"] == nets.loc[2, "label"]  # seed 0's reference: seed 1's network
     assert np.isfinite(fits["instability"]).all() and (fits["Var(xDelta)"] > 0).all()
-    assert list(result.maps) == ["x* (generation 1)", "x-Delta from generation 0"]
+    assert list(result.maps) == ["x* (gen 1)", "x-Delta, gen 0"]
     assert result.images.shape == (2, 1, 32, 32)

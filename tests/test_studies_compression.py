@@ -154,8 +154,8 @@ def test_pruning_nothing_keeps_the_original_knowledge(tmp_path, monkeypatch):
     assert runs.loc[0.9, "sparsity"] == pytest.approx(0.9, abs=1e-3)
     assert runs.loc[0.0, "instability"] < 0.1
     assert runs.loc[0.0, "instability"] < runs.loc[0.9, "instability"]
-    assert list(result.maps) == ["x* (original)", "g(x) at 90.0%", "x-Delta at 0.0%",
-                                 "x-Delta at 90.0%"]  # fmt: skip
+    assert list(result.maps) == ["x* original", "g(x), 90.0%", "x-Delta, 0.0%",
+                                 "x-Delta, 90.0%"]  # fmt: skip
     assert result.images.shape == (2, 1, 32, 32) and all(
         m.shape[0] == 2 for m in result.maps.values()
     )

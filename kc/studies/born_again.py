@@ -202,10 +202,10 @@ def run(settings: Settings, *, progress: bool = True) -> BornAgainResult:
                 print(f"seed {seed}, {source} -> generation {newest_gen}: "
                       f"instability {result.instability:.3f}")  # fmt: skip
             if seed == s.seeds[0] and source != INDEPENDENT:
-                maps.setdefault(
-                    f"x* (generation {newest_gen})", component_maps(result.target, shown)
+                maps.setdefault(f"x* (gen {newest_gen})", component_maps(result.target, shown))
+                maps[f"x-Delta, gen {int(generation)}"] = component_maps(
+                    result.components["delta"], shown
                 )
-                maps[f"x-Delta from {source}"] = component_maps(result.components["delta"], shown)
     images, names = images_of(test, shown)
     return BornAgainResult(s, pd.DataFrame(nets), pd.DataFrame(fits), images, names, maps)
 

@@ -186,12 +186,10 @@ def run(settings: Settings, *, progress: bool = True) -> CompressionResult:
                     f"(original {original.accuracy:.1f}%), instability {result.instability:.3f}"
                 )
             if seed == settings.seeds[0]:
-                maps.setdefault("x* (original)", component_maps(result.target, shown))
+                maps.setdefault("x* original", component_maps(result.target, shown))
                 if amount == settings.amounts[-1]:
-                    maps[f"g(x) at {_pct(amount)}"] = component_maps(result.consistent, shown)
-                maps[f"x-Delta at {_pct(amount)}"] = component_maps(
-                    result.components["delta"], shown
-                )
+                    maps[f"g(x), {_pct(amount)}"] = component_maps(result.consistent, shown)
+                maps[f"x-Delta, {_pct(amount)}"] = component_maps(result.components["delta"], shown)
     images, names = images_of(test, shown)
     head = {k: v for k, v in maps.items() if not k.startswith("x-Delta")}
     tail = {k: v for k, v in maps.items() if k.startswith("x-Delta")}
