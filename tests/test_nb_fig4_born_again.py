@@ -22,7 +22,7 @@ def run_by_path(run_smoke, smoke_root):
 def test_fig4_born_again_notebook(run_smoke, smoke_root):
     out = run_by_path(run_smoke, smoke_root)
     smoke = load_profile("smoke")
-    gens, seeds = smoke["GENERATIONS"], smoke["SEEDS"]
+    gens, seeds = smoke["GENERATIONS"], smoke["FIG4_SEEDS"]
 
     nets = read_csv(out / f"{NAME}_networks.csv")
     assert len(nets) == (gens + 1) * len(seeds) and nets["accuracy"].between(0, 100).all()

@@ -23,7 +23,7 @@ def run_by_path(run_smoke, smoke_root):
 def test_fig4_compression_notebook(run_smoke, smoke_root):
     out = run_by_path(run_smoke, smoke_root)
     smoke = load_profile("smoke")
-    amounts, seeds = sorted(smoke["PRUNE_AMOUNTS"]), smoke["SEEDS"]
+    amounts, seeds = sorted(smoke["PRUNE_AMOUNTS"]), smoke["FIG4_SEEDS"]
 
     runs = read_csv(out / f"{NAME}_runs.csv")
     assert len(runs) == len(amounts) * len(seeds)

@@ -42,7 +42,8 @@ def planted_runs(drop_sign: float, rates=(0.5, 0.8, 0.933), seeds=(0, 1, 2)) -> 
 def test_settings_from_smoke_profile_use_table1_networks():
     params = {**smoke_params(), "PRUNE_AMOUNTS": [0.933, 0.5]}
     s = co.Settings.from_params(params)
-    assert s.amounts == (0.5, 0.933) and s.seeds == tuple(params["SEEDS"])
+    assert s.amounts == (0.5, 0.933) and s.seeds == tuple(params["FIG4_SEEDS"])
+    assert set(s.seeds) <= set(params["SEEDS"])  # the figures' networks are Table 1's
     assert (s.finetune_epochs, s.finetune_lr) == (params["PRUNE_FT_EPOCHS"], params["PRUNE_FT_LR"])
     table1 = ins.InstabilityStudy(
         dataset=params["DATASET"], seeds=params["SEEDS"], epochs=params["EPOCHS"],
@@ -50,7 +51,7 @@ def test_settings_from_smoke_profile_use_table1_networks():
         train_limit=params["TRAIN_LIMIT"], eval_limit=params["EVAL_LIMIT"],
         optimizer=params["OPTIMIZER"], lr=params["LR"], batch_size=params["BATCH_SIZE"],
     )  # fmt: skip
-    for seed in params["SEEDS"]:
+    for seed in s.seeds:
         assert s.spec(seed) == table1.spec("vgg16", seed)  # same cache key: Table 1's network
 
 

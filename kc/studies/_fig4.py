@@ -28,7 +28,7 @@ ARCH = "vgg16"
 #: Notebook parameter -> settings field, for the names every Fig. 4 notebook shares.
 SHARED_PARAMS = {
     "DATASET": "dataset",
-    "SEEDS": "seeds",
+    "FIG4_SEEDS": "seeds",
     "EPOCHS": "epochs",
     "WIDTH": "width",
     "INPUT_SIZE": "input_size",
@@ -71,7 +71,8 @@ class Fig4Settings:
     """Table 1's VGG-16 networks, the layer, g's fit and the figure, shared by both studies.
 
     The network fields mirror :class:`kc.studies.instability.InstabilityStudy` so that
-    :meth:`spec` is Table 1's NetSpec for a seed. ``layer`` is the feature layer of VGG-16
+    :meth:`spec` is Table 1's NetSpec for a seed; ``seeds`` (``FIG4_SEEDS``, a subset of Table
+    1's ``SEEDS``) are the original networks / teachers, each the start of one curve. ``layer`` is the feature layer of VGG-16
     reconstructed (the paper does not name the layer of Fig. 4). ``n_show`` is the number of test
     images drawn in the component grids.
     """
