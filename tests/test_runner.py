@@ -22,6 +22,9 @@ VOCABULARY = {
     "SEEDS", "FIT_LIMIT", "TEST_LIMIT", "ORDER", "LAMBDA", "LAMBDA_ALEXNET", "G_EPOCHS", "G_LR",
     "G_BATCH_SIZE", "FT_EPOCHS", "FT_LR",
 }  # fmt: skip
+# The beyond-the-paper notebooks (baselines, grounding, planted; issue 12).
+VOCABULARY |= {"PLANTED_N", "PLANTED_STEPS", "PLANTED_SEEDS", "PLANTED_DEPTHS", "PLANTED_VARY",
+               "GROUNDING_ARCH", "NOISE_LEVELS", "NOISE_REPEATS"}  # fmt: skip
 
 
 def make_notebook(folder: Path, name: str, params: str, body: str) -> Path:

@@ -545,3 +545,29 @@ def plot_planted_case(planted: pd.DataFrame) -> Any:
     ax.tick_params(axis="x", rotation=30)
     fig.tight_layout()
     return fig
+
+
+def describe_agreement(account: pd.DataFrame, k: int = 3) -> list[str]:
+    """Sentences naming the ``k`` most and least concordant pairs of measures and the
+    measures that cannot rank the rows (constant), from :func:`agreement_account`."""
+    ok = account.dropna(subset=["spearman"])
+    fmt = lambda rows: ", ".join(f"{r.a} ~ {r.b} ({r.spearman:+.2f})" for r in rows.itertuples())  # noqa: E731
+    lines = [f"most concordant: {fmt(ok.head(k))}", f"least concordant: {fmt(ok.tail(k)[::-1])}"]
+    measures = dict.fromkeys([*account["a"], *account["b"]])
+    flat = [
+        m
+        for m in measures
+        if account.loc[account["a"].eq(m) | account["b"].eq(m), "spearman"].isna().all()
+    ]
+    if flat:
+        lines.append(f"constant over the rows (cannot rank them): {', '.join(flat)}")
+    return lines
+
+
+def saturation(table: pd.DataFrame) -> pd.DataFrame:
+    """Rows where a measure sits at its optimum for lack of samples: features per image
+    ``d_x`` >= held-out images ``n_test`` (CCA then finds perfect correlations: SVCCA/PWCCA
+    near 1; ridge R^2 has more weights than samples). Columns ``arch, layer, n_test, d_x,
+    pwcca, svcca, ridge_r2``."""
+    cols = ["arch", "layer", "n_test", "d_x", "pwcca", "svcca", "ridge_r2"]
+    return table.loc[table["d_x"] >= table["n_test"], cols].drop_duplicates(["arch", "layer"])

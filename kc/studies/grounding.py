@@ -432,10 +432,11 @@ def scores(pairs: pd.DataFrame, measures: Sequence[str] = MEASURES) -> pd.DataFr
         viol, rho = [], []
         for _, g in layer.groupby("network"):
             n = int(max(g["j"].max(), g["i"].max())) + 1
+            if n < 3:  # fewer than 3 layers: no triplet, no ranking of distances
+                continue
             sim = _sim(g, m)
             rho.append(spearman(list(sim.values()), [-(j - i) for i, j in sim]))
-            if n >= 3:
-                viol.append(violation_rate(sim, n))
+            viol.append(violation_rate(sim, n))
         out[m]["layer_violation"] = float(np.mean(viol)) if viol else math.nan
         out[m]["layer_spearman"] = float(np.nanmean(rho)) if np.isfinite(rho).any() else math.nan
         if len(func) >= 3:
