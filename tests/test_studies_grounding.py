@@ -85,7 +85,7 @@ def _pairs(good: bool) -> pd.DataFrame:
                          share_x0=0.5))  # fmt: skip
     for li in range(3):
         for lj in range(li, 3):
-            for r in range(2 if li == lj else 1):
+            for _ in range(2 if li == lj else 1):
                 same = li == lj
                 val = 0.9 if same else 0.8 - 0.1 * (lj - li)
                 rows.append(dict(test="augmentation", network="n0", i=li, j=lj, same_group=same,
