@@ -12,9 +12,11 @@ def test_planted_notebook(smoke_root, monkeypatch):
     table = finite_csv(out / "planted.csv", shares)
     # smoke: depths 0 and 2, each base + lam 0 + noise 0 + noise 0.5
     assert len(table) == 8 and set(table["depth"]) == {0, 2}
-    assert (table["planted_linear"] + table["planted_nonlinear"] + table["planted_noise"]).between(
-        0.95, 1.05
-    ).all()
+    assert (
+        (table["planted_linear"] + table["planted_nonlinear"] + table["planted_noise"])
+        .between(0.95, 1.05)
+        .all()
+    )
     ident = finite_csv(out / "planted_identifiability.csv", ["depth"])
     assert len(ident) == 8 and ident["identifiable"].dtype == bool
     finite_csv(out / "planted_baselines.csv", ["value"])
