@@ -21,6 +21,8 @@ def test_planted_notebook(smoke_root, monkeypatch):
     assert len(ident) == 8 and ident["identifiable"].dtype == bool
     finite_csv(out / "planted_baselines.csv", ["value"])
     finite_csv(out / "planted_runs.csv", shares)
+    drop = finite_csv(out / "planted_noise_drop.csv", ["0", "2"])
+    assert "kc_consistency" in set(drop["measure"])
     check_figure(out, "planted")
     check_figure(out, "planted_baselines")
     check_verdicts(out, "planted", {"planted.linear", "planted.nonlinear", "planted.noise",

@@ -68,6 +68,11 @@ def test_baseline_response_turns_instability_into_consistency():
     kc = long[long["measure"] == "kc_consistency"]["value"]
     assert kc.tolist() == pytest.approx([0.8])
     assert set(long["measure"]) == {"linear_cka", "kc_consistency"}
+    rows = pd.DataFrame([_row(0, "base", 0.2, 0.8, 0.0, linear_cka=0.7),
+                         _row(0, "noise", 0.5, 0.5, 0.0, linear_cka=0.4)])  # fmt: skip
+    drop = ps.noise_drop(ps.baseline_response(ps.summary(rows)))
+    assert drop.loc["linear_cka", 0] == pytest.approx(0.3)
+    assert drop.loc["kc_consistency", 0] == pytest.approx(0.3)  # 0.8 -> 0.5
 
 
 def test_run_on_a_tiny_design():
