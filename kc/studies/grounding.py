@@ -297,7 +297,7 @@ class Result:
 def _fit_tensors(s: Settings, train: tuple[Tensor, Tensor], test: tuple[Tensor, Tensor]) -> dict:
     """g on feature tensors that are not named layers (hooks, noisy inputs). Same budget as
     the ``get_consistency`` fits: at most ``G_STEPS`` optimiser steps."""
-    from kc.fit import consistency
+    from kc.measure import consistency
 
     res = consistency(
         train[0], train[1], order=s.order, lam=s.lam_arch, test=test,
