@@ -6,6 +6,7 @@ import pytest
 import torch
 import yaml
 
+from kc import plotting
 from kc.runner import PROFILES_DIR
 from kc.studies import born_again as ba
 
@@ -105,12 +106,12 @@ def test_figures_draw_planted_fits():
     fits = planted_fits(-0.05)
     nets = pd.DataFrame({"seed": np.repeat([0, 1, 2], 5), "generation": np.tile(range(5), 3),
                          "accuracy": np.linspace(80, 85, 15)})  # fmt: skip
-    assert len(ba.plot_generations(nets, fits).axes) == 3
+    assert len(plotting.plot_generations(nets, fits).axes) == 3
     maps = {"x*": torch.rand(3, 4, 4), "x-Delta from generation 0": torch.rand(3, 4, 4)}
     result = ba.BornAgainResult(
         ba.Settings(), nets, fits, torch.rand(3, 1, 8, 8), list("abc"), maps
     )
-    assert len(ba.plot_blind_spots(result).axes) == 3 * 3 + 2
+    assert len(plotting.plot_blind_spots(result).axes) == 3 * 3 + 2
 
 
 def test_run_builds_the_lineage_and_its_reference(tmp_path, monkeypatch):

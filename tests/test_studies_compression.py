@@ -6,6 +6,7 @@ import pytest
 import torch
 import yaml
 
+from kc import plotting
 from kc.claims import STATUSES
 from kc.runner import PROFILES_DIR
 from kc.studies import _fig4
@@ -131,12 +132,12 @@ def test_shown_indices_pick_one_image_per_class():
 
 def test_figures_draw_planted_runs():
     runs = planted_runs(+1)
-    fig = co.plot_discarding(runs)
+    fig = plotting.plot_discarding(runs)
     assert len(fig.axes) == 3
     images = torch.rand(2, 1, 16, 16)
     maps = {"x*": torch.rand(2, 4, 4), "x-Delta at 93.3%": torch.rand(2, 4, 4)}
     result = co.CompressionResult(co.Settings(), runs, images, ["a", "b"], maps)
-    grid = co.plot_discarded(result)
+    grid = plotting.plot_discarded(result)
     assert len(grid.axes) == 3 * 2 + 2  # image row + two component rows, two colour bars
 
 

@@ -240,22 +240,3 @@ def spread(frame: pd.DataFrame, by: str, value: str) -> pd.DataFrame:
     out = frame.groupby(by, sort=True)[value].agg(["mean", "std", "min", "max", "count"])
     out["std"] = frame.groupby(by, sort=True)[value].std(ddof=0)
     return out.rename(columns={"count": "n_seeds"}).reset_index()
-
-
-# ---------------------------------------------------------------------------- figures
-
-
-def seed_curves(ax: Any, frame: pd.DataFrame, x: str, y: str, *, label: str = "mean") -> None:
-    """Draw one faint line per seed and the mean over seeds with a min-max band on ``ax``.
-
-    Args:
-        frame: rows with columns ``seed``, ``x`` and ``y``.
-    """
-    for _, rows in frame.groupby("seed"):
-        rows = rows.sort_values(x)
-        ax.plot(rows[x], rows[y], "o-", color="grey", alpha=0.35, lw=1, ms=3)
-    stat = spread(frame, x, y)
-    ax.plot(stat[x], stat["mean"], "o-", color="C0", lw=2, label=f"{label} over seeds")
-    ax.fill_between(stat[x], stat["min"], stat["max"], color="C0", alpha=0.2, label="min-max")
-    ax.set_xlabel(x)
-    ax.set_ylabel(y)

@@ -39,8 +39,6 @@ __all__ = [
     "claims",
     "oriented",
     "planted_case",
-    "plot_baselines",
-    "plot_planted_case",
     "run",
     "table1_spec",
 ]
@@ -491,60 +489,7 @@ def claims(result: Result, *, miss: float = 0.2, min_rows: int = 4) -> list[Clai
     return out
 
 
-# ---------------------------------------------------------------------------- figures
-
-
-def plot_baselines(table: pd.DataFrame, corr: pd.DataFrame) -> Any:
-    """Left: every measure per layer/pair row (oriented: higher = more similar; Procrustes
-    negated). Right: Spearman correlations of the measures across the rows.
-
-    Args:
-        table: :attr:`Result.table`.
-        corr: :func:`agreement` of it.
-    """
-    import matplotlib.pyplot as plt
-    import seaborn as sns
-
-    measures = list(corr.index)
-    vals = oriented(table, measures)
-    vals.index = [
-        f"{r.arch} {r.layer} {'C1' if r.setting == CASE1 else 'C2'} {i}"
-        for i, r in enumerate(table.itertuples())
-    ]
-    fig, axes = plt.subplots(1, 2, figsize=(13, 0.35 * len(vals) + 2.5),
-                             gridspec_kw={"width_ratios": [1.3, 1]})  # fmt: skip
-    sns.heatmap(
-        vals,
-        annot=len(vals) <= 20,
-        fmt=".2f",
-        cmap="viridis",
-        ax=axes[0],
-        cbar_kws={"label": "value (Procrustes negated)"},
-        annot_kws={"size": 7},
-    )
-    axes[0].set_title("measures per Table 1 pair and layer")
-    sns.heatmap(corr, annot=True, fmt=".2f", vmin=-1, vmax=1, cmap="RdBu_r", ax=axes[1],
-                annot_kws={"size": 7})  # fmt: skip
-    axes[1].set_title("Spearman correlation across the rows")
-    fig.tight_layout()
-    return fig
-
-
-def plot_planted_case(planted: pd.DataFrame) -> Any:
-    """Each measure's :func:`detection` score on the nonlinear and the linear plant."""
-    import matplotlib.pyplot as plt
-    import seaborn as sns
-
-    det = detection(planted).melt(id_vars="measure", value_vars=["nonlinear", "linear"],
-                                  var_name="plant", value_name="score")  # fmt: skip
-    fig, ax = plt.subplots(figsize=(8, 3.6))
-    sns.barplot(det, x="measure", y="score", hue="plant", ax=ax)
-    ax.axhline(0, color="k", lw=0.8)
-    ax.set_ylabel("0 = as unrelated, 1 = as identical")
-    ax.set_title("planted relations: which measure sees them")
-    ax.tick_params(axis="x", rotation=30)
-    fig.tight_layout()
-    return fig
+# ---------------------------------------------------------------------------- accounts
 
 
 def describe_agreement(account: pd.DataFrame, k: int = 3) -> list[str]:

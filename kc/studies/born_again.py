@@ -45,7 +45,6 @@ from kc.studies._fig4 import (
     images_of,
     kwargs_from_params,
     rank_correlation,
-    seed_curves,
     shown_indices,
     spread,
 )
@@ -54,8 +53,6 @@ __all__ = [
     "BornAgainResult",
     "Settings",
     "claims",
-    "plot_blind_spots",
-    "plot_generations",
     "run",
     "summary",
     "trend",
@@ -341,58 +338,3 @@ def claims(fits: pd.DataFrame) -> list[Claim]:
     )
     status = "reproduced" if holds else "not reproduced"
     return [Claim(cid, ITEM, text, paper, status, evidence, t)]
-
-
-# ---------------------------------------------------------------------------- figures
-
-
-def plot_generations(networks: pd.DataFrame, fits: pd.DataFrame) -> Any:
-    """Fig. 4 (right), curves: blind spots per earlier generation, and accuracy per generation.
-
-    Panels (grey: one line per seed; blue: mean over seeds with its min-max band):
-    Var(x_Delta)/Var(x*) and raw Var(x_Delta) against the generation of x, each with the
-    independent network's mean as a dashed line; the accuracy of every generation.
-
-    Args:
-        networks, fits: :attr:`BornAgainResult.networks`, :attr:`BornAgainResult.fits`.
-
-    Returns:
-        The matplotlib figure.
-    """
-    import matplotlib.pyplot as plt
-
-    fig, axes = plt.subplots(1, 3, figsize=(13, 3.6))
-    lineage = fits[fits["source"] != INDEPENDENT]
-    independent = fits[fits["source"] == INDEPENDENT]
-    newest = int(networks["generation"].max())
-    for ax, value, label in (
-        (axes[0], "instability", "Var(x_Delta) / Var(x*)"),
-        (axes[1], "Var(xDelta) raw", "Var(x_Delta) (raw units)"),
-    ):
-        seed_curves(ax, lineage, "generation", value)
-        if len(independent):
-            ax.axhline(independent[value].mean(), color="C3", ls="--", label="independent net")
-        ax.set_xlabel(f"generation of x (x* = generation {newest})")
-        ax.set_ylabel(label)
-        ax.set_xticks(sorted(lineage["generation"].unique()))
-    seed_curves(axes[2], networks, "generation", "accuracy")
-    axes[2].set_ylabel("top-1 accuracy (%)")
-    axes[2].set_xticks(sorted(networks["generation"].unique()))
-    axes[0].set_title("blind spots of each generation", fontsize=9)
-    axes[1].set_title("the same in raw units", fontsize=9)
-    axes[2].set_title("accuracy (0 = teacher)", fontsize=9)
-    for ax in axes:
-        ax.legend(fontsize=7)
-    fig.tight_layout()
-    return fig
-
-
-def plot_blind_spots(result: BornAgainResult) -> Any:
-    """Fig. 4 (right), images: the newest generation's feature and each earlier one's blind spots.
-
-    Rows (:func:`kc.overlay.component_grid`, mean |.| over channels, one colour scale per row):
-    the newest's x*, then x_Delta from each earlier generation (seed ``seeds[0]``).
-    """
-    from kc.overlay import component_grid
-
-    return component_grid(result.images, result.maps, titles=result.image_names)

@@ -32,10 +32,8 @@ from kc import experiments as ex
 from kc import zoo
 from kc.claims import Claim
 from kc.studies.components import (
-    DIRECTION_PARTS,
     GFit,
     Shown,
-    direction_figure,
     direction_maps,
     direction_table,
     evaluation_images,
@@ -50,8 +48,6 @@ __all__ = [
     "CrossTaskResult",
     "Settings",
     "claims",
-    "figures",
-    "instability_figure",
     "run",
     "runs_table",
     "summary_table",
@@ -299,59 +295,3 @@ def claims(fits: pd.DataFrame) -> list[Claim]:
     }
     status = "reproduced" if diff.mean() > 0 else "not reproduced"
     return [Claim(f"{ID}.a_reconstructs_b", ITEM, claim, paper, status, evidence, numbers)]
-
-
-# ---------------------------------------------------------------------------- figures
-
-
-def figures(result: CrossTaskResult) -> dict:
-    """Fig. 5: both directions for the first seed, one component grid each.
-
-    Rows: the target's raw feature, its part consistent with the other network (g(x)) and its
-    inconsistent part x^Delta; channel-averaged |.| in the target's raw units.
-    """
-    s = result.settings
-    out = {}
-    seed = s.seeds[0]
-    for direction, (src, dst) in DIRECTIONS.items():
-        labels = {
-            DIRECTION_PARTS[0]: f"x_{dst} ({TASKS[dst]})",
-            DIRECTION_PARTS[1]: f"consistent with {src}",
-            DIRECTION_PARTS[2]: "inconsistent x^Delta",
-        }
-        title = (
-            f"{direction}: {s.arch} {s.layer} of {dst} (task {TASKS[dst]}) rebuilt from "
-            f"{src} (task {TASKS[src]}), seed {seed}"
-        )
-        out[direction] = direction_figure(
-            result.shown.images,
-            result.maps[direction],
-            result.tables[seed, direction],
-            labels=labels,
-            title=title,
-            titles=result.shown.class_names,
-        )
-    return out
-
-
-def instability_figure(fits: pd.DataFrame):
-    """Var(x^Delta) / Var(x*) per direction, one point per seed and the mean."""
-    import matplotlib.pyplot as plt
-
-    fig, ax = plt.subplots(figsize=(3.6, 3.0))
-    for i, direction in enumerate(DIRECTIONS):
-        v = fits.loc[fits["direction"] == direction, "instability"].to_numpy(dtype=float)
-        ax.scatter(
-            np.full(len(v), i), v, color="grey", s=14, zorder=3, label="seeds" if i == 0 else None
-        )
-        ax.bar(i, v.mean(), 0.5, color="tab:blue", alpha=0.6, label="mean" if i == 0 else None)
-    ax.set_xticks(
-        range(len(DIRECTIONS)),
-        [f"{d}\n(x^Delta of {DIRECTIONS[d][1]})" for d in DIRECTIONS],
-        fontsize=8,
-    )
-    ax.set_ylabel("Var(x^Delta) / Var(x*)")
-    ax.set_title("inconsistent part of the target", fontsize=9)
-    ax.legend(fontsize=7)
-    fig.tight_layout()
-    return fig

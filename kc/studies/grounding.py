@@ -60,7 +60,6 @@ __all__ = [
     "claims",
     "conv_features",
     "js_divergence",
-    "plot_grounding",
     "run",
     "scores",
     "spearman",
@@ -512,26 +511,3 @@ def claims(table: pd.DataFrame) -> list[Claim]:
         numbers = {f"kc_{s}": kc[s] for s in names} | {f"cka_{s}": cka[s] for s in names}
         out.append(check(cid, BEYOND, text, bool(holds), evidence=evidence, numbers=numbers))
     return out
-
-
-# ---------------------------------------------------------------------------- figures
-
-
-def plot_grounding(table: pd.DataFrame) -> Any:
-    """One panel per score: each measure's value, knowledge consistency highlighted."""
-    import matplotlib.pyplot as plt
-    import seaborn as sns
-
-    names = [s for s in SCORES if table[s].notna().any()]
-    fig, axes = plt.subplots(1, max(1, len(names)), figsize=(2.6 * max(1, len(names)), 3.8),
-                             sharey=True, squeeze=False)  # fmt: skip
-    palette = {m: ("tab:red" if m in ("kc_consistency", "share_x0") else "tab:blue")
-               for m in table["measure"]}  # fmt: skip
-    for ax, score in zip(axes[0], names, strict=False):
-        sns.barplot(table, y="measure", x=score, hue="measure", palette=palette, ax=ax,
-                    legend=False)  # fmt: skip
-        lower = SCORES[score][1]
-        ax.set_title(f"{score}\n({'lower' if lower else 'higher'} is better)", fontsize=9)
-        ax.set_xlabel("")
-    fig.tight_layout()
-    return fig
