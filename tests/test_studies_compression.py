@@ -1,5 +1,7 @@
 """kc.studies.compression (Fig. 4 left, Sec. 4.4) and the helpers it shares with born_again."""
 
+import dataclasses
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -15,8 +17,13 @@ from kc.studies import instability as ins
 
 
 def smoke_params() -> dict:
-    """The smoke profile plus N_SHOW, which only the notebooks declare."""
-    return {**yaml.safe_load((PROFILES_DIR / "smoke.yaml").read_text()), "N_SHOW": 4}
+    """The smoke profile (what the notebook's ``parameters`` cell holds)."""
+    return yaml.safe_load((PROFILES_DIR / "smoke.yaml").read_text())
+
+
+def settings(**params) -> co.Settings:
+    """Settings from the smoke profile with some parameters (UPPER_CASE names) changed."""
+    return co.Settings.from_params({**smoke_params(), **params})
 
 
 def planted_runs(drop_sign: float, rates=(0.5, 0.8, 0.933), seeds=(0, 1, 2)) -> pd.DataFrame:
@@ -59,7 +66,7 @@ def test_settings_from_smoke_profile_use_table1_networks():
 def test_from_params_names_the_missing_parameters():
     params = {k: v for k, v in smoke_params().items() if k not in ("PRUNE_AMOUNTS", "N_SHOW")}
     with pytest.raises(
-        ValueError, match=r"missing notebook parameters \['N_SHOW', 'PRUNE_AMOUNTS'\]"
+        ValueError, match=r"the notebook parameters lack \['N_SHOW', 'PRUNE_AMOUNTS'\]"
     ):
         co.Settings.from_params(params)
 
@@ -79,7 +86,7 @@ def test_from_params_names_the_missing_parameters():
 )
 def test_settings_reject_bad_values(kwargs, match):
     with pytest.raises(ValueError, match=match):
-        co.Settings(**kwargs)
+        dataclasses.replace(settings(), **kwargs)
 
 
 def test_claims_follow_the_planted_sign():
@@ -136,7 +143,7 @@ def test_figures_draw_planted_runs():
     assert len(fig.axes) == 3
     images = torch.rand(2, 1, 16, 16)
     maps = {"x*": torch.rand(2, 4, 4), "x-Delta at 93.3%": torch.rand(2, 4, 4)}
-    result = co.CompressionResult(co.Settings(), runs, images, ["a", "b"], maps)
+    result = co.CompressionResult(settings(), runs, images, ["a", "b"], maps)
     grid = plotting.plot_discarded(result)
     assert len(grid.axes) == 3 * 2 + 2  # image row + two component rows, two colour bars
 
@@ -145,10 +152,10 @@ def test_pruning_nothing_keeps_the_original_knowledge(tmp_path, monkeypatch):
     """0% pruned (no fine-tuning) is the original: g rebuilds x* almost fully, and better than
     from the same network with 90% of its weights removed."""
     monkeypatch.setenv("KC_CACHE", str(tmp_path / "cache"))
-    s = co.Settings(
-        seeds=(0,), amounts=(0.0, 0.9), finetune_epochs=0, epochs=0, width=0.125,
-        train_limit=64, eval_limit=64, order=0, fit_limit=64, test_limit=64,
-        g_steps=400, g_lr=0.01, g_batch_size=8, n_show=2, device="cpu",
+    s = settings(
+        FIG4_SEEDS=[0], PRUNE_AMOUNTS=[0.0, 0.9], PRUNE_FT_EPOCHS=0, EPOCHS=0, WIDTH=0.125,
+        TRAIN_LIMIT=64, EVAL_LIMIT=64, ORDER=0, FIT_LIMIT=64, TEST_LIMIT=64,
+        G_STEPS=400, G_LR=0.01, G_BATCH_SIZE=8, N_SHOW=2, DEVICE="cpu",
     )  # fmt: skip
     result = co.run(s, progress=False)
     runs = result.runs.set_index("amount")

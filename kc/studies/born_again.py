@@ -27,7 +27,7 @@ from __future__ import annotations
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import ClassVar
 
 import numpy as np
 import pandas as pd
@@ -37,13 +37,11 @@ from torch import Tensor
 from kc import experiments as ex
 from kc.claims import Claim
 from kc.studies._fig4 import (
-    SHARED_PARAMS,
     Fig4Settings,
     component_maps,
     fit_numbers,
     held_out,
     images_of,
-    kwargs_from_params,
     rank_correlation,
     shown_indices,
     spread,
@@ -69,7 +67,7 @@ ALPHA = 0.05
 INDEPENDENT = "independent"
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class Settings(Fig4Settings):
     """The notebook's parameters of Fig. 4 (right) (fields of :class:`Fig4Settings` plus):
 
@@ -80,9 +78,11 @@ class Settings(Fig4Settings):
             (the paper: 1.0 and 0.5).
     """
 
-    generations: int = 3
-    tau: float = 1.0
-    weight: float = 0.5
+    PARAMS: ClassVar[Mapping[str, str]] = PARAMS
+
+    generations: int
+    tau: float
+    weight: float
 
     def __post_init__(self) -> None:
         super().__post_init__()
@@ -96,11 +96,6 @@ class Settings(Fig4Settings):
             raise ValueError(f"need tau > 0 and weight >= 0, got {self.tau} and {self.weight}")
         object.__setattr__(self, "tau", float(self.tau))
         object.__setattr__(self, "weight", float(self.weight))
-
-    @classmethod
-    def from_params(cls, params: Mapping[str, Any]) -> Settings:
-        """Settings from the notebook's UPPER_CASE parameters (``globals()`` will do)."""
-        return cls(**kwargs_from_params(params, {**SHARED_PARAMS, **PARAMS}))
 
     def independent_seed(self, seed: int) -> int | None:
         """The seed of the network outside ``seed``'s lineage: the next one in :attr:`seeds`."""

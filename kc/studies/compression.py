@@ -24,7 +24,7 @@ from __future__ import annotations
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, ClassVar
 
 import pandas as pd
 from torch import Tensor
@@ -32,13 +32,11 @@ from torch import Tensor
 from kc import experiments as ex
 from kc.claims import Claim
 from kc.studies._fig4 import (
-    SHARED_PARAMS,
     Fig4Settings,
     component_maps,
     fit_numbers,
     held_out,
     images_of,
-    kwargs_from_params,
     rank_correlation,
     shown_indices,
     spread,
@@ -68,7 +66,7 @@ MIN_RATES = 3
 ALPHA = 0.05
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class Settings(Fig4Settings):
     """The notebook's parameters of Fig. 4 (left) (fields of :class:`Fig4Settings` plus):
 
@@ -78,9 +76,11 @@ class Settings(Fig4Settings):
         finetune_lr: its learning rate (the spec's optimiser, cosine schedule).
     """
 
-    amounts: Sequence[float] = (0.5, 0.8, PAPER_LARGEST_AMOUNT)
-    finetune_epochs: int = 1
-    finetune_lr: float = 1e-4
+    PARAMS: ClassVar[Mapping[str, str]] = PARAMS
+
+    amounts: Sequence[float]
+    finetune_epochs: int
+    finetune_lr: float
 
     def __post_init__(self) -> None:
         super().__post_init__()
@@ -97,11 +97,6 @@ class Settings(Fig4Settings):
             raise ValueError(f"finetune_lr must be > 0, got {self.finetune_lr}")
         object.__setattr__(self, "finetune_lr", float(self.finetune_lr))
         object.__setattr__(self, "amounts", amounts)
-
-    @classmethod
-    def from_params(cls, params: Mapping[str, Any]) -> Settings:
-        """Settings from the notebook's UPPER_CASE parameters (``globals()`` will do)."""
-        return cls(**kwargs_from_params(params, {**SHARED_PARAMS, **PARAMS}))
 
 
 @dataclass
