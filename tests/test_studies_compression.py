@@ -53,12 +53,9 @@ def test_settings_from_smoke_profile_use_table1_networks():
     assert s.amounts == (0.5, 0.933) and s.seeds == tuple(params["FIG4_SEEDS"])
     assert set(s.seeds) <= set(params["SEEDS"])  # the figures' networks are Table 1's
     assert (s.finetune_epochs, s.finetune_lr) == (params["PRUNE_FT_EPOCHS"], params["PRUNE_FT_LR"])
-    table1 = ins.InstabilityStudy(
-        dataset=params["DATASET"], seeds=params["SEEDS"], epochs=params["EPOCHS"],
-        width=params["WIDTH"], input_size=params["INPUT_SIZE"],
-        train_limit=params["TRAIN_LIMIT"], eval_limit=params["EVAL_LIMIT"],
-        optimizer=params["OPTIMIZER"], lr=params["LR"], batch_size=params["BATCH_SIZE"],
-    )  # fmt: skip
+    table1 = ins.InstabilityStudy.from_params(
+        {**params, "LAYERS": {"vgg16": ["conv4_3"]}, "BOTH_DIRECTIONS": False}
+    )
     for seed in s.seeds:
         assert s.spec(seed) == table1.spec("vgg16", seed)  # same cache key: Table 1's network
 

@@ -40,16 +40,9 @@ from kc import zoo
 from kc.claims import Claim, check, untestable
 from kc.data import make_task
 from kc.similarity import PROPERTIES, compare_all, ridge_r2
-from kc.studies.baselines import (
-    _G_FIELDS,
-    _NET_FIELDS,
-    BEYOND,
-    MAPS,
-    kc_columns,
-    oriented,
-    pick,
-    table1_spec,
-)
+from kc.studies.baselines import BEYOND, MAPS, kc_columns, oriented
+from kc.studies.common import GFit, pick
+from kc.studies.instability import InstabilityStudy
 
 __all__ = [
     "MEASURES",
@@ -159,37 +152,23 @@ def js_divergence(p: Tensor, q: Tensor) -> float:
 
 @dataclass(frozen=True)
 class Settings:
-    """The grounding notebook's parameters (CONTRIBUTING.md; Table 1's network and g names).
+    """The grounding notebook's parameters (CONTRIBUTING.md); the defaults live in the notebook
+    and the profiles only.
 
-    Attributes beyond Table 1's: ``arch`` (GROUNDING_ARCH, an architecture with plain conv
-    layers: alexnet or vgg16), ``layer`` (the last of LAYERS[arch], where the functional and
-    augmentation tests look), ``noise_levels`` (NOISE_LEVELS, input noise std in units of the
-    images' std) and ``noise_repeats`` (NOISE_REPEATS, noise draws per level).
+    Attributes:
+        table1: the Table 1 notebook's networks and fits of g
+            (:class:`kc.studies.instability.InstabilityStudy`, so the cache is shared).
+        arch: GROUNDING_ARCH, an architecture with plain conv layers (alexnet or vgg16).
+        layer: the last of LAYERS[arch], where the functional and augmentation tests look.
+        noise_levels: NOISE_LEVELS, input noise std in units of the images' std.
+        noise_repeats: NOISE_REPEATS, noise draws per level.
     """
 
-    dataset: str
-    seeds: Sequence[int]
-    epochs: int
-    width: float
-    input_size: int
-    train_limit: int | None
-    eval_limit: int | None
-    optimizer: str
-    lr: float
-    batch_size: int
-    order: int
-    lam: float
-    lam_alexnet: float
-    fit_limit: int
-    test_limit: int
-    g_steps: int
-    g_lr: float
-    g_batch_size: int
-    arch: str = "alexnet"
-    layer: str = "conv5"
-    noise_levels: Sequence[float] = (0.0, 0.5, 1.0)
-    noise_repeats: int = 2
-    device: str = "auto"
+    table1: InstabilityStudy
+    arch: str
+    layer: str
+    noise_levels: Sequence[float]
+    noise_repeats: int
 
     def __post_init__(self) -> None:
         if self.arch not in ("alexnet", "vgg16"):
@@ -202,27 +181,34 @@ class Settings:
         if self.noise_repeats < 1:
             raise ValueError(f"NOISE_REPEATS must be >= 1, got {self.noise_repeats}")
         object.__setattr__(self, "noise_levels", tuple(sorted(levels)))
-        object.__setattr__(self, "seeds", tuple(int(s) for s in self.seeds))
 
     @classmethod
     def from_params(cls, params: Mapping[str, Any]) -> Settings:
-        """From the notebook's parameters (Table 1's names, LAYERS, GROUNDING_ARCH,
-        NOISE_LEVELS, NOISE_REPEATS, DEVICE)."""
-        p = pick(params, {**_NET_FIELDS, **_G_FIELDS, "DEVICE": "device"})
-        extra = pick(params, {"GROUNDING_ARCH": "arch", "NOISE_LEVELS": "noise_levels",
-                              "NOISE_REPEATS": "noise_repeats", "LAYERS": "layers"})  # fmt: skip
-        layers = dict(extra.pop("layers")).get(extra["arch"]) or zoo.layers(extra["arch"])
-        return cls(**p, **extra, layer=list(layers)[-1])
+        """From the notebook's parameters (Table 1's names with LAYERS and DEVICE,
+        GROUNDING_ARCH, NOISE_LEVELS, NOISE_REPEATS)."""
+        p = pick(params, ["GROUNDING_ARCH", "NOISE_LEVELS", "NOISE_REPEATS", "LAYERS"])
+        arch = p["GROUNDING_ARCH"]
+        layers = dict(p["LAYERS"]).get(arch) or zoo.layers(arch)
+        # Only the networks and g of Table 1 are used, so Case 1 in one direction suffices.
+        table1 = InstabilityStudy.from_params({**params, "BOTH_DIRECTIONS": False})
+        return cls(table1=table1, arch=arch, layer=list(layers)[-1],
+                   noise_levels=p["NOISE_LEVELS"], noise_repeats=int(p["NOISE_REPEATS"]))  # fmt: skip
+
+    @property
+    def g(self) -> GFit:
+        """How g is fitted (Table 1's)."""
+        return self.table1.g
 
     @property
     def lam_arch(self) -> float:
         """lambda of Eq. 2 for this architecture's features (LAMBDA_ALEXNET for AlexNet)."""
-        return float(self.lam_alexnet if self.arch == "alexnet" else self.lam)
+        return self.g.lam_for(self.arch)
 
     def networks(self) -> list[ex.NetSpec]:
         """The functional test's networks: one per seed, then the two halves of the first."""
-        out = [table1_spec(self, self.arch, s) for s in self.seeds]
-        return out + [table1_spec(self, self.arch, self.seeds[0], t) for t in ("half0", "half1")]
+        t1 = self.table1
+        out = [t1.spec(self.arch, s) for s in t1.seeds]
+        return out + [t1.spec(self.arch, t1.seeds[0], t) for t in ("half0", "half1")]
 
 
 # ---------------------------------------------------------------------------- features
@@ -268,8 +254,8 @@ def conv_features(model: nn.Module, images: Tensor, batch_size: int = 256) -> di
 
 def _images(s: Settings, split: str, limit: int | None) -> Tensor:
     """The images of ``get_features`` (same task, subset and seed), stacked."""
-    ds = make_task("all", (s.dataset,), split, image_size=s.input_size, limit=limit,
-                   seed=ex.DATA_SEED)  # fmt: skip
+    ds = make_task("all", (s.table1.dataset,), split, image_size=s.table1.net["input_size"],
+                   limit=limit, seed=ex.DATA_SEED)  # fmt: skip
     return torch.stack([ds[i][0] for i in range(len(ds))])
 
 
@@ -299,12 +285,12 @@ def _fit_tensors(s: Settings, train: tuple[Tensor, Tensor], test: tuple[Tensor, 
     from kc.fit import consistency
 
     res = consistency(
-        train[0], train[1], order=s.order, lam=s.lam_arch, test=test,
+        train[0], train[1], order=s.g.order, lam=s.lam_arch, test=test,
         resize="pool" if train[0].shape[2:] != train[1].shape[2:] else None,
-        max_steps=s.g_steps, batch_size=s.g_batch_size, lr=s.g_lr, seed=0, progress=False,
-        device=ex.tr.resolve_device(s.device),
+        max_steps=s.g.g_steps, batch_size=s.g.g_batch_size, lr=s.g.g_lr, seed=0,
+        progress=False, device=ex.tr.resolve_device(s.table1.device),
     )  # fmt: skip
-    return kc_columns(res.variances, res.instability, s.order)
+    return kc_columns(res.variances, res.instability, s.g.order)
 
 
 def _measures(train: tuple[Tensor, Tensor], test: tuple[Tensor, Tensor]) -> dict[str, float]:
@@ -315,8 +301,8 @@ def _measures(train: tuple[Tensor, Tensor], test: tuple[Tensor, Tensor]) -> dict
 
 def _layer_rows(s: Settings, train_images: Tensor, test_images: Tensor, progress: bool) -> list:
     rows = []
-    for seed in s.seeds:
-        net = ex.get_net(table1_spec(s, s.arch, seed), device=s.device, progress=progress)
+    for seed in s.table1.seeds:
+        net = ex.get_net(s.table1.spec(s.arch, seed), device=s.table1.device, progress=progress)
         ftr, fte = conv_features(net.model, train_images), conv_features(net.model, test_images)
         names = list(ftr)
         for i, j in itertools.combinations(range(len(names)), 2):
@@ -329,13 +315,14 @@ def _layer_rows(s: Settings, train_images: Tensor, test_images: Tensor, progress
 
 def _functional_rows(s: Settings, test_images: Tensor, progress: bool) -> tuple[list, list]:
     specs = s.networks()
-    nets = [ex.get_net(sp, device=s.device, progress=progress) for sp in specs]
+    nets = [ex.get_net(sp, device=s.table1.device, progress=progress) for sp in specs]
     probs = [_outputs(n.model, test_images) for n in nets]
     feats = {}
     for sp in specs:
-        for split, lim in (("train", s.fit_limit), ("test", s.test_limit)):
+        for split, lim in (("train", s.g.fit_limit), ("test", s.g.test_limit)):
             feats[sp.label, split] = ex.get_features(
-                sp, s.layer, split=split, task="all", limit=lim, device=s.device, progress=False
+                sp, s.layer, split=split, task="all", limit=lim, device=s.table1.device,
+                progress=False,
             )[0]
     rows = []
     for i, j in itertools.combinations(range(len(specs)), 2):
@@ -356,12 +343,9 @@ def _functional_rows(s: Settings, test_images: Tensor, progress: bool) -> tuple[
 
 def _kc_pair(s: Settings, x: ex.NetSpec, t: ex.NetSpec, progress: bool) -> dict:
     # The study's one call of get_consistency (Table 1's arguments, so its fits are reused).
-    res = ex.get_consistency(
-        x, s.layer, t, s.layer, task="all", order=s.order, lam=s.lam_arch,
-        fit_limit=s.fit_limit, test_limit=s.test_limit, g_steps=s.g_steps, g_lr=s.g_lr,
-        g_batch_size=s.g_batch_size, device=s.device, progress=progress,
-    )  # fmt: skip
-    return kc_columns(res.variances, res.instability, s.order)
+    res = ex.get_consistency(x, s.layer, t, s.layer, task="all", **s.g.kwargs(s.arch),
+                             device=s.table1.device, progress=progress)  # fmt: skip
+    return kc_columns(res.variances, res.instability, s.g.order)
 
 
 def noisy(images: Tensor, level: float, seed: int) -> Tensor:
@@ -371,7 +355,8 @@ def noisy(images: Tensor, level: float, seed: int) -> Tensor:
 
 
 def _augmentation_rows(s: Settings, train_images: Tensor, test_images: Tensor, progress: bool):
-    net = ex.get_net(table1_spec(s, s.arch, s.seeds[0]), device=s.device, progress=progress)
+    t1 = s.table1
+    net = ex.get_net(t1.spec(s.arch, t1.seeds[0]), device=t1.device, progress=progress)
     reps = []
     for li, level in enumerate(s.noise_levels):
         for r in range(s.noise_repeats):
@@ -393,8 +378,8 @@ def _augmentation_rows(s: Settings, train_images: Tensor, test_images: Tensor, p
 
 def run(settings: Settings, *, progress: bool = True) -> Result:
     """Every pair of the three tests, with every measure of :data:`MEASURES`."""
-    train_images = _images(settings, "train", settings.fit_limit)
-    test_images = _images(settings, "test", settings.test_limit)
+    train_images = _images(settings, "train", settings.g.fit_limit)
+    test_images = _images(settings, "test", settings.g.test_limit)
     rows = _layer_rows(settings, train_images, test_images, progress)
     func, nets = _functional_rows(settings, test_images, progress)
     rows += func

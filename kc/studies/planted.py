@@ -27,7 +27,8 @@ import pandas as pd
 from kc import planted as pl
 from kc.claims import Claim, check, untestable
 from kc.similarity import PROPERTIES
-from kc.studies.baselines import BEYOND, pick
+from kc.studies.baselines import BEYOND
+from kc.studies.common import pick
 
 __all__ = [
     "FACTORS",
@@ -97,10 +98,10 @@ class Settings:
     def from_params(cls, params: Mapping[str, Any]) -> Settings:
         """From PLANTED_DEPTHS, PLANTED_N, PLANTED_STEPS, PLANTED_SEEDS, PLANTED_VARY, ORDER,
         LAMBDA."""
-        return cls(**pick(params, {
-            "PLANTED_DEPTHS": "depths", "PLANTED_N": "n", "PLANTED_STEPS": "steps",
-            "PLANTED_SEEDS": "seeds", "ORDER": "order", "LAMBDA": "lam", "PLANTED_VARY": "vary",
-        }))  # fmt: skip
+        names = {"PLANTED_DEPTHS": "depths", "PLANTED_N": "n", "PLANTED_STEPS": "steps",
+                 "PLANTED_SEEDS": "seeds", "ORDER": "order", "LAMBDA": "lam",
+                 "PLANTED_VARY": "vary"}  # fmt: skip
+        return cls(**{names[n]: v for n, v in pick(params, list(names)).items()})
 
     def base(self) -> dict[str, float]:
         """The base case: ``lam, order, n, noise``."""
