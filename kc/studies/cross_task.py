@@ -29,8 +29,8 @@ import pandas as pd
 from torch import Tensor
 
 from kc import experiments as ex
-from kc import zoo
-from kc.claims import Claim
+from kc.claims import Claim, untestable
+from kc.studies.common import check_n_show, check_network
 from kc.studies.components import (
     GFit,
     Shown,
@@ -80,23 +80,18 @@ class Settings:
     seeds: tuple[int, ...]
     net: Mapping[str, Any]
     g: GFit
-    n_show: int = 4
-    device: str = "auto"
+    n_show: int
+    device: str
 
     def __post_init__(self) -> None:
-        if self.arch not in zoo.ARCHS or self.layer not in zoo.layers(self.arch):
-            raise ValueError(
-                f"CROSS_TASK_NETWORK must be [arch, layer] of kc.zoo, got "
-                f"[{self.arch!r}, {self.layer!r}]"
-            )
+        check_network("CROSS_TASK_NETWORK", self.arch, self.layer)
         datasets = tuple(self.datasets)
         if len(datasets) != 2:
             raise ValueError(f"MIX_DATASETS must name two data sets, got {list(datasets)}")
         seeds = tuple(int(s) for s in self.seeds)
         if not seeds or len(set(seeds)) != len(seeds):
             raise ValueError(f"SEEDS must be one or more distinct seeds, got {list(seeds)}")
-        if not 1 <= self.n_show <= 12:
-            raise ValueError(f"N_SHOW must lie in [1, 12], got {self.n_show}")
+        check_n_show(self.n_show)
         object.__setattr__(self, "datasets", datasets)
         object.__setattr__(self, "seeds", seeds)
         object.__setattr__(self, "net", dict(self.net))
@@ -254,31 +249,11 @@ def claims(fits: pd.DataFrame) -> list[Claim]:
     )
     paper = "Sec. 4.6: A encoded more knowledge than B, so x_A reconstructs more of x_B (no number)"
     if any(d not in wide.columns for d in DIRECTIONS):
-        return [
-            Claim(
-                f"{ID}.a_reconstructs_b",
-                ITEM,
-                claim,
-                paper,
-                "not testable",
-                "a direction is missing",
-                {},
-            )
-        ]
+        return [untestable(f"{ID}.a_reconstructs_b", ITEM, claim, "a direction is missing", paper=paper)]
     diff = (wide["B -> A"] - wide["A -> B"]).dropna()
     diff = diff[np.isfinite(diff)]
     if diff.empty:
-        return [
-            Claim(
-                f"{ID}.a_reconstructs_b",
-                ITEM,
-                claim,
-                paper,
-                "not testable",
-                "no seed with both instabilities finite",
-                {},
-            )
-        ]
+        return [untestable(f"{ID}.a_reconstructs_b", ITEM, claim, "no seed with both instabilities finite", paper=paper)]
     ab, ba = wide.loc[diff.index, "A -> B"], wide.loc[diff.index, "B -> A"]
     n, agree = len(diff), int((diff > 0).sum())
     spread = f" +/- {diff.std(ddof=0):.3f} (sd over {n} seeds)" if n > 1 else " (one seed)"

@@ -28,6 +28,7 @@ from torch import Tensor
 from kc import experiments as ex
 from kc.claims import Claim
 from kc.studies import diagnosis as dg
+from kc.studies.common import check_n_show
 from kc.studies.components import (
     DIRECTION_PARTS,
     GFit,
@@ -76,12 +77,11 @@ class Settings:
     seed: int
     net: Mapping[str, Any]
     g: GFit
-    n_show: int = 4
-    device: str = "auto"
+    n_show: int
+    device: str
 
     def __post_init__(self) -> None:
-        if not 1 <= self.n_show <= 12:
-            raise ValueError(f"N_SHOW must lie in [1, 12], got {self.n_show}")
+        check_n_show(self.n_show)
         object.__setattr__(self, "net", dict(self.net))
 
     @classmethod

@@ -28,8 +28,8 @@ import pandas as pd
 from torch import Tensor
 
 from kc import experiments as ex
-from kc import zoo
 from kc.claims import Claim
+from kc.studies.common import check_n_show, check_network
 from kc.studies.components import (
     GFit,
     Shown,
@@ -75,20 +75,15 @@ class Settings:
     seeds: tuple[int, ...]
     net: Mapping[str, Any]
     g: GFit
-    n_show: int = 4
-    device: str = "auto"
+    n_show: int
+    device: str
 
     def __post_init__(self) -> None:
-        if self.arch not in zoo.ARCHS or self.layer not in zoo.layers(self.arch):
-            raise ValueError(
-                f"ORDERS_NETWORK must be [arch, layer] of kc.zoo, got "
-                f"[{self.arch!r}, {self.layer!r}]"
-            )
+        check_network("ORDERS_NETWORK", self.arch, self.layer)
         seeds = tuple(int(s) for s in self.seeds)
         if len(seeds) < 2 or seeds[0] == seeds[1]:
             raise ValueError(f"SEEDS must start with two distinct seeds, got {list(seeds)}")
-        if not 1 <= self.n_show <= 12:
-            raise ValueError(f"N_SHOW must lie in [1, 12], got {self.n_show}")
+        check_n_show(self.n_show)
         object.__setattr__(self, "seeds", seeds)
         object.__setattr__(self, "net", dict(self.net))
 
