@@ -117,7 +117,7 @@ class BornAgainResult:
             ``x`` (label of the source), ``accuracy_x``, ``accuracy_newest``,
             ``Var(xDelta)``, ``Var(xDelta) raw``, ``Var(x*) raw``, ``instability``,
             ``g_from_cache``, ``seconds``.
-        images: (n, C, H, W) test images of :func:`plot_blind_spots`.
+        images: (n, C, H, W) test images of :func:`kc.plotting.plot_blind_spots`.
         image_names: their class names.
         maps: row name -> (n, h, w) maps over those images, for ``seeds[0]``: the newest's
             feature x*, then x_Delta from every earlier generation.

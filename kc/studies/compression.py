@@ -110,7 +110,7 @@ class CompressionResult:
             (units of x*'s variance on the fitting images), ``Var(xDelta) raw``, ``Var(x*) raw``,
             ``instability``, ``net_from_cache``, ``g_from_cache``, ``train_seconds``,
             ``seconds`` (wall time of the row).
-        images: (n, C, H, W) test images drawn in :func:`plot_discarded`.
+        images: (n, C, H, W) test images drawn in :func:`kc.plotting.plot_discarded`.
         image_names: their class names.
         maps: row name -> (n, h, w) maps over those images, for ``seeds[0]``: the original's
             feature x*, g(x) at the largest rate, and x_Delta at every rate.
