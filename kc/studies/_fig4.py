@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Self
 
 import numpy as np
 import pandas as pd
@@ -75,7 +75,7 @@ class Fig4Settings:
             )
 
     @classmethod
-    def from_params(cls, params: Mapping[str, Any]) -> Any:
+    def from_params(cls, params: Mapping[str, Any]) -> Self:
         """Settings from the notebook's UPPER_CASE parameters (``globals()`` will do).
 
         Raises:
