@@ -60,6 +60,11 @@ def test_settings_from_smoke_profile_use_table1_networks():
         assert s.spec(seed) == table1.spec("vgg16", seed)  # same cache key: Table 1's network
 
 
+def test_settings_accept_every_test_image():
+    """TEST_LIMIT null (the paper profile: every test image) bounds N_SHOW by nothing."""
+    assert settings(TEST_LIMIT=None, N_SHOW=6).n_show == 6
+
+
 def test_from_params_names_the_missing_parameters():
     params = {k: v for k, v in smoke_params().items() if k not in ("PRUNE_AMOUNTS", "N_SHOW")}
     with pytest.raises(

@@ -69,10 +69,9 @@ class Fig4Settings:
         object.__setattr__(self, "net", dict(self.net))
         if self.layer not in zoo.layers(ARCH):
             raise ValueError(f"unknown layer {self.layer!r} of {ARCH}; expected {zoo.layers(ARCH)}")
-        if not 1 <= self.n_show <= self.g.test_limit:
-            raise ValueError(
-                f"n_show must lie in [1, test_limit={self.g.test_limit}], got {self.n_show}"
-            )
+        most = self.g.test_limit  # None: every test image
+        if self.n_show < 1 or (most is not None and self.n_show > most):
+            raise ValueError(f"n_show must lie in [1, test_limit={most}], got {self.n_show}")
 
     @classmethod
     def from_params(cls, params: Mapping[str, Any]) -> Self:
