@@ -69,5 +69,5 @@ def test_fig4_compression_notebook(run_smoke, smoke_root):
         assert claim["numbers"]["p"] == pytest.approx(expected.pvalue)
         holds = expected.statistic > 0 and expected.pvalue < 0.05
         assert claim["status"] == ("reproduced" if holds else "not reproduced")
-    assert (out / "verdicts.md").read_text().count("\n") == 2
+    assert (out / "verdicts.md").read_text().count("\n- ") + 1 == len(claims)  # one line each
     assert (out / f"{NAME}_timing.csv").exists()

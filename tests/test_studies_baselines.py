@@ -29,8 +29,8 @@ def test_table1_specs_are_the_table1_notebooks():
     assert x == ex.NetSpec("alexnet", datasets=("fashion-mnist",), seed=0, epochs=1,
                            width=0.125, input_size=32, train_limit=600, test_limit=500,
                            optimizer="adam", lr=1e-3, batch_size=64)  # fmt: skip
-    assert s.lam_for("alexnet") == 8.0 and s.lam_for("vgg16") == 0.1
-    with pytest.raises(ValueError, match="SEEDS must be at least two distinct"):
+    assert s.table1.g.lam_for("alexnet") == 8.0 and s.table1.g.lam_for("vgg16") == 0.1
+    with pytest.raises(ValueError, match="seeds must be at least two distinct"):
         bl.Settings.from_params({**PARAMS, "SEEDS": [0]})
     with pytest.raises(ValueError, match="unknown layers \\['conv9'\\]"):
         bl.Settings.from_params({**PARAMS, "LAYERS": {"alexnet": ["conv9"]}})

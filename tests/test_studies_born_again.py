@@ -1,18 +1,26 @@
 """kc.studies.born_again (Fig. 4 right, Sec. 4.5)."""
 
+import dataclasses
+
 import numpy as np
 import pandas as pd
 import pytest
 import torch
 import yaml
 
+from kc import plotting
 from kc.runner import PROFILES_DIR
 from kc.studies import born_again as ba
 
 
 def smoke_params() -> dict:
-    """The smoke profile plus N_SHOW, which only the notebooks declare."""
-    return {**yaml.safe_load((PROFILES_DIR / "smoke.yaml").read_text()), "N_SHOW": 4}
+    """The smoke profile (what the notebook's ``parameters`` cell holds)."""
+    return yaml.safe_load((PROFILES_DIR / "smoke.yaml").read_text())
+
+
+def settings(**params) -> ba.Settings:
+    """Settings from the smoke profile with some parameters (UPPER_CASE names) changed."""
+    return ba.Settings.from_params({**smoke_params(), **params})
 
 
 def planted_fits(step: float, generations: int = 4, seeds=(0, 1, 2), noise: float = 0.005):
@@ -35,7 +43,7 @@ def test_settings_from_smoke_profile():
     s = ba.Settings.from_params(smoke_params())
     assert (s.generations, s.tau, s.weight) == (3, 1.0, 0.5)  # footnote 3
     assert s.independent_seed(0) == 1 and s.independent_seed(1) == 0
-    assert ba.Settings(seeds=(4,)).independent_seed(4) is None
+    assert settings(FIG4_SEEDS=[4]).independent_seed(4) is None
 
 
 @pytest.mark.parametrize(
@@ -49,7 +57,7 @@ def test_settings_from_smoke_profile():
 )
 def test_settings_reject_bad_values(kwargs, match):
     with pytest.raises(ValueError, match=match):
-        ba.Settings(**kwargs)
+        dataclasses.replace(settings(), **kwargs)
 
 
 @pytest.mark.parametrize("seed", [0, 1, 2])
@@ -105,19 +113,19 @@ def test_figures_draw_planted_fits():
     fits = planted_fits(-0.05)
     nets = pd.DataFrame({"seed": np.repeat([0, 1, 2], 5), "generation": np.tile(range(5), 3),
                          "accuracy": np.linspace(80, 85, 15)})  # fmt: skip
-    assert len(ba.plot_generations(nets, fits).axes) == 3
+    assert len(plotting.plot_generations(nets, fits).axes) == 3
     maps = {"x*": torch.rand(3, 4, 4), "x-Delta from generation 0": torch.rand(3, 4, 4)}
     result = ba.BornAgainResult(
-        ba.Settings(), nets, fits, torch.rand(3, 1, 8, 8), list("abc"), maps
+        settings(), nets, fits, torch.rand(3, 1, 8, 8), list("abc"), maps
     )
-    assert len(ba.plot_blind_spots(result).axes) == 3 * 3 + 2
+    assert len(plotting.plot_blind_spots(result).axes) == 3 * 3 + 2
 
 
 def test_run_builds_the_lineage_and_its_reference(tmp_path, monkeypatch):
     monkeypatch.setenv("KC_CACHE", str(tmp_path / "cache"))
-    s = ba.Settings(
-        seeds=(0, 1), generations=1, epochs=1, width=0.125, train_limit=64, eval_limit=64,
-        fit_limit=32, test_limit=32, g_steps=50, n_show=2, device="cpu",
+    s = settings(
+        FIG4_SEEDS=[0, 1], GENERATIONS=1, EPOCHS=1, WIDTH=0.125, TRAIN_LIMIT=64, EVAL_LIMIT=64,
+        FIT_LIMIT=32, TEST_LIMIT=32, G_STEPS=50, N_SHOW=2, DEVICE="cpu",
     )  # fmt: skip
     result = ba.run(s, progress=False)
     nets = result.networks

@@ -6,6 +6,7 @@ import pytest
 import torch
 from torch.nn import functional as F
 
+from kc import plotting
 from kc.metrics import instability, variance
 from kc.normalize import Normalizer
 from kc.studies import components as cp
@@ -112,7 +113,7 @@ def test_direction_figure_overlays_have_the_images_size():
     images = torch.rand(3, 1, 32, 32)
     maps = cp.direction_maps(target.float(), parts["delta"].float(), None, [0, 1, 2])
     table = cp.direction_table(target.float(), parts["delta"].float())
-    fig = cp.direction_figure(images, maps, table, labels={}, title="t")
+    fig = plotting.direction_figure(images, maps, table, labels={}, title="t")
     overlays = [im for ax in fig.axes for im in ax.get_images()[1:]]
     assert len(overlays) == 3 * 3
     assert all(im.get_array().shape == (32, 32) for im in overlays)

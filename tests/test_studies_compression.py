@@ -1,11 +1,14 @@
 """kc.studies.compression (Fig. 4 left, Sec. 4.4) and the helpers it shares with born_again."""
 
+import dataclasses
+
 import numpy as np
 import pandas as pd
 import pytest
 import torch
 import yaml
 
+from kc import plotting
 from kc.claims import STATUSES
 from kc.runner import PROFILES_DIR
 from kc.studies import _fig4
@@ -14,8 +17,13 @@ from kc.studies import instability as ins
 
 
 def smoke_params() -> dict:
-    """The smoke profile plus N_SHOW, which only the notebooks declare."""
-    return {**yaml.safe_load((PROFILES_DIR / "smoke.yaml").read_text()), "N_SHOW": 4}
+    """The smoke profile (what the notebook's ``parameters`` cell holds)."""
+    return yaml.safe_load((PROFILES_DIR / "smoke.yaml").read_text())
+
+
+def settings(**params) -> co.Settings:
+    """Settings from the smoke profile with some parameters (UPPER_CASE names) changed."""
+    return co.Settings.from_params({**smoke_params(), **params})
 
 
 def planted_runs(drop_sign: float, rates=(0.5, 0.8, 0.933), seeds=(0, 1, 2)) -> pd.DataFrame:
@@ -45,20 +53,22 @@ def test_settings_from_smoke_profile_use_table1_networks():
     assert s.amounts == (0.5, 0.933) and s.seeds == tuple(params["FIG4_SEEDS"])
     assert set(s.seeds) <= set(params["SEEDS"])  # the figures' networks are Table 1's
     assert (s.finetune_epochs, s.finetune_lr) == (params["PRUNE_FT_EPOCHS"], params["PRUNE_FT_LR"])
-    table1 = ins.InstabilityStudy(
-        dataset=params["DATASET"], seeds=params["SEEDS"], epochs=params["EPOCHS"],
-        width=params["WIDTH"], input_size=params["INPUT_SIZE"],
-        train_limit=params["TRAIN_LIMIT"], eval_limit=params["EVAL_LIMIT"],
-        optimizer=params["OPTIMIZER"], lr=params["LR"], batch_size=params["BATCH_SIZE"],
-    )  # fmt: skip
+    table1 = ins.InstabilityStudy.from_params(
+        {**params, "LAYERS": {"vgg16": ["conv4_3"]}, "BOTH_DIRECTIONS": False}
+    )
     for seed in s.seeds:
         assert s.spec(seed) == table1.spec("vgg16", seed)  # same cache key: Table 1's network
+
+
+def test_settings_accept_every_test_image():
+    """TEST_LIMIT null (the paper profile: every test image) bounds N_SHOW by nothing."""
+    assert settings(TEST_LIMIT=None, N_SHOW=6).n_show == 6
 
 
 def test_from_params_names_the_missing_parameters():
     params = {k: v for k, v in smoke_params().items() if k not in ("PRUNE_AMOUNTS", "N_SHOW")}
     with pytest.raises(
-        ValueError, match=r"missing notebook parameters \['N_SHOW', 'PRUNE_AMOUNTS'\]"
+        ValueError, match=r"the notebook parameters lack \['N_SHOW', 'PRUNE_AMOUNTS'\]"
     ):
         co.Settings.from_params(params)
 
@@ -78,7 +88,7 @@ def test_from_params_names_the_missing_parameters():
 )
 def test_settings_reject_bad_values(kwargs, match):
     with pytest.raises(ValueError, match=match):
-        co.Settings(**kwargs)
+        dataclasses.replace(settings(), **kwargs)
 
 
 def test_claims_follow_the_planted_sign():
@@ -131,12 +141,12 @@ def test_shown_indices_pick_one_image_per_class():
 
 def test_figures_draw_planted_runs():
     runs = planted_runs(+1)
-    fig = co.plot_discarding(runs)
+    fig = plotting.plot_discarding(runs)
     assert len(fig.axes) == 3
     images = torch.rand(2, 1, 16, 16)
     maps = {"x*": torch.rand(2, 4, 4), "x-Delta at 93.3%": torch.rand(2, 4, 4)}
-    result = co.CompressionResult(co.Settings(), runs, images, ["a", "b"], maps)
-    grid = co.plot_discarded(result)
+    result = co.CompressionResult(settings(), runs, images, ["a", "b"], maps)
+    grid = plotting.plot_discarded(result)
     assert len(grid.axes) == 3 * 2 + 2  # image row + two component rows, two colour bars
 
 
@@ -144,10 +154,10 @@ def test_pruning_nothing_keeps_the_original_knowledge(tmp_path, monkeypatch):
     """0% pruned (no fine-tuning) is the original: g rebuilds x* almost fully, and better than
     from the same network with 90% of its weights removed."""
     monkeypatch.setenv("KC_CACHE", str(tmp_path / "cache"))
-    s = co.Settings(
-        seeds=(0,), amounts=(0.0, 0.9), finetune_epochs=0, epochs=0, width=0.125,
-        train_limit=64, eval_limit=64, order=0, fit_limit=64, test_limit=64,
-        g_steps=400, g_lr=0.01, g_batch_size=8, n_show=2, device="cpu",
+    s = settings(
+        FIG4_SEEDS=[0], PRUNE_AMOUNTS=[0.0, 0.9], PRUNE_FT_EPOCHS=0, EPOCHS=0, WIDTH=0.125,
+        TRAIN_LIMIT=64, EVAL_LIMIT=64, ORDER=0, FIT_LIMIT=64, TEST_LIMIT=64,
+        G_STEPS=400, G_LR=0.01, G_BATCH_SIZE=8, N_SHOW=2, DEVICE="cpu",
     )  # fmt: skip
     result = co.run(s, progress=False)
     runs = result.runs.set_index("amount")

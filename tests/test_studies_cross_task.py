@@ -7,6 +7,7 @@ import pandas as pd
 import pytest
 from figure_fakes import FakeLab, smoke_params
 
+from kc import plotting
 from kc.studies import cross_task as ct
 
 matplotlib.use("Agg")
@@ -48,7 +49,7 @@ def test_run_fits_both_directions_per_seed_on_the_fine_tasks_images(monkeypatch)
     assert list(result.fits["direction"]) == list(ct.DIRECTIONS) * 2
     # images from both data sets of the mixture (labels 0-9 garments, 10-19 digits)
     assert min(result.shown.labels) < 10 <= max(result.shown.labels)
-    assert set(ct.figures(result)) == set(ct.DIRECTIONS)
+    assert set(plotting.cross_task_figures(result)) == set(ct.DIRECTIONS)
 
 
 def test_summary_gives_mean_spread_and_the_difference():
@@ -83,5 +84,5 @@ def test_claim_not_testable_without_a_finite_pair():
 
 
 def test_instability_figure_one_bar_per_direction():
-    fig = ct.instability_figure(_fits({0: (0.2, 0.5), 1: (0.4, 0.5)}))
+    fig = plotting.cross_task_instability(_fits({0: (0.2, 0.5), 1: (0.4, 0.5)}))
     assert len(fig.axes[0].patches) == 2

@@ -4,6 +4,7 @@ import matplotlib
 import pytest
 from figure_fakes import FakeLab, smoke_params
 
+from kc import plotting
 from kc.paper import paper_table
 from kc.studies import diagnosis_figure as dfig
 
@@ -73,7 +74,7 @@ def test_claims_not_testable_without_neighbours(monkeypatch):
 
 def test_figures_one_per_direction(monkeypatch):
     _, result = _run(monkeypatch)
-    figs = dfig.figures(result)
+    figs = plotting.diagnosis_figures(result)
     assert set(figs) == set(dfig.DIRECTIONS)
     for fig in figs.values():
         overlays = [im for ax in fig.axes for im in ax.get_images()[1:]]

@@ -5,6 +5,7 @@ import pytest
 import torch
 from figure_fakes import FakeLab, smoke_params
 
+from kc import plotting
 from kc.paper import paper_table
 from kc.studies import orders_figure as of
 
@@ -101,7 +102,7 @@ def test_claims_not_testable_with_order_zero(monkeypatch):
 
 def test_figure_has_the_grid_and_the_shares(monkeypatch):
     _, result = _run(monkeypatch)
-    fig = of.orders_figure(result)
+    fig = plotting.orders_figure(result)
     overlays = [im for ax in fig.axes for im in ax.get_images()[1:]]
     assert len(overlays) == 5 * 4 and all(im.get_array().shape == (32, 32) for im in overlays)
     bars = [ax for ax in fig.axes if ax.patches]

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, ClassVar, Self
 
 import numpy as np
 import pandas as pd
@@ -22,81 +22,43 @@ from kc import data, zoo
 from kc import experiments as ex
 from kc.measure import ConsistencyResult
 from kc.overlay import map_of
+from kc.studies.common import GFit, net_fields, pick
 
 ARCH = "vgg16"
 
-#: Notebook parameter -> settings field, for the names every Fig. 4 notebook shares.
-SHARED_PARAMS = {
-    "DATASET": "dataset",
-    "FIG4_SEEDS": "seeds",
-    "EPOCHS": "epochs",
-    "WIDTH": "width",
-    "INPUT_SIZE": "input_size",
-    "TRAIN_LIMIT": "train_limit",
-    "EVAL_LIMIT": "eval_limit",
-    "OPTIMIZER": "optimizer",
-    "LR": "lr",
-    "BATCH_SIZE": "batch_size",
-    "FIG4_LAYER": "layer",
-    "ORDER": "order",
-    "LAMBDA": "lam",
-    "FIT_LIMIT": "fit_limit",
-    "TEST_LIMIT": "test_limit",
-    "G_STEPS": "g_steps",
-    "G_LR": "g_lr",
-    "G_BATCH_SIZE": "g_batch_size",
-    "N_SHOW": "n_show",
-    "DEVICE": "device",
-}
+#: Notebook parameters every Fig. 4 notebook reads besides the networks' and g's names.
+SHARED_PARAMS = ("DATASET", "FIG4_SEEDS", "FIG4_LAYER", "N_SHOW", "DEVICE")
 
 
-def kwargs_from_params(params: Mapping[str, Any], names: Mapping[str, str]) -> dict[str, Any]:
-    """Settings keyword arguments from a notebook's parameters.
-
-    Args:
-        params: UPPER_CASE notebook parameters (others, e.g. ``PROFILE``, are ignored).
-        names: parameter -> field; every listed parameter must be present.
-
-    Raises:
-        ValueError: a listed parameter is missing (the message names them).
-    """
-    missing = sorted(set(names) - set(params))
-    if missing:
-        raise ValueError(f"missing notebook parameters {missing}; got {sorted(params)}")
-    return {field: params[name] for name, field in names.items()}
-
-
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class Fig4Settings:
     """Table 1's VGG-16 networks, the layer, g's fit and the figure, shared by both studies.
 
-    The network fields mirror :class:`kc.studies.instability.InstabilityStudy` so that
-    :meth:`spec` is Table 1's NetSpec for a seed; ``seeds`` (``FIG4_SEEDS``, a subset of Table
-    1's ``SEEDS``) are the original networks / teachers, each the start of one curve. ``layer`` is the feature layer of VGG-16
-    reconstructed (the paper does not name the layer of Fig. 4). ``n_show`` is the number of test
-    images drawn in the component grids.
+    Build it with :meth:`from_params` from the notebook's parameters: the defaults live in the
+    notebook and the profiles only. A subclass lists its own parameters in :attr:`PARAMS`.
+
+    Attributes:
+        dataset: DATASET. seeds: FIG4_SEEDS, a subset of Table 1's SEEDS: the original
+            networks / teachers, each the start of one curve.
+        net: the NetSpec fields shared with Table 1 (:func:`kc.studies.common.net_fields`), so
+            that :meth:`spec` is Table 1's network of a seed.
+        layer: FIG4_LAYER, the feature layer of VGG-16 reconstructed (the paper does not name
+            the layer of Fig. 4).
+        g: how g is fitted (:class:`kc.studies.common.GFit`).
+        n_show: N_SHOW, the number of test images drawn in the component grids.
+        device: DEVICE. progress: show the training progress bars.
     """
 
-    dataset: str = "fashion-mnist"
-    seeds: Sequence[int] = (0, 1)
-    epochs: int = 1
-    width: float = 0.125
-    input_size: int = 32
-    train_limit: int | None = 600
-    eval_limit: int | None = 500
-    optimizer: str = "adam"
-    lr: float = 1e-3
-    batch_size: int = 64
-    layer: str = "conv4_3"
-    order: int = 2
-    lam: float = 0.1
-    fit_limit: int = 128
-    test_limit: int = 128
-    g_steps: int = 1000
-    g_lr: float = 1e-2
-    g_batch_size: int = 64
-    n_show: int = 4
-    device: str = "auto"
+    #: The subclass's own notebook parameter -> field.
+    PARAMS: ClassVar[Mapping[str, str]] = {}
+
+    dataset: str
+    seeds: Sequence[int]
+    net: Mapping[str, Any]
+    layer: str
+    g: GFit
+    n_show: int
+    device: str
     progress: bool = False
 
     def __post_init__(self) -> None:
@@ -104,29 +66,35 @@ class Fig4Settings:
         if not seeds or len(set(seeds)) != len(seeds):
             raise ValueError(f"seeds must be one or more distinct ints, got {list(self.seeds)}")
         object.__setattr__(self, "seeds", seeds)
+        object.__setattr__(self, "net", dict(self.net))
         if self.layer not in zoo.layers(ARCH):
             raise ValueError(f"unknown layer {self.layer!r} of {ARCH}; expected {zoo.layers(ARCH)}")
-        if not 1 <= self.n_show <= self.test_limit:
-            raise ValueError(
-                f"n_show must lie in [1, test_limit={self.test_limit}], got {self.n_show}"
-            )
+        most = self.g.test_limit  # None: every test image
+        if self.n_show < 1 or (most is not None and self.n_show > most):
+            raise ValueError(f"n_show must lie in [1, test_limit={most}], got {self.n_show}")
+
+    @classmethod
+    def from_params(cls, params: Mapping[str, Any]) -> Self:
+        """Settings from the notebook's UPPER_CASE parameters (``globals()`` will do).
+
+        Raises:
+            ValueError: a parameter is missing (the message names them).
+        """
+        p = pick(params, [*SHARED_PARAMS, *cls.PARAMS])
+        return cls(
+            dataset=p["DATASET"],
+            seeds=p["FIG4_SEEDS"],
+            net=net_fields(params),
+            layer=p["FIG4_LAYER"],
+            g=GFit.from_params(params),
+            n_show=int(p["N_SHOW"]),
+            device=p["DEVICE"],
+            **{field: p[name] for name, field in cls.PARAMS.items()},
+        )
 
     def spec(self, seed: int) -> ex.NetSpec:
         """Table 1's VGG-16 network of ``seed`` (Case 1: task ``"all"``)."""
-        return ex.NetSpec(
-            ARCH,
-            datasets=(self.dataset,),
-            task="all",
-            seed=seed,
-            epochs=self.epochs,
-            width=self.width,
-            input_size=self.input_size,
-            train_limit=self.train_limit,
-            test_limit=self.eval_limit,
-            optimizer=self.optimizer,
-            lr=self.lr,
-            batch_size=self.batch_size,
-        )
+        return ex.NetSpec(ARCH, datasets=(self.dataset,), task="all", seed=seed, **self.net)
 
     def fit(self, x_net: ex.NetLike, target_net: ex.NetLike) -> ConsistencyResult:
         """g from ``x_net``'s feature to ``target_net``'s at :attr:`layer`, cached (Eq. 2)."""
@@ -135,13 +103,7 @@ class Fig4Settings:
             self.layer,
             target_net,
             self.layer,
-            order=self.order,
-            lam=self.lam,
-            fit_limit=self.fit_limit,
-            test_limit=self.test_limit,
-            g_steps=self.g_steps,
-            g_lr=self.g_lr,
-            g_batch_size=self.g_batch_size,
+            **self.g.kwargs(ARCH),
             device=self.device,
             progress=self.progress,
         )
@@ -190,8 +152,8 @@ def held_out(settings: Fig4Settings) -> Any:
         "all",
         (settings.dataset,),
         "test",
-        image_size=settings.input_size,
-        limit=settings.test_limit,
+        image_size=settings.net["input_size"],
+        limit=settings.g.test_limit,
         seed=ex.DATA_SEED,
     )
 
@@ -240,22 +202,3 @@ def spread(frame: pd.DataFrame, by: str, value: str) -> pd.DataFrame:
     out = frame.groupby(by, sort=True)[value].agg(["mean", "std", "min", "max", "count"])
     out["std"] = frame.groupby(by, sort=True)[value].std(ddof=0)
     return out.rename(columns={"count": "n_seeds"}).reset_index()
-
-
-# ---------------------------------------------------------------------------- figures
-
-
-def seed_curves(ax: Any, frame: pd.DataFrame, x: str, y: str, *, label: str = "mean") -> None:
-    """Draw one faint line per seed and the mean over seeds with a min-max band on ``ax``.
-
-    Args:
-        frame: rows with columns ``seed``, ``x`` and ``y``.
-    """
-    for _, rows in frame.groupby("seed"):
-        rows = rows.sort_values(x)
-        ax.plot(rows[x], rows[y], "o-", color="grey", alpha=0.35, lw=1, ms=3)
-    stat = spread(frame, x, y)
-    ax.plot(stat[x], stat["mean"], "o-", color="C0", lw=2, label=f"{label} over seeds")
-    ax.fill_between(stat[x], stat["min"], stat["max"], color="C0", alpha=0.2, label="min-max")
-    ax.set_xlabel(x)
-    ax.set_ylabel(y)

@@ -8,13 +8,14 @@ fitted g (Eq. 1-3). :func:`agreement` ranks the rows by each measure and correla
 purely nonlinear function of the source plus noise (:mod:`kc.planted`), the case where every
 linear measure should see nothing and orders >= 1 of g should see the planted share.
 
-The networks are the Table 1 notebook's (:func:`table1_spec` builds the same
-:class:`kc.experiments.NetSpec`, so the cache is shared); g is fitted with the same arguments
-as there, so the Table 1 fits are read from the cache too.
+The networks and the fits of g are the Table 1 notebook's (:class:`Settings` holds its
+:class:`kc.studies.instability.InstabilityStudy`: the same NetSpecs and get_consistency
+arguments), so both are read from its cache.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import itertools
 import math
 from collections.abc import Mapping, Sequence
@@ -25,9 +26,10 @@ import numpy as np
 import pandas as pd
 
 from kc import experiments as ex
-from kc import zoo
 from kc.claims import Claim, check, untestable
 from kc.similarity import PROPERTIES, compare_all, ridge_r2
+from kc.studies.common import pick
+from kc.studies.instability import InstabilityStudy
 
 __all__ = [
     "BEYOND",
@@ -39,10 +41,7 @@ __all__ = [
     "claims",
     "oriented",
     "planted_case",
-    "plot_baselines",
-    "plot_planted_case",
     "run",
-    "table1_spec",
 ]
 
 BEYOND = "Beyond the paper"
@@ -55,64 +54,6 @@ KC_MEASURES = ("kc_consistency", "share_x0", "share_higher")
 MAPS = "flatten"
 """The rule for maps of every baseline here (one sample per image, C*H*W features)."""
 
-_NET_FIELDS = {
-    "DATASET": "dataset",
-    "EPOCHS": "epochs",
-    "WIDTH": "width",
-    "INPUT_SIZE": "input_size",
-    "TRAIN_LIMIT": "train_limit",
-    "EVAL_LIMIT": "eval_limit",
-    "OPTIMIZER": "optimizer",
-    "LR": "lr",
-    "BATCH_SIZE": "batch_size",
-    "SEEDS": "seeds",
-}
-_G_FIELDS = {
-    "ORDER": "order",
-    "LAMBDA": "lam",
-    "LAMBDA_ALEXNET": "lam_alexnet",
-    "FIT_LIMIT": "fit_limit",
-    "TEST_LIMIT": "test_limit",
-    "G_STEPS": "g_steps",
-    "G_LR": "g_lr",
-    "G_BATCH_SIZE": "g_batch_size",
-}
-
-
-def pick(params: Mapping[str, Any], names: Mapping[str, str]) -> dict[str, Any]:
-    """``{field: params[NAME]}``; a ValueError lists every missing parameter name."""
-    missing = [n for n in names if n not in params]
-    if missing:
-        raise ValueError(f"the notebook parameters lack {missing}; they have {sorted(params)}")
-    return {f: params[n] for n, f in names.items()}
-
-
-def table1_spec(s: Any, arch: str, seed: int, task: str = "all") -> ex.NetSpec:
-    """The Table 1 notebook's network of ``arch``/``seed``/``task`` (identical NetSpec, so
-    identical cache key): the halves ``half0``/``half1`` see ``train_limit // 2`` images.
-
-    Args:
-        s: settings with the fields of :data:`_NET_FIELDS` (any study of this package).
-    """
-    limit = s.train_limit
-    if task != "all" and limit is not None:
-        limit = max(1, limit // 2)
-    return ex.NetSpec(
-        arch,
-        datasets=(s.dataset,),
-        task=task,
-        seed=seed,
-        epochs=s.epochs,
-        width=s.width,
-        input_size=s.input_size,
-        train_limit=limit,
-        test_limit=s.eval_limit,
-        optimizer=s.optimizer,
-        lr=s.lr,
-        batch_size=s.batch_size,
-    )
-
-
 # ---------------------------------------------------------------------------- settings
 
 
@@ -120,88 +61,47 @@ def table1_spec(s: Any, arch: str, seed: int, task: str = "all") -> ex.NetSpec:
 class Settings:
     """Networks, layers, g's fit and the planted case of the baselines notebook.
 
-    Build it with :meth:`from_params` from the notebook's parameters (CONTRIBUTING.md). The
-    network and g fields mean what they mean in the Table 1 notebook; ``planted_*`` are the
-    planted benchmark's (``PLANTED_N`` samples, ``PLANTED_STEPS`` optimiser steps of g,
-    ``PLANTED_SEEDS``).
+    Build it with :meth:`from_params` from the notebook's parameters (CONTRIBUTING.md); the
+    defaults live in the notebook and the profiles only.
+
+    Attributes:
+        table1: the Table 1 notebook's networks, layers and fits of g
+            (:class:`kc.studies.instability.InstabilityStudy`, so the cache is shared).
+        planted_n, planted_steps, planted_seeds: the planted case's samples (PLANTED_N),
+            optimiser steps of g (PLANTED_STEPS) and seeds (PLANTED_SEEDS).
     """
 
-    dataset: str
-    layers: Mapping[str, Sequence[str]]
-    seeds: Sequence[int]
-    epochs: int
-    width: float
-    input_size: int
-    train_limit: int | None
-    eval_limit: int | None
-    optimizer: str
-    lr: float
-    batch_size: int
-    order: int
-    lam: float
-    lam_alexnet: float
-    fit_limit: int
-    test_limit: int
-    g_steps: int
-    g_lr: float
-    g_batch_size: int
-    planted_n: int = 384
-    planted_steps: int = 150
-    planted_seeds: Sequence[int] = (0,)
-    both_directions: bool = False
-    device: str = "auto"
+    table1: InstabilityStudy
+    planted_n: int
+    planted_steps: int
+    planted_seeds: Sequence[int]
 
     def __post_init__(self) -> None:
-        layers = {str(a): tuple(ls) for a, ls in dict(self.layers).items()}
-        if not layers or any(not ls for ls in layers.values()):
-            raise ValueError(f"LAYERS must map each arch to at least one layer, got {layers}")
-        for arch, names in layers.items():
-            if arch not in zoo.ARCHS:
-                raise ValueError(f"unknown arch {arch!r}; expected one of {list(zoo.ARCHS)}")
-            bad = [n for n in names if n not in zoo.layers(arch)]
-            if bad:
-                raise ValueError(f"unknown layers {bad} of {arch}; expected {zoo.layers(arch)}")
-        seeds = tuple(int(s) for s in self.seeds)
-        if len(set(seeds)) < 2 or len(set(seeds)) != len(seeds):
-            raise ValueError(f"SEEDS must be at least two distinct values, got {list(seeds)}")
         if self.planted_n < 16 or self.planted_steps < 1 or not self.planted_seeds:
             raise ValueError(
                 f"need PLANTED_N >= 16, PLANTED_STEPS >= 1 and a seed, got {self.planted_n}, "
                 f"{self.planted_steps}, {list(self.planted_seeds)}"
             )
-        object.__setattr__(self, "layers", layers)
-        object.__setattr__(self, "seeds", seeds)
         object.__setattr__(self, "planted_seeds", tuple(int(s) for s in self.planted_seeds))
 
     @classmethod
     def from_params(cls, params: Mapping[str, Any]) -> Settings:
-        """From the notebook's parameters: the Table 1 names plus ``LAYERS``,
-        ``BOTH_DIRECTIONS``, ``PLANTED_N``, ``PLANTED_STEPS``, ``PLANTED_SEEDS``, ``DEVICE``."""
-        extra = {
-            "LAYERS": "layers",
-            "BOTH_DIRECTIONS": "both_directions",
-            "PLANTED_N": "planted_n",
-            "PLANTED_STEPS": "planted_steps",
-            "PLANTED_SEEDS": "planted_seeds",
-            "DEVICE": "device",
-        }
-        return cls(**pick(params, {**_NET_FIELDS, **_G_FIELDS, **extra}))
-
-    def lam_for(self, arch: str) -> float:
-        """lambda of Eq. 2 for features of ``arch`` (LAMBDA_ALEXNET for AlexNet)."""
-        return float(self.lam_alexnet if arch == "alexnet" else self.lam)
+        """From the notebook's parameters: the Table 1 names (LAYERS, BOTH_DIRECTIONS, DEVICE
+        included) plus ``PLANTED_N``, ``PLANTED_STEPS``, ``PLANTED_SEEDS``."""
+        p = pick(params, ["PLANTED_N", "PLANTED_STEPS", "PLANTED_SEEDS"])
+        return cls(
+            table1=InstabilityStudy.from_params(params),
+            planted_n=int(p["PLANTED_N"]),
+            planted_steps=int(p["PLANTED_STEPS"]),
+            planted_seeds=p["PLANTED_SEEDS"],
+        )
 
     def pairs(self, arch: str) -> list[tuple[str, ex.NetSpec, ex.NetSpec]]:
         """``(setting, x network, x* network)`` of Table 1's fits for ``arch``."""
-        out = []
-        seed_pairs = list(itertools.combinations(self.seeds, 2))
-        if self.both_directions:
-            seed_pairs += [(b, a) for a, b in seed_pairs]
-        for a, b in seed_pairs:
-            out.append((CASE1, table1_spec(self, arch, a), table1_spec(self, arch, b)))
-        h0, h1 = (table1_spec(self, arch, self.seeds[0], t) for t in ("half0", "half1"))
-        out += [(CASE2, h0, h1), (CASE2, h1, h0)]
-        return out
+        t1 = self.table1
+        out = [(CASE1, t1.spec(arch, a), t1.spec(arch, b)) for a, b in t1.case1_pairs()]
+        h0, h1 = (t1.spec(arch, t1.seeds[0], t) for t in ("half0", "half1"))
+        return out + [(CASE2, h0, h1), (CASE2, h1, h0)]
 
 
 # ---------------------------------------------------------------------------- running
@@ -222,29 +122,10 @@ class Result:
     settings: Settings = field(repr=False)
 
 
-def _fit(s: Settings, x: ex.NetSpec, t: ex.NetSpec, layer: str, progress: bool) -> Any:
-    # The study's one call of get_consistency (the same arguments as Table 1's fits).
-    return ex.get_consistency(
-        x,
-        layer,
-        t,
-        layer,
-        order=s.order,
-        lam=s.lam_for(x.arch),
-        fit_limit=s.fit_limit,
-        test_limit=s.test_limit,
-        g_steps=s.g_steps,
-        g_lr=s.g_lr,
-        g_batch_size=s.g_batch_size,
-        device=s.device,
-        progress=progress,
-    )
-
-
 def _features(s: Settings, spec: ex.NetSpec, layer: str, split: str, limit: int) -> Any:
     task = "all" if spec.task in ("half0", "half1") else spec.task
-    return ex.get_features(spec, layer, split=split, task=task, limit=limit, device=s.device,
-                           progress=False)[0]  # fmt: skip
+    return ex.get_features(spec, layer, split=split, task=task, limit=limit,
+                           device=s.table1.device, progress=False)[0]  # fmt: skip
 
 
 def kc_columns(variances: Mapping[str, float], instability: float, order: int) -> dict:
@@ -262,28 +143,30 @@ def run(settings: Settings, *, progress: bool = True) -> Result:
     """Every baseline and g's decomposition for every Table 1 pair and layer, and the planted
     case. Baselines are computed on the ``TEST_LIMIT`` held-out images on which g is scored;
     ``ridge_r2`` is fitted on the ``FIT_LIMIT`` images g is fitted on (the same split)."""
+    # Table 1's fits of g, with the same get_consistency arguments (so read from its cache).
+    t1 = dataclasses.replace(settings.table1, progress=progress)
+    g = t1.g
     rows = []
-    for arch, layers in settings.layers.items():
-        for layer in layers:
-            for setting, x, t in settings.pairs(arch):
-                res = _fit(settings, x, t, layer, progress)
-                xf = _features(settings, x, layer, "train", settings.fit_limit)
-                tf = _features(settings, t, layer, "train", settings.fit_limit)
-                xt = _features(settings, x, layer, "test", settings.test_limit)
-                tt = _features(settings, t, layer, "test", settings.test_limit)
-                row: dict[str, Any] = {
-                    "setting": setting, "arch": arch, "layer": layer,
-                    "x": x.label, "target": t.label,
-                    "n_test": int(xt.shape[0]), "d_x": int(np.prod(xt.shape[1:])),
-                }  # fmt: skip
-                row.update(compare_all(xt, tt, maps=MAPS))
-                row["ridge_r2"] = ridge_r2(xf, tf, test=(xt, tt), maps=MAPS)
-                row.update(kc_columns(res.variances, res.instability, settings.order))
-                rows.append(row)
+    for arch, layer in t1.layer_list():
+        for setting, x, t in settings.pairs(arch):
+            res = t1.fit(x, t, layer)
+            xf = _features(settings, x, layer, "train", g.fit_limit)
+            tf = _features(settings, t, layer, "train", g.fit_limit)
+            xt = _features(settings, x, layer, "test", g.test_limit)
+            tt = _features(settings, t, layer, "test", g.test_limit)
+            row: dict[str, Any] = {
+                "setting": setting, "arch": arch, "layer": layer,
+                "x": x.label, "target": t.label,
+                "n_test": int(xt.shape[0]), "d_x": int(np.prod(xt.shape[1:])),
+            }  # fmt: skip
+            row.update(compare_all(xt, tt, maps=MAPS))
+            row["ridge_r2"] = ridge_r2(xf, tf, test=(xt, tt), maps=MAPS)
+            row.update(kc_columns(res.variances, res.instability, g.order))
+            rows.append(row)
     planted = planted_case(
         n=settings.planted_n,
-        order=settings.order,
-        lam=settings.lam,
+        order=g.order,
+        lam=g.lam,
         steps=settings.planted_steps,
         seeds=settings.planted_seeds,
     )
@@ -491,60 +374,7 @@ def claims(result: Result, *, miss: float = 0.2, min_rows: int = 4) -> list[Clai
     return out
 
 
-# ---------------------------------------------------------------------------- figures
-
-
-def plot_baselines(table: pd.DataFrame, corr: pd.DataFrame) -> Any:
-    """Left: every measure per layer/pair row (oriented: higher = more similar; Procrustes
-    negated). Right: Spearman correlations of the measures across the rows.
-
-    Args:
-        table: :attr:`Result.table`.
-        corr: :func:`agreement` of it.
-    """
-    import matplotlib.pyplot as plt
-    import seaborn as sns
-
-    measures = list(corr.index)
-    vals = oriented(table, measures)
-    vals.index = [
-        f"{r.arch} {r.layer} {'C1' if r.setting == CASE1 else 'C2'} {i}"
-        for i, r in enumerate(table.itertuples())
-    ]
-    fig, axes = plt.subplots(1, 2, figsize=(13, 0.35 * len(vals) + 2.5),
-                             gridspec_kw={"width_ratios": [1.3, 1]})  # fmt: skip
-    sns.heatmap(
-        vals,
-        annot=len(vals) <= 20,
-        fmt=".2f",
-        cmap="viridis",
-        ax=axes[0],
-        cbar_kws={"label": "value (Procrustes negated)"},
-        annot_kws={"size": 7},
-    )
-    axes[0].set_title("measures per Table 1 pair and layer")
-    sns.heatmap(corr, annot=True, fmt=".2f", vmin=-1, vmax=1, cmap="RdBu_r", ax=axes[1],
-                annot_kws={"size": 7})  # fmt: skip
-    axes[1].set_title("Spearman correlation across the rows")
-    fig.tight_layout()
-    return fig
-
-
-def plot_planted_case(planted: pd.DataFrame) -> Any:
-    """Each measure's :func:`detection` score on the nonlinear and the linear plant."""
-    import matplotlib.pyplot as plt
-    import seaborn as sns
-
-    det = detection(planted).melt(id_vars="measure", value_vars=["nonlinear", "linear"],
-                                  var_name="plant", value_name="score")  # fmt: skip
-    fig, ax = plt.subplots(figsize=(8, 3.6))
-    sns.barplot(det, x="measure", y="score", hue="plant", ax=ax)
-    ax.axhline(0, color="k", lw=0.8)
-    ax.set_ylabel("0 = as unrelated, 1 = as identical")
-    ax.set_title("planted relations: which measure sees them")
-    ax.tick_params(axis="x", rotation=30)
-    fig.tight_layout()
-    return fig
+# ---------------------------------------------------------------------------- accounts
 
 
 def describe_agreement(account: pd.DataFrame, k: int = 3) -> list[str]:

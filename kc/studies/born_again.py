@@ -27,7 +27,7 @@ from __future__ import annotations
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import ClassVar
 
 import numpy as np
 import pandas as pd
@@ -37,15 +37,12 @@ from torch import Tensor
 from kc import experiments as ex
 from kc.claims import Claim
 from kc.studies._fig4 import (
-    SHARED_PARAMS,
     Fig4Settings,
     component_maps,
     fit_numbers,
     held_out,
     images_of,
-    kwargs_from_params,
     rank_correlation,
-    seed_curves,
     shown_indices,
     spread,
 )
@@ -54,8 +51,6 @@ __all__ = [
     "BornAgainResult",
     "Settings",
     "claims",
-    "plot_blind_spots",
-    "plot_generations",
     "run",
     "summary",
     "trend",
@@ -72,7 +67,7 @@ ALPHA = 0.05
 INDEPENDENT = "independent"
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class Settings(Fig4Settings):
     """The notebook's parameters of Fig. 4 (right) (fields of :class:`Fig4Settings` plus):
 
@@ -83,9 +78,11 @@ class Settings(Fig4Settings):
             (the paper: 1.0 and 0.5).
     """
 
-    generations: int = 3
-    tau: float = 1.0
-    weight: float = 0.5
+    PARAMS: ClassVar[Mapping[str, str]] = PARAMS
+
+    generations: int
+    tau: float
+    weight: float
 
     def __post_init__(self) -> None:
         super().__post_init__()
@@ -99,11 +96,6 @@ class Settings(Fig4Settings):
             raise ValueError(f"need tau > 0 and weight >= 0, got {self.tau} and {self.weight}")
         object.__setattr__(self, "tau", float(self.tau))
         object.__setattr__(self, "weight", float(self.weight))
-
-    @classmethod
-    def from_params(cls, params: Mapping[str, Any]) -> Settings:
-        """Settings from the notebook's UPPER_CASE parameters (``globals()`` will do)."""
-        return cls(**kwargs_from_params(params, {**SHARED_PARAMS, **PARAMS}))
 
     def independent_seed(self, seed: int) -> int | None:
         """The seed of the network outside ``seed``'s lineage: the next one in :attr:`seeds`."""
@@ -125,7 +117,7 @@ class BornAgainResult:
             ``x`` (label of the source), ``accuracy_x``, ``accuracy_newest``,
             ``Var(xDelta)``, ``Var(xDelta) raw``, ``Var(x*) raw``, ``instability``,
             ``g_from_cache``, ``seconds``.
-        images: (n, C, H, W) test images of :func:`plot_blind_spots`.
+        images: (n, C, H, W) test images of :func:`kc.plotting.plot_blind_spots`.
         image_names: their class names.
         maps: row name -> (n, h, w) maps over those images, for ``seeds[0]``: the newest's
             feature x*, then x_Delta from every earlier generation.
@@ -341,58 +333,3 @@ def claims(fits: pd.DataFrame) -> list[Claim]:
     )
     status = "reproduced" if holds else "not reproduced"
     return [Claim(cid, ITEM, text, paper, status, evidence, t)]
-
-
-# ---------------------------------------------------------------------------- figures
-
-
-def plot_generations(networks: pd.DataFrame, fits: pd.DataFrame) -> Any:
-    """Fig. 4 (right), curves: blind spots per earlier generation, and accuracy per generation.
-
-    Panels (grey: one line per seed; blue: mean over seeds with its min-max band):
-    Var(x_Delta)/Var(x*) and raw Var(x_Delta) against the generation of x, each with the
-    independent network's mean as a dashed line; the accuracy of every generation.
-
-    Args:
-        networks, fits: :attr:`BornAgainResult.networks`, :attr:`BornAgainResult.fits`.
-
-    Returns:
-        The matplotlib figure.
-    """
-    import matplotlib.pyplot as plt
-
-    fig, axes = plt.subplots(1, 3, figsize=(13, 3.6))
-    lineage = fits[fits["source"] != INDEPENDENT]
-    independent = fits[fits["source"] == INDEPENDENT]
-    newest = int(networks["generation"].max())
-    for ax, value, label in (
-        (axes[0], "instability", "Var(x_Delta) / Var(x*)"),
-        (axes[1], "Var(xDelta) raw", "Var(x_Delta) (raw units)"),
-    ):
-        seed_curves(ax, lineage, "generation", value)
-        if len(independent):
-            ax.axhline(independent[value].mean(), color="C3", ls="--", label="independent net")
-        ax.set_xlabel(f"generation of x (x* = generation {newest})")
-        ax.set_ylabel(label)
-        ax.set_xticks(sorted(lineage["generation"].unique()))
-    seed_curves(axes[2], networks, "generation", "accuracy")
-    axes[2].set_ylabel("top-1 accuracy (%)")
-    axes[2].set_xticks(sorted(networks["generation"].unique()))
-    axes[0].set_title("blind spots of each generation", fontsize=9)
-    axes[1].set_title("the same in raw units", fontsize=9)
-    axes[2].set_title("accuracy (0 = teacher)", fontsize=9)
-    for ax in axes:
-        ax.legend(fontsize=7)
-    fig.tight_layout()
-    return fig
-
-
-def plot_blind_spots(result: BornAgainResult) -> Any:
-    """Fig. 4 (right), images: the newest generation's feature and each earlier one's blind spots.
-
-    Rows (:func:`kc.overlay.component_grid`, mean |.| over channels, one colour scale per row):
-    the newest's x*, then x_Delta from each earlier generation (seed ``seeds[0]``).
-    """
-    from kc.overlay import component_grid
-
-    return component_grid(result.images, result.maps, titles=result.image_names)

@@ -11,7 +11,9 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-__all__ = ["GFit", "net_fields", "pick"]
+from kc import zoo
+
+__all__ = ["GFit", "check_n_show", "check_network", "net_fields", "pick"]
 
 #: Notebook parameter -> field of :class:`kc.experiments.NetSpec` (training the networks).
 _NET_PARAMS = {
@@ -47,6 +49,22 @@ def net_fields(params: Mapping[str, Any]) -> dict[str, Any]:
             _NET_PARAMS.values(), pick(params, list(_NET_PARAMS)).values(), strict=True
         )
     }
+
+
+def check_network(name: str, arch: str, layer: str) -> None:
+    """Raise a ValueError unless ``[arch, layer]``, parameter ``name``, is a layer of kc.zoo.
+
+    Example:
+        >>> check_network("ORDERS_NETWORK", "vgg16", "conv4_3")  # a known layer: no error
+    """
+    if arch not in zoo.ARCHS or layer not in zoo.layers(arch):
+        raise ValueError(f"{name} must be [arch, layer] of kc.zoo, got [{arch!r}, {layer!r}]")
+
+
+def check_n_show(n_show: int, most: int = 12) -> None:
+    """Raise a ValueError unless N_SHOW, the images a figure shows, lies in [1, ``most``]."""
+    if not 1 <= n_show <= most:
+        raise ValueError(f"N_SHOW must lie in [1, {most}], got {n_show}")
 
 
 @dataclass(frozen=True)

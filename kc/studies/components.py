@@ -29,7 +29,7 @@ from torch import Tensor
 from kc import data
 from kc.experiments import DATA_SEED
 from kc.normalize import Normalizer
-from kc.overlay import component_grid, map_of
+from kc.overlay import map_of
 from kc.studies.common import GFit, net_fields, pick
 
 __all__ = [
@@ -48,7 +48,6 @@ __all__ = [
     "spread_classes",
     "strongest_images",
     "variance_shares",
-    "direction_figure",
 ]
 
 # ---------------------------------------------------------------------------- images
@@ -310,37 +309,3 @@ def direction_table(target: Tensor, delta: Tensor) -> pd.DataFrame:
         )
     ]
     return pd.DataFrame(rows)
-
-
-# ---------------------------------------------------------------------------- figures
-
-
-def direction_figure(
-    images: Tensor,
-    maps: Mapping[str, Tensor],
-    table: pd.DataFrame,
-    *,
-    labels: Mapping[str, str],
-    title: str,
-    titles: Sequence[str] | None = None,
-):
-    """One direction of Fig. 3 / Fig. 5: x*, its part reconstructable from x and x_Delta.
-
-    Args:
-        images: (n, C, H, W) input images.
-        maps: :func:`direction_maps` of the same n images.
-        table: :func:`direction_table`, for the variance shares written beside each row.
-        labels: part of :data:`DIRECTION_PARTS` -> the row's name (e.g. "blind spots").
-        title: the figure's title. titles: optional column titles.
-
-    Returns:
-        A :func:`kc.overlay.component_grid` figure (one colour scale and bar per row).
-    """
-    shares = table.set_index("part")
-    rows = {}
-    for part in DIRECTION_PARTS:
-        share = shares.loc[part, "share"]
-        rows[f"{labels.get(part, part)}\n{100 * share:.0f}% of Var(x*)"] = maps[part]
-    fig = component_grid(images, rows, titles=None if titles is None else list(titles))
-    fig.suptitle(title, fontsize=8)
-    return fig

@@ -24,7 +24,7 @@ from __future__ import annotations
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, ClassVar
 
 import pandas as pd
 from torch import Tensor
@@ -32,15 +32,12 @@ from torch import Tensor
 from kc import experiments as ex
 from kc.claims import Claim
 from kc.studies._fig4 import (
-    SHARED_PARAMS,
     Fig4Settings,
     component_maps,
     fit_numbers,
     held_out,
     images_of,
-    kwargs_from_params,
     rank_correlation,
-    seed_curves,
     shown_indices,
     spread,
 )
@@ -50,8 +47,6 @@ __all__ = [
     "CompressionResult",
     "Settings",
     "claims",
-    "plot_discarded",
-    "plot_discarding",
     "run",
     "summary",
 ]
@@ -71,7 +66,7 @@ MIN_RATES = 3
 ALPHA = 0.05
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class Settings(Fig4Settings):
     """The notebook's parameters of Fig. 4 (left) (fields of :class:`Fig4Settings` plus):
 
@@ -81,9 +76,11 @@ class Settings(Fig4Settings):
         finetune_lr: its learning rate (the spec's optimiser, cosine schedule).
     """
 
-    amounts: Sequence[float] = (0.5, 0.8, PAPER_LARGEST_AMOUNT)
-    finetune_epochs: int = 1
-    finetune_lr: float = 1e-4
+    PARAMS: ClassVar[Mapping[str, str]] = PARAMS
+
+    amounts: Sequence[float]
+    finetune_epochs: int
+    finetune_lr: float
 
     def __post_init__(self) -> None:
         super().__post_init__()
@@ -101,11 +98,6 @@ class Settings(Fig4Settings):
         object.__setattr__(self, "finetune_lr", float(self.finetune_lr))
         object.__setattr__(self, "amounts", amounts)
 
-    @classmethod
-    def from_params(cls, params: Mapping[str, Any]) -> Settings:
-        """Settings from the notebook's UPPER_CASE parameters (``globals()`` will do)."""
-        return cls(**kwargs_from_params(params, {**SHARED_PARAMS, **PARAMS}))
-
 
 @dataclass
 class CompressionResult:
@@ -118,7 +110,7 @@ class CompressionResult:
             (units of x*'s variance on the fitting images), ``Var(xDelta) raw``, ``Var(x*) raw``,
             ``instability``, ``net_from_cache``, ``g_from_cache``, ``train_seconds``,
             ``seconds`` (wall time of the row).
-        images: (n, C, H, W) test images drawn in :func:`plot_discarded`.
+        images: (n, C, H, W) test images drawn in :func:`kc.plotting.plot_discarded`.
         image_names: their class names.
         maps: row name -> (n, h, w) maps over those images, for ``seeds[0]``: the original's
             feature x*, g(x) at the largest rate, and x_Delta at every rate.
@@ -131,7 +123,8 @@ class CompressionResult:
     maps: dict[str, Tensor] = field(default_factory=dict)
 
 
-def _pct(amount: float) -> str:
+def pct(amount: float) -> str:
+    """``amount`` (a fraction) as a percentage: ``pct(0.25) == "25.0%"``."""
     return f"{100 * amount:.1f}%"
 
 
@@ -182,14 +175,14 @@ def run(settings: Settings, *, progress: bool = True) -> CompressionResult:
             )
             if progress:
                 print(
-                    f"seed {seed}, {_pct(amount)} removed: accuracy {pruned.accuracy:.1f}% "
+                    f"seed {seed}, {pct(amount)} removed: accuracy {pruned.accuracy:.1f}% "
                     f"(original {original.accuracy:.1f}%), instability {result.instability:.3f}"
                 )
             if seed == settings.seeds[0]:
                 maps.setdefault("x* original", component_maps(result.target, shown))
                 if amount == settings.amounts[-1]:
-                    maps[f"g(x), {_pct(amount)}"] = component_maps(result.consistent, shown)
-                maps[f"x-Delta, {_pct(amount)}"] = component_maps(result.components["delta"], shown)
+                    maps[f"g(x), {pct(amount)}"] = component_maps(result.consistent, shown)
+                maps[f"x-Delta, {pct(amount)}"] = component_maps(result.components["delta"], shown)
     images, names = images_of(test, shown)
     head = {k: v for k, v in maps.items() if not k.startswith("x-Delta")}
     tail = {k: v for k, v in maps.items() if k.startswith("x-Delta")}
@@ -229,7 +222,7 @@ def _correlation_claim(
     if len(rates) < MIN_RATES:
         return Claim(
             cid, ITEM, text, paper, "not testable",
-            f"{len(rates)} pruning rate(s) ({', '.join(map(_pct, rates))}); "
+            f"{len(rates)} pruning rate(s) ({', '.join(map(pct, rates))}); "
             f"a rank correlation needs at least {MIN_RATES}",
             {"n_rates": float(len(rates))},
         )  # fmt: skip
@@ -287,57 +280,3 @@ def claims(runs: pd.DataFrame) -> list[Claim]:
             "the fraction removed",
         ),
     ]
-
-
-# ---------------------------------------------------------------------------- figures
-
-
-def plot_discarding(runs: pd.DataFrame) -> Any:
-    """Fig. 4 (left), curves: discarded knowledge against fraction removed and accuracy drop.
-
-    Three panels, each with one grey line per seed and the mean over seeds with its min-max band:
-    raw Var(x_Delta) (the paper's quantity, units of the feature) and Var(x_Delta)/Var(x*)
-    against the fraction of weights removed, and Var(x_Delta)/Var(x*) against the accuracy drop
-    (points per run).
-
-    Args:
-        runs: :attr:`CompressionResult.runs`.
-
-    Returns:
-        The matplotlib figure.
-    """
-    import matplotlib.pyplot as plt
-
-    fig, axes = plt.subplots(1, 3, figsize=(13, 3.6))
-    frame = runs.rename(columns={"amount": "fraction removed"})
-    seed_curves(axes[0], frame, "fraction removed", "Var(xDelta) raw")
-    axes[0].set_ylabel("Var(x_Delta) (raw units)")
-    seed_curves(axes[1], frame, "fraction removed", "instability")
-    axes[1].set_ylabel("Var(x_Delta) / Var(x*)")
-    for seed, rows in runs.groupby("seed"):
-        rows = rows.sort_values("accuracy_drop")
-        axes[2].plot(rows["accuracy_drop"], rows["instability"], "o", alpha=0.8,
-                     label=f"seed {seed}")  # fmt: skip
-        for a, x, y in zip(rows["amount"], rows["accuracy_drop"], rows["instability"], strict=True):
-            axes[2].annotate(_pct(a), (x, y), fontsize=7, xytext=(3, 3),
-                             textcoords="offset points")  # fmt: skip
-    axes[2].set_xlabel("accuracy drop (percentage points)")
-    axes[2].set_ylabel("Var(x_Delta) / Var(x*)")
-    for ax in axes:
-        ax.legend(fontsize=7)
-    axes[0].set_title("discarded knowledge vs. pruning", fontsize=9)
-    axes[1].set_title("relative to the original's feature", fontsize=9)
-    axes[2].set_title("vs. accuracy drop (one point per run)", fontsize=9)
-    fig.tight_layout()
-    return fig
-
-
-def plot_discarded(result: CompressionResult) -> Any:
-    """Fig. 4 (left), images: the original's feature and what pruning discarded, over images.
-
-    Rows (:func:`kc.overlay.component_grid`, mean |.| over channels, one colour scale per row):
-    the original's x*, g(x) at the largest rate, then x_Delta at every rate (seed ``seeds[0]``).
-    """
-    from kc.overlay import component_grid
-
-    return component_grid(result.images, result.maps, titles=result.image_names)

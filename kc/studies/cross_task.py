@@ -29,13 +29,11 @@ import pandas as pd
 from torch import Tensor
 
 from kc import experiments as ex
-from kc import zoo
-from kc.claims import Claim
+from kc.claims import Claim, untestable
+from kc.studies.common import check_n_show, check_network
 from kc.studies.components import (
-    DIRECTION_PARTS,
     GFit,
     Shown,
-    direction_figure,
     direction_maps,
     direction_table,
     evaluation_images,
@@ -50,8 +48,6 @@ __all__ = [
     "CrossTaskResult",
     "Settings",
     "claims",
-    "figures",
-    "instability_figure",
     "run",
     "runs_table",
     "summary_table",
@@ -84,23 +80,18 @@ class Settings:
     seeds: tuple[int, ...]
     net: Mapping[str, Any]
     g: GFit
-    n_show: int = 4
-    device: str = "auto"
+    n_show: int
+    device: str
 
     def __post_init__(self) -> None:
-        if self.arch not in zoo.ARCHS or self.layer not in zoo.layers(self.arch):
-            raise ValueError(
-                f"CROSS_TASK_NETWORK must be [arch, layer] of kc.zoo, got "
-                f"[{self.arch!r}, {self.layer!r}]"
-            )
+        check_network("CROSS_TASK_NETWORK", self.arch, self.layer)
         datasets = tuple(self.datasets)
         if len(datasets) != 2:
             raise ValueError(f"MIX_DATASETS must name two data sets, got {list(datasets)}")
         seeds = tuple(int(s) for s in self.seeds)
         if not seeds or len(set(seeds)) != len(seeds):
             raise ValueError(f"SEEDS must be one or more distinct seeds, got {list(seeds)}")
-        if not 1 <= self.n_show <= 12:
-            raise ValueError(f"N_SHOW must lie in [1, 12], got {self.n_show}")
+        check_n_show(self.n_show)
         object.__setattr__(self, "datasets", datasets)
         object.__setattr__(self, "seeds", seeds)
         object.__setattr__(self, "net", dict(self.net))
@@ -258,31 +249,11 @@ def claims(fits: pd.DataFrame) -> list[Claim]:
     )
     paper = "Sec. 4.6: A encoded more knowledge than B, so x_A reconstructs more of x_B (no number)"
     if any(d not in wide.columns for d in DIRECTIONS):
-        return [
-            Claim(
-                f"{ID}.a_reconstructs_b",
-                ITEM,
-                claim,
-                paper,
-                "not testable",
-                "a direction is missing",
-                {},
-            )
-        ]
+        return [untestable(f"{ID}.a_reconstructs_b", ITEM, claim, "a direction is missing", paper=paper)]
     diff = (wide["B -> A"] - wide["A -> B"]).dropna()
     diff = diff[np.isfinite(diff)]
     if diff.empty:
-        return [
-            Claim(
-                f"{ID}.a_reconstructs_b",
-                ITEM,
-                claim,
-                paper,
-                "not testable",
-                "no seed with both instabilities finite",
-                {},
-            )
-        ]
+        return [untestable(f"{ID}.a_reconstructs_b", ITEM, claim, "no seed with both instabilities finite", paper=paper)]
     ab, ba = wide.loc[diff.index, "A -> B"], wide.loc[diff.index, "B -> A"]
     n, agree = len(diff), int((diff > 0).sum())
     spread = f" +/- {diff.std(ddof=0):.3f} (sd over {n} seeds)" if n > 1 else " (one seed)"
@@ -299,59 +270,3 @@ def claims(fits: pd.DataFrame) -> list[Claim]:
     }
     status = "reproduced" if diff.mean() > 0 else "not reproduced"
     return [Claim(f"{ID}.a_reconstructs_b", ITEM, claim, paper, status, evidence, numbers)]
-
-
-# ---------------------------------------------------------------------------- figures
-
-
-def figures(result: CrossTaskResult) -> dict:
-    """Fig. 5: both directions for the first seed, one component grid each.
-
-    Rows: the target's raw feature, its part consistent with the other network (g(x)) and its
-    inconsistent part x^Delta; channel-averaged |.| in the target's raw units.
-    """
-    s = result.settings
-    out = {}
-    seed = s.seeds[0]
-    for direction, (src, dst) in DIRECTIONS.items():
-        labels = {
-            DIRECTION_PARTS[0]: f"x_{dst} ({TASKS[dst]})",
-            DIRECTION_PARTS[1]: f"consistent with {src}",
-            DIRECTION_PARTS[2]: "inconsistent x^Delta",
-        }
-        title = (
-            f"{direction}: {s.arch} {s.layer} of {dst} (task {TASKS[dst]}) rebuilt from "
-            f"{src} (task {TASKS[src]}), seed {seed}"
-        )
-        out[direction] = direction_figure(
-            result.shown.images,
-            result.maps[direction],
-            result.tables[seed, direction],
-            labels=labels,
-            title=title,
-            titles=result.shown.class_names,
-        )
-    return out
-
-
-def instability_figure(fits: pd.DataFrame):
-    """Var(x^Delta) / Var(x*) per direction, one point per seed and the mean."""
-    import matplotlib.pyplot as plt
-
-    fig, ax = plt.subplots(figsize=(3.6, 3.0))
-    for i, direction in enumerate(DIRECTIONS):
-        v = fits.loc[fits["direction"] == direction, "instability"].to_numpy(dtype=float)
-        ax.scatter(
-            np.full(len(v), i), v, color="grey", s=14, zorder=3, label="seeds" if i == 0 else None
-        )
-        ax.bar(i, v.mean(), 0.5, color="tab:blue", alpha=0.6, label="mean" if i == 0 else None)
-    ax.set_xticks(
-        range(len(DIRECTIONS)),
-        [f"{d}\n(x^Delta of {DIRECTIONS[d][1]})" for d in DIRECTIONS],
-        fontsize=8,
-    )
-    ax.set_ylabel("Var(x^Delta) / Var(x*)")
-    ax.set_title("inconsistent part of the target", fontsize=9)
-    ax.legend(fontsize=7)
-    fig.tight_layout()
-    return fig

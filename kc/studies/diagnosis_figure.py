@@ -28,11 +28,11 @@ from torch import Tensor
 from kc import experiments as ex
 from kc.claims import Claim
 from kc.studies import diagnosis as dg
+from kc.studies.common import check_n_show
 from kc.studies.components import (
     DIRECTION_PARTS,
     GFit,
     Shown,
-    direction_figure,
     direction_maps,
     direction_table,
     evaluation_images,
@@ -47,7 +47,7 @@ __all__ = [
     "DiagnosisFigureResult",
     "Settings",
     "claims",
-    "figures",
+    "network_names",
     "networks_table",
     "run",
     "shares_table",
@@ -77,12 +77,11 @@ class Settings:
     seed: int
     net: Mapping[str, Any]
     g: GFit
-    n_show: int = 4
-    device: str = "auto"
+    n_show: int
+    device: str
 
     def __post_init__(self) -> None:
-        if not 1 <= self.n_show <= 12:
-            raise ValueError(f"N_SHOW must lie in [1, 12], got {self.n_show}")
+        check_n_show(self.n_show)
         object.__setattr__(self, "net", dict(self.net))
 
     @classmethod
@@ -197,7 +196,8 @@ def run(settings: Settings, *, progress: bool = True) -> DiagnosisFigureResult:
 # ---------------------------------------------------------------------------- tables
 
 
-def _names(result: DiagnosisFigureResult) -> dict[str, str]:
+def network_names(result: DiagnosisFigureResult) -> dict[str, str]:
+    """Role (``weak``, ``strong``) -> ``"arch layer"`` of its network."""
     nets = result.networks.set_index("role")
     return {r: f"{nets.loc[r, 'arch']} {nets.loc[r, 'layer']}" for r in ("weak", "strong")}
 
@@ -226,7 +226,7 @@ def shares_table(result: DiagnosisFigureResult) -> pd.DataFrame:
     Returns:
         Columns ``direction, x, target, part, var_ratio, share, coherence``.
     """
-    names = _names(result)
+    names = network_names(result)
     parts = []
     for direction, (src, dst, _) in DIRECTIONS.items():
         t = result.tables[direction].copy()
@@ -269,7 +269,7 @@ def claims(result: DiagnosisFigureResult) -> list[Claim]:
         "share_unreliable": share["unreliable"],
         "share_blind_spots": share["blind spots"],
     }
-    weak = _names(result)["weak"]
+    weak = network_names(result)["weak"]
     paper = "Fig. 3 (visual): unreliable features are noisy activations, blind spots object parts"
     unrel = (
         f"neighbour correlation of x_weak^Delta {numbers['coherence_unreliable']:.3f} vs "
@@ -308,36 +308,4 @@ def claims(result: DiagnosisFigureResult) -> list[Claim]:
         else:
             status = "reproduced" if holds else "not reproduced"
         out.append(Claim(f"{ID}.{key}", ITEM, claim, paper, status, evidence, numbers))
-    return out
-
-
-# ---------------------------------------------------------------------------- figures
-
-
-def figures(result: DiagnosisFigureResult) -> dict:
-    """Fig. 3 left (``"blind spots"``) and right (``"unreliable"``), one figure each.
-
-    Channel-averaged |.| maps in the target network's raw units, upsampled over the images;
-    one colour scale per row, the share of Var(x*) beside each row.
-    """
-    names = _names(result)
-    out = {}
-    for direction, (src, dst, residual) in DIRECTIONS.items():
-        labels = {
-            DIRECTION_PARTS[0]: f"x_{dst} ({names[dst]})",
-            DIRECTION_PARTS[1]: f"from x_{src}",
-            DIRECTION_PARTS[2]: residual,
-        }
-        title = (
-            f"{direction}: g rebuilds the {dst} network's {names[dst]} from the {src} "
-            f"network's {names[src]}"
-        )
-        out[direction] = direction_figure(
-            result.shown.images,
-            result.maps[direction],
-            result.tables[direction],
-            labels=labels,
-            title=title,
-            titles=result.shown.class_names,
-        )
     return out

@@ -28,9 +28,8 @@ import pandas as pd
 from torch import Tensor
 
 from kc import experiments as ex
-from kc import zoo
 from kc.claims import Claim
-from kc.overlay import component_grid
+from kc.studies.common import check_n_show, check_network
 from kc.studies.components import (
     GFit,
     Shown,
@@ -49,7 +48,6 @@ __all__ = [
     "OrdersResult",
     "Settings",
     "claims",
-    "orders_figure",
     "paper_fractions",
     "run",
     "shares_table",
@@ -77,20 +75,15 @@ class Settings:
     seeds: tuple[int, ...]
     net: Mapping[str, Any]
     g: GFit
-    n_show: int = 4
-    device: str = "auto"
+    n_show: int
+    device: str
 
     def __post_init__(self) -> None:
-        if self.arch not in zoo.ARCHS or self.layer not in zoo.layers(self.arch):
-            raise ValueError(
-                f"ORDERS_NETWORK must be [arch, layer] of kc.zoo, got "
-                f"[{self.arch!r}, {self.layer!r}]"
-            )
+        check_network("ORDERS_NETWORK", self.arch, self.layer)
         seeds = tuple(int(s) for s in self.seeds)
         if len(seeds) < 2 or seeds[0] == seeds[1]:
             raise ValueError(f"SEEDS must start with two distinct seeds, got {list(seeds)}")
-        if not 1 <= self.n_show <= 12:
-            raise ValueError(f"N_SHOW must lie in [1, 12], got {self.n_show}")
+        check_n_show(self.n_show)
         object.__setattr__(self, "seeds", seeds)
         object.__setattr__(self, "net", dict(self.net))
 
@@ -308,45 +301,3 @@ def claims(result: OrdersResult) -> list[Claim]:
         status = "reproduced" if _decreasing(seq) else "not reproduced"
         out.append(Claim(cid, ITEM, claim, paper_text, status, evidence, numbers))
     return out
-
-
-# ---------------------------------------------------------------------------- figures
-
-
-def orders_figure(result: OrdersResult):
-    """Fig. 1: the filter's x*, x(0) .. x(K) and x_Delta over the images; the shares beside.
-
-    The maps are in x*'s normalised units (signed, a diverging scale per row, one colour bar per
-    row); the rows below x* add up to it. The bar chart on the right gives each component's
-    share of Var(x*) over all channels of the layer and over the shown filter.
-
-    Returns:
-        A matplotlib Figure.
-    """
-    s = result.settings
-    fig = component_grid(
-        result.shown.images, result.maps, titles=result.shown.class_names, diverging=True
-    )
-    ax = fig.add_axes((1.02, 0.2, 0.32, 0.6))
-    layer = result.layer_shares.set_index("component")["share"]
-    filt = result.filter_shares.set_index("component")["share"]
-    pos = range(len(layer))
-    ax.barh([p + 0.2 for p in pos], layer.to_numpy(), 0.4, label="all channels")
-    ax.barh(
-        [p - 0.2 for p in pos],
-        filt.reindex(layer.index).to_numpy(),
-        0.4,
-        label=f"filter {result.channel}",
-    )
-    ax.set_yticks(list(pos), [n.replace("delta", "x_Delta") for n in layer.index], fontsize=7)
-    ax.invert_yaxis()
-    ax.axvline(0, color="black", lw=0.5)
-    ax.set_xlabel("share of Var(x*)  (Cov(c, x*) / Var(x*))", fontsize=7)
-    ax.tick_params(labelsize=7)
-    ax.legend(fontsize=7)
-    fig.suptitle(
-        f"{s.arch} {s.layer}: filter {result.channel} of seed {s.seeds[1]} rebuilt from "
-        f"seed {s.seeds[0]} (K = {s.g.order})",
-        fontsize=8,
-    )
-    return fig

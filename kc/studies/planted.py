@@ -27,7 +27,8 @@ import pandas as pd
 from kc import planted as pl
 from kc.claims import Claim, check, untestable
 from kc.similarity import PROPERTIES
-from kc.studies.baselines import BEYOND, pick
+from kc.studies.baselines import BEYOND
+from kc.studies.common import pick
 
 __all__ = [
     "FACTORS",
@@ -38,8 +39,6 @@ __all__ = [
     "claims",
     "identifiability",
     "noise_drop",
-    "plot_baselines",
-    "plot_recovery",
     "run",
     "summary",
 ]
@@ -99,10 +98,10 @@ class Settings:
     def from_params(cls, params: Mapping[str, Any]) -> Settings:
         """From PLANTED_DEPTHS, PLANTED_N, PLANTED_STEPS, PLANTED_SEEDS, PLANTED_VARY, ORDER,
         LAMBDA."""
-        return cls(**pick(params, {
-            "PLANTED_DEPTHS": "depths", "PLANTED_N": "n", "PLANTED_STEPS": "steps",
-            "PLANTED_SEEDS": "seeds", "ORDER": "order", "LAMBDA": "lam", "PLANTED_VARY": "vary",
-        }))  # fmt: skip
+        names = {"PLANTED_DEPTHS": "depths", "PLANTED_N": "n", "PLANTED_STEPS": "steps",
+                 "PLANTED_SEEDS": "seeds", "ORDER": "order", "LAMBDA": "lam",
+                 "PLANTED_VARY": "vary"}  # fmt: skip
+        return cls(**{names[n]: v for n, v in pick(params, list(names)).items()})
 
     def base(self) -> dict[str, float]:
         """The base case: ``lam, order, n, noise``."""
@@ -179,6 +178,16 @@ def baseline_response(table: pd.DataFrame) -> pd.DataFrame:
     long.loc[is_inst, "value"] = 1.0 - long.loc[is_inst, "value"]
     long.loc[is_inst, "measure"] = "kc_consistency"
     return long
+
+
+def noise_drop(long: pd.DataFrame) -> pd.DataFrame:
+    """Per measure and depth: value at the lowest minus value at the highest noise share of
+    :func:`baseline_response` (a measure of shared signal should drop; Procrustes, a
+    distance, should rise, so its drop is negative). Measures as rows, depths as columns."""
+    lo, hi = long["noise"].min(), long["noise"].max()
+    at = long.groupby(["measure", "depth", "noise"])["value"].mean()
+    drop = at.xs(lo, level="noise") - at.xs(hi, level="noise")
+    return drop.unstack("depth")
 
 
 # ---------------------------------------------------------------------------- claims
@@ -287,65 +296,3 @@ def account(ident: pd.DataFrame) -> list[str]:
             )  # fmt: skip
         )
     return lines
-
-
-# ---------------------------------------------------------------------------- figures
-
-
-def plot_recovery(table: pd.DataFrame) -> Any:
-    """Recovered against planted share, one panel per part; colour = depth, marker = the
-    varied factor; the diagonal is perfect recovery."""
-    import matplotlib.pyplot as plt
-    import seaborn as sns
-
-    fig, axes = plt.subplots(1, 3, figsize=(13, 4.2), sharex=True, sharey=True)
-    for ax, (part, (planted, got, _)) in zip(axes, PART_COLUMNS.items(), strict=True):
-        sns.scatterplot(table, x=planted, y=got, hue="depth", style="varied", palette="viridis",
-                        s=60, ax=ax, legend=part == "noise")  # fmt: skip
-        ax.plot([0, 1], [0, 1], color="k", lw=0.8, ls="--")
-        ax.set_title(
-            {
-                "linear": "linear part vs Var(x(0))",
-                "nonlinear": "nonlinear part vs orders >= 1",
-                "noise": "noise vs instability",
-            }[part]
-        )
-        ax.set_xlabel(f"planted {part} share")
-        ax.set_ylabel("recovered share")
-    if axes[-1].get_legend() is not None:
-        sns.move_legend(axes[-1], "upper left", bbox_to_anchor=(1.02, 1), fontsize=8)
-    fig.tight_layout()
-    return fig
-
-
-def noise_drop(long: pd.DataFrame) -> pd.DataFrame:
-    """Per measure and depth: value at the lowest minus value at the highest noise share of
-    :func:`baseline_response` (a measure of shared signal should drop; Procrustes, a
-    distance, should rise, so its drop is negative). Measures as rows, depths as columns."""
-    lo, hi = long["noise"].min(), long["noise"].max()
-    at = long.groupby(["measure", "depth", "noise"])["value"].mean()
-    drop = at.xs(lo, level="noise") - at.xs(hi, level="noise")
-    return drop.unstack("depth")
-
-
-def plot_baselines(long: pd.DataFrame) -> Any:
-    """Left: each baseline and 1 - instability on the base cases against the planted depth.
-    Right: how much each drops from the lowest to the highest noise share, per depth."""
-    import matplotlib.pyplot as plt
-    import seaborn as sns
-
-    base = long[long["varied"] == "base"]
-    fig, axes = plt.subplots(1, 2, figsize=(12, 4.2))
-    sns.pointplot(base, x="depth", y="value", hue="measure", ax=axes[0], dodge=0.3)
-    axes[0].set_title(f"base case (noise {BASE_NOISE}): measure by planted depth")
-    axes[0].set_ylabel("value (Procrustes: distance)")
-    axes[0].legend(fontsize=7)
-    if long["noise"].nunique() >= 2:
-        lo, hi = long["noise"].min(), long["noise"].max()
-        sns.heatmap(noise_drop(long), annot=True, fmt=".2f", cmap="RdBu_r", center=0,
-                    ax=axes[1])  # fmt: skip
-        axes[1].set_title(f"drop from noise {lo:g} to {hi:g}")
-    else:
-        axes[1].set_axis_off()
-    fig.tight_layout()
-    return fig

@@ -1,6 +1,6 @@
-"""Figures of the notebooks: data in, matplotlib Figure out (nothing is written to disk).
+"""Figures of the table notebooks: data in, matplotlib Figure out (nothing is written to disk).
 
-Save them with :func:`kc.output.save_figure`. Each function draws one figure of one notebook:
+Each function draws one figure of one notebook:
 Table 1 (:func:`plot_table1`), Table 2 (:func:`plot_table2`), Tables 3-4
 (:func:`plot_refinement`), Sec. 4.1 (:func:`component_figure`), the toy notebook
 (:func:`plot_toy_cases`, :func:`plot_toy_components`).
