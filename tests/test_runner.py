@@ -12,7 +12,7 @@ import pandas as pd
 import pytest
 import yaml
 
-from kc import runner
+from kc import manifest, runner
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -249,7 +249,7 @@ def test_run_all_goes_on_after_a_failure(tmp_path) -> None:
 
 
 def test_run_all_reports_missing_and_planned_notebooks(tmp_path, monkeypatch) -> None:
-    monkeypatch.setattr(runner, "notebooks_dir", lambda: tmp_path)
+    monkeypatch.setattr(manifest, "notebooks_dir", lambda: tmp_path)
     summary = runner.run_all("smoke", output_root=tmp_path / "out")
     status = {r.name: r.status for r in summary.results}
     assert status["table1_instability"] == "failed" and status["fig5_tasks"] == "skipped"
@@ -310,7 +310,7 @@ def test_profiles_are_valid_yaml_mappings() -> None:
 
 
 def test_repository_notebooks_run_from_the_root() -> None:
-    assert runner._working_dir(ROOT / "notebooks" / "table1_instability.ipynb") == ROOT
+    assert manifest.working_dir(ROOT / "notebooks" / "table1_instability.ipynb") == ROOT
 
 
 # ------------------------------------------------------------------------------------ checks
