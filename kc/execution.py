@@ -19,6 +19,7 @@ import os
 import tempfile
 import time
 from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -27,7 +28,7 @@ from kc.manifest import manifest_entry, working_dir
 from kc.notebook_params import notebook_parameters
 from kc.records import KERNEL_LOG, RUN_RECORD
 
-__all__ = ["NotebookInterrupted", "run_in_process"]
+__all__ = ["NotebookInterrupted", "RunOptions", "run_in_process"]
 
 log = logging.getLogger("kc.runner")  # one logger for running notebooks (kc.runner and its parts)
 
@@ -83,21 +84,33 @@ def _read_lines(path: Path) -> list[str]:
     return lines
 
 
-def run_in_process(
-    notebook: Path,
-    *,
-    profile: str | Path,
-    parameters: Mapping[str, Any] | None,
-    root: Path,
-    kernel_name: str,
-    log_output: bool,
-    strict: bool,
-    force: bool,
-) -> records.RunResult:
+@dataclass(frozen=True)
+class RunOptions:
+    """How to run a notebook (the arguments of :func:`kc.runner.execute`).
+
+    Attributes:
+        root: absolute root of the outputs.
+        profile: profile name or YAML path.
+        parameters: explicit values, applied after the profile.
+        kernel_name: the Jupyter kernel.
+        log_output: stream the notebook's output to the log while it runs.
+        strict: refuse explicit parameters the notebook does not declare.
+        force: run even when the notebook is up to date.
+    """
+
+    root: Path
+    profile: str | Path = "small"
+    parameters: Mapping[str, Any] | None = None
+    kernel_name: str = "python3"
+    log_output: bool = False
+    strict: bool = True
+    force: bool = False
+
+
+def run_in_process(notebook: Path, options: RunOptions) -> records.RunResult:
     """Run one notebook in this process, or skip it when it is up to date.
 
-    See :func:`kc.runner.run_notebook` for the arguments (``root`` is the absolute output
-    root). Skipped when :func:`kc.records.up_to_date` says so and not ``force``.
+    Skipped when :func:`kc.records.up_to_date` says so and not ``options.force``.
 
     Returns:
         A :class:`~kc.records.RunResult`, ``"ok"`` or ``"skipped"``.
@@ -111,13 +124,15 @@ def run_in_process(
     from kc import runkey
     from kc.cache import file_mode
 
-    name = notebook.stem
-    values = notebook_parameters(notebook, profile, parameters, root, strict=strict)
+    root, name = options.root, notebook.stem
+    values = notebook_parameters(
+        notebook, options.profile, options.parameters, root, strict=options.strict
+    )
     key = runkey.run_key(notebook, values)
     folder, out = root / "notebooks", root / name
     executed, failed = folder / f"{name}.ipynb", folder / f"{name}.failed.ipynb"
     fresh, why = records.up_to_date(root, name, key)
-    if fresh and not force:
+    if fresh and not options.force:
         log.debug("%s: skipped: %s", name, why)
         return records.RunResult(name, "skipped", 0.0, executed, note=why)
     folder.mkdir(parents=True, exist_ok=True)
@@ -145,9 +160,9 @@ def run_in_process(
                 str(notebook),
                 str(tmp),
                 parameters=values,
-                kernel_name=kernel_name,
+                kernel_name=options.kernel_name,
                 language="python",
-                log_output=log_output,
+                log_output=options.log_output,
                 progress_bar=False,
                 cwd=str(working_dir(notebook)),
                 kernel_manager_class=_quiet_kernel_manager(kernel_log),

@@ -1,6 +1,6 @@
 """Running notebooks as submitit jobs (``--executor local`` or ``slurm``).
 
-Each job calls :func:`kc.runner.execute` in-process in its own Python; jobs share the on-disk
+Each job runs one notebook in-process (:func:`kc.execution.run_in_process`) in its own Python; jobs share the on-disk
 cache. :func:`make_executor` builds the submitit executor, :func:`submit` submits one notebook.
 """
 
@@ -8,9 +8,11 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Mapping
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
+from kc.execution import RunOptions, run_in_process
 from kc.notebook_params import profile_file
 from kc.records import RunResult
 
@@ -53,43 +55,18 @@ def make_executor(
     return executor
 
 
-def _job(
-    notebook: str,
-    profile: str,
-    parameters: dict[str, Any] | None,
-    output_root: str,
-    kernel_name: str,
-    strict: bool,
-    force: bool = False,
-) -> RunResult:
+def _job(notebook: str, options: RunOptions) -> RunResult:
     """Body of a submitit job: run one notebook in the job's process."""
-    from kc.runner import execute  # the job runs kc.runner.execute in its own process
-
     logging.basicConfig(level=logging.INFO, format="[kc] %(message)s")
-    return execute(
-        notebook,
-        profile=profile,
-        parameters=parameters,
-        output_root=output_root,
-        kernel_name=kernel_name,
-        strict=strict,
-        force=force,
-    )
+    return run_in_process(Path(notebook), options)
 
 
-def submit(
-    executor: Any,
-    notebook: Path,
-    profile: str | Path,
-    parameters: Mapping[str, Any] | None,
-    root: Path,
-    kernel_name: str,
-    strict: bool,
-    force: bool = False,
-) -> Any:
-    """Submit one notebook as a job of ``executor``; returns the submitit job."""
-    profile_arg = str(profile_file(profile).resolve())
-    return executor.submit(
-        _job, str(notebook), profile_arg, dict(parameters or {}), str(root), kernel_name, strict,
-        force,
-    )  # fmt: skip
+def submit(executor: Any, notebook: Path, options: RunOptions) -> Any:
+    """Submit one notebook as a job of ``executor``; returns the submitit job.
+
+    The job gets the profile as an absolute path and does not stream the notebook's output.
+    """
+    profile = str(profile_file(options.profile).resolve())
+    parameters = dict(options.parameters or {})
+    job_options = replace(options, profile=profile, parameters=parameters, log_output=False)
+    return executor.submit(_job, str(notebook), job_options)

@@ -184,17 +184,26 @@ def progress_line(
 
 
 def estimate(
-    root: Path, todo: Sequence[tuple[str, Path]], plans: Mapping[str, bool]
+    root: Path, todo: Sequence[tuple[str, Path]], plans: Mapping[str, bool], profile: str
 ) -> dict[str, float | None]:
-    """Expected seconds per notebook: 0 if it will be skipped, else the wall time of its last
-    run that finished (``None`` if there is none)."""
+    """Expected seconds per notebook of ``todo`` (``(name, path)`` pairs).
+
+    0 if it will be skipped (``plans[name]`` true), else the wall time of its last successful
+    run with the same ``profile`` (the profile's name), else ``None``: a smoke run says
+    nothing about how long the small profile takes.
+    """
     expected: dict[str, float | None] = {}
     for name, _ in todo:
         record = read_record(root, name)
+        seconds = record.get("seconds")
         if plans.get(name):
             expected[name] = 0.0
-        elif record.get("status") == "ok" and isinstance(record.get("seconds"), (int, float)):
-            expected[name] = float(record["seconds"])
+        elif (
+            record.get("status") == "ok"
+            and record.get("profile") == profile
+            and isinstance(seconds, (int, float))
+        ):
+            expected[name] = float(seconds)
         else:
             expected[name] = None
     return expected

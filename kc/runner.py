@@ -38,7 +38,7 @@ from pathlib import Path
 from typing import Any
 
 from kc import jobs, records, runkey
-from kc.execution import NotebookInterrupted, run_in_process
+from kc.execution import NotebookInterrupted, RunOptions, run_in_process
 from kc.jobs import make_executor
 from kc.manifest import (
     MANIFEST,
@@ -104,51 +104,12 @@ log = logging.getLogger(__name__)
 EXECUTORS = ("inprocess", "local", "slurm")
 
 
-def run_notebook(
-    name_or_path: str | Path,
-    *,
-    profile: str | Path = "small",
-    parameters: Mapping[str, Any] | None = None,
-    output_root: str | Path = "outputs",
-    kernel_name: str = "python3",
-    log_output: bool = False,
-    executor: str = "inprocess",
-    executor_options: Mapping[str, Any] | None = None,
-    strict: bool = True,
-    force: bool = False,
-) -> Path:
+def run_notebook(name_or_path: str | Path, **options: Any) -> Path:
     """Execute one notebook with a profile and return the path of the executed copy.
 
-    Args:
-        name_or_path: a manifest name (``"table1_instability"``) or a path to an ``.ipynb``.
-        profile: ``"smoke"``, ``"small"``, ``"paper"`` or a path to a profile YAML file.
-        parameters: explicit values, applied after the profile.
-        output_root: root of the outputs (``<root>/notebooks/<name>.ipynb``, ``<root>/<name>/``).
-        kernel_name: the Jupyter kernel; ``"python3"`` is the interpreter running ``kc``.
-        log_output: stream the notebook's output to the log while it runs.
-        executor: ``"inprocess"`` (default), or ``"local"`` / ``"slurm"`` for a submitit job.
-        executor_options: submitit settings, see :func:`make_executor`.
-        strict: refuse explicit parameters the notebook does not declare.
-        force: run even when the last successful run has the same run key and all outputs.
-
-    Raises:
-        ValueError: bad parameters (before anything runs).
-        papermill.PapermillExecutionError: a cell failed (the executed copy is kept as
-            ``<name>.failed.ipynb``; the last good ``<name>.ipynb`` is untouched).
-        NotebookInterrupted: Ctrl-C (the partial copy is kept the same way).
+    Takes the arguments of :func:`execute`, which also returns whether it ran or was skipped.
     """
-    return execute(
-        name_or_path,
-        profile=profile,
-        parameters=parameters,
-        output_root=output_root,
-        kernel_name=kernel_name,
-        log_output=log_output,
-        executor=executor,
-        executor_options=executor_options,
-        strict=strict,
-        force=force,
-    ).executed  # type: ignore[return-value]
+    return execute(name_or_path, **options).executed  # type: ignore[return-value]
 
 
 def execute(
@@ -164,30 +125,54 @@ def execute(
     strict: bool = True,
     force: bool = False,
 ) -> RunResult:
-    """Like :func:`run_notebook`, but returns the :class:`RunResult` (``"ok"`` or
-    ``"skipped"``, with the cache warnings)."""
+    """Execute one notebook with a profile, unless it is unchanged since its last run.
+
+    Args:
+        name_or_path: a manifest name (``"table1_instability"``) or a path to an ``.ipynb``.
+        profile: ``"smoke"``, ``"small"``, ``"paper"`` or a path to a profile YAML file.
+        parameters: explicit values, applied after the profile.
+        output_root: root of the outputs (``<root>/notebooks/<name>.ipynb``, ``<root>/<name>/``).
+        kernel_name: the Jupyter kernel; ``"python3"`` is the interpreter running ``kc``.
+        log_output: stream the notebook's output to the log while it runs.
+        executor: ``"inprocess"`` (default), or ``"local"`` / ``"slurm"`` for a submitit job.
+        executor_options: submitit settings, see :func:`make_executor`.
+        strict: refuse explicit parameters the notebook does not declare.
+        force: run even when the last successful run has the same run key and all outputs.
+
+    Returns:
+        A :class:`RunResult`: ``"ok"`` or ``"skipped"`` (``note`` says why), the executed copy
+        and the cache's warnings.
+
+    Raises:
+        ValueError: bad parameters (before anything runs).
+        papermill.PapermillExecutionError: a cell failed (the executed copy is kept as
+            ``<name>.failed.ipynb``; the last good ``<name>.ipynb`` is untouched).
+        NotebookInterrupted: Ctrl-C (the partial copy is kept the same way).
+    """
     if executor not in EXECUTORS:
         raise ValueError(f"executor must be one of {EXECUTORS}, got {executor!r}")
-    notebook = resolve_notebook(name_or_path)
     root = Path(output_root).resolve()
-    if executor != "inprocess":
-        notebook_parameters(notebook, profile, parameters, root, strict=strict)  # fail here
-        job_executor = make_executor(executor, root / "submitit", **(executor_options or {}))
-        job = jobs.submit(
-            job_executor, notebook, profile, parameters, root, kernel_name, strict, force
-        )
-        log.info("submitted %s as %s job %s", notebook.stem, executor, job.job_id)
-        return job.result()  # type: ignore[no-any-return]
-    return run_in_process(
-        notebook,
-        profile=profile,
-        parameters=parameters,
-        root=root,
-        kernel_name=kernel_name,
-        log_output=log_output,
-        strict=strict,
-        force=force,
+    options = RunOptions(root, profile, parameters, kernel_name, log_output, strict, force)
+    return _execute(resolve_notebook(name_or_path), options, executor, executor_options)
+
+
+def _execute(
+    notebook: Path,
+    options: RunOptions,
+    executor: str,
+    executor_options: Mapping[str, Any] | None,
+) -> RunResult:
+    """Run ``notebook`` in this process, or as one submitit job and wait for it."""
+    if executor == "inprocess":
+        return run_in_process(notebook, options)
+    root = options.root
+    notebook_parameters(  # fail here, not in the job
+        notebook, options.profile, options.parameters, root, strict=options.strict
     )
+    job_executor = make_executor(executor, root / "submitit", **(executor_options or {}))
+    job = jobs.submit(job_executor, notebook, options)
+    log.info("submitted %s as %s job %s", notebook.stem, executor, job.job_id)
+    return job.result()  # type: ignore[no-any-return]
 
 
 def run_all(
@@ -231,7 +216,7 @@ def run_all(
     """
     if executor not in EXECUTORS:
         raise ValueError(f"executor must be one of {EXECUTORS}, got {executor!r}")
-    load_profile(profile)  # fail early on a bad profile
+    profile_name = load_profile(profile)["PROFILE"]  # fails early on a bad profile
     items = list(notebooks) if notebooks is not None else [nb.name for nb in MANIFEST]
     root = Path(output_root).resolve()
     results: dict[str, RunResult] = {}
@@ -274,23 +259,17 @@ def run_all(
                 warnings=list(record.get("warnings") or []),
             )
 
+    options = RunOptions(root, profile, parameters, kernel_name, log_output, False, force)
     if executor == "slurm":  # all jobs at once, then wait for each
         job_executor = make_executor("slurm", root / "submitit", **(executor_options or {}))
-        jobs = [
-            (
-                name,
-                time.time(),
-                jobs.submit(
-                    job_executor, path, profile, parameters, root, kernel_name, False, force
-                ),
-            )
-            for name, path in todo
+        submitted = [
+            (name, time.time(), jobs.submit(job_executor, path, options)) for name, path in todo
         ]
-        for name, start, job in jobs:
+        for name, start, job in submitted:
             log.info("waiting for %s (slurm job %s)", name, job.job_id)
             finish(name, start, job.result)
     else:  # one after the other
-        expected = records.estimate(root, todo, fresh)
+        expected = records.estimate(root, todo, fresh, profile_name)
         begin = time.time()
         for index, (name, path) in enumerate(todo, 1):
             rest = [expected[n] for n, _ in todo[index - 1 :]]
@@ -302,17 +281,6 @@ def run_all(
             finish(
                 name,
                 time.time(),
-                lambda path=path: execute(
-                    path,
-                    profile=profile,
-                    parameters=parameters,
-                    output_root=root,
-                    kernel_name=kernel_name,
-                    log_output=log_output,
-                    executor=executor,
-                    executor_options=executor_options,
-                    strict=False,
-                    force=force,
-                ),
+                lambda path=path: _execute(path, options, executor, executor_options),
             )
     return RunSummary([results[Path(str(item)).stem] for item in items])

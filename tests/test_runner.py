@@ -12,7 +12,7 @@ import pandas as pd
 import pytest
 import yaml
 
-from kc import manifest, runner
+from kc import manifest, records, runner
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -445,6 +445,40 @@ def test_a_changed_parameter_reruns_exactly_the_notebooks_that_use_it(tmp_path, 
     back = runner.run_all("smoke", notebooks=[uses, other], output_root=out)
     assert [r.status for r in back.results] == ["ok", "skipped"]
     assert runner.progress_line(1, 2, "uses_seeds", 0, seconds, 0) in caplog.text
+
+
+def test_the_estimate_comes_only_from_runs_of_the_same_profile(tmp_path) -> None:
+    # before: the time left after a smoke run was estimated from the smoke run's wall time
+    path, out = tiny(tmp_path), tmp_path / "out"
+    runner.execute(path, profile="smoke", output_root=out)
+    seconds = runner.read_record(out, "tiny")["seconds"]
+    todo = [("tiny", path)]
+    assert records.estimate(out, todo, {}, "smoke") == {"tiny": seconds}
+    assert records.estimate(out, todo, {}, "small") == {"tiny": None}
+    assert records.estimate(out, todo, {"tiny": True}, "small") == {"tiny": 0.0}
+
+
+class _InlineExecutor:
+    """Stands in for submitit's Slurm executor: runs each submitted job at once."""
+
+    def __init__(self) -> None:
+        self.submitted: list[str] = []
+
+    def submit(self, fn, *args):
+        self.submitted.append(Path(args[0]).stem)
+        result = fn(*args)
+        return type("Job", (), {"job_id": str(len(self.submitted)), "result": lambda s: result})()
+
+
+def test_run_all_with_slurm_submits_every_notebook_first(tmp_path, monkeypatch) -> None:
+    executor = _InlineExecutor()
+    monkeypatch.setattr(runner, "make_executor", lambda kind, folder, **kw: executor)
+    paths = [tiny(tmp_path, "one"), tiny(tmp_path, "two")]
+    summary = runner.run_all("smoke", notebooks=paths, output_root=tmp_path / "out",
+                             executor="slurm", parameters={"SEEDS": [4]})  # fmt: skip
+    assert executor.submitted == ["one", "two"]
+    assert [r.status for r in summary.results] == ["ok", "ok"]
+    assert read_values(tmp_path / "out" / "two" / "values.csv")["SEEDS"] == [4]
 
 
 def test_progress_line() -> None:
