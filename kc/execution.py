@@ -23,7 +23,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from kc import records
+from kc import phases, records
 from kc.manifest import manifest_entry, working_dir
 from kc.notebook_params import notebook_parameters
 from kc.records import KERNEL_LOG, RUN_RECORD
@@ -64,15 +64,8 @@ def _collect_warnings(folder: Path) -> Iterator[Path]:
 
     path = folder / ".warnings"
     path.unlink(missing_ok=True)
-    before = os.environ.get(WARNINGS_ENV)
-    os.environ[WARNINGS_ENV] = str(path)
-    try:
+    with phases.environ({WARNINGS_ENV: str(path)}):
         yield path
-    finally:
-        if before is None:
-            os.environ.pop(WARNINGS_ENV, None)
-        else:
-            os.environ[WARNINGS_ENV] = before
 
 
 def _read_lines(path: Path) -> list[str]:
@@ -154,7 +147,7 @@ def run_in_process(notebook: Path, options: RunOptions) -> records.RunResult:
     kernel_log = out / KERNEL_LOG
     kernel_log.unlink(missing_ok=True)
     start = time.perf_counter()
-    with _collect_warnings(out) as warnings_file:
+    with _collect_warnings(out) as warnings_file, phases.notebook(name):
         try:
             papermill.execute_notebook(
                 str(notebook),
