@@ -7,7 +7,7 @@ ARCH := $(shell uname -m)
 PROFILE ?= small
 STAMP := $(VENV)/.installed
 
-.PHONY: book test test-all notebooks setup data lint clean-outputs bench
+.PHONY: book test test-all notebooks setup data lint clean-outputs bench lab
 
 setup: $(STAMP) data
 
@@ -15,14 +15,21 @@ $(STAMP): pyproject.toml requirements/torch-$(ARCH).txt
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --upgrade pip
 	$(BIN)/python -m pip install -q -r requirements/torch-$(ARCH).txt
-	$(BIN)/python -m pip install -q -c requirements/torch-$(ARCH).txt -e '.[dev,book]'
+	$(BIN)/python -m pip install -q -c requirements/torch-$(ARCH).txt -e '.[dev,book,lab]'
 	touch $(STAMP)
 
 # Fashion-MNIST comes from Debian's package where apt is usable; otherwise see README.
+# So do chromium and chromedriver, which the browser test (tests/test_browser.py) drives; where
+# they cannot be installed that test is skipped with the reason.
 data:
 	@if [ ! -d /usr/share/datasets/fashion-mnist ] && [ -z "$$KC_DATA" ] && command -v apt-get >/dev/null && [ "$$(id -u)" = 0 ]; then \
 		(apt-get install -y -qq dataset-fashion-mnist >/dev/null 2>&1 || \
 		 (apt-get update -qq && apt-get install -y -qq dataset-fashion-mnist >/dev/null)) ; \
+	fi
+	@if ! command -v chromedriver >/dev/null && command -v apt-get >/dev/null && [ "$$(id -u)" = 0 ]; then \
+		(apt-get install -y -qq chromium chromium-driver >/dev/null 2>&1 || \
+		 (apt-get update -qq && apt-get install -y -qq chromium chromium-driver >/dev/null) || \
+		 echo "chromium could not be installed; tests/test_browser.py will be skipped") ; \
 	fi
 
 # The tests and the docstring examples of kc (testpaths and --doctest-modules in pyproject.toml).
@@ -42,6 +49,13 @@ book: setup
 	status=0; $(BIN)/kc run --all --profile $(PROFILE) || status=$$?; \
 	[ $$status -ne 130 ] || exit 130; \
 	$(BIN)/kc book && exit $$status
+
+# JupyterLab on the notebooks with this venv's kernel (python3). A kernel starts in the
+# notebook's folder, so the cache is pinned to the repository's (outputs of a notebook run by
+# hand go to notebooks/outputs/). `make lab PORT=8889` for another port.
+PORT ?= 8888
+lab: setup
+	KC_CACHE=$${KC_CACHE:-$(CURDIR)/data/cache} $(BIN)/jupyter lab --port=$(PORT) notebooks
 
 lint: setup
 	$(BIN)/ruff check kc tests benchmarks

@@ -31,6 +31,7 @@ import argparse
 import contextlib
 import csv
 import json
+import logging
 import os
 import subprocess
 import sys
@@ -251,6 +252,8 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the benchmark; 1 when a notebook failed or the book did not build, else 0."""
     args = parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="[kc] %(message)s")  # the progress lines
+    logging.getLogger("papermill").setLevel(logging.WARNING)
     profile = load_profile(args.profile)
     overrides: dict[str, Any] = {}
     for item in args.set:

@@ -9,6 +9,7 @@ Examples::
     kc cache du
     kc cache verify --delete
     kc book
+    kc book --toc
 
 ``main(argv)`` returns the exit code, so the command is testable without a subprocess.
 """
@@ -17,8 +18,6 @@ from __future__ import annotations
 
 import argparse
 import logging
-import shutil
-import subprocess
 import sys
 import traceback
 from collections.abc import Sequence
@@ -29,13 +28,9 @@ import yaml
 
 from kc import runner
 
-__all__ = ["build_book", "main", "prepare_book", "toc_result_pages"]
+__all__ = ["build_parser", "main"]
 
 log = logging.getLogger("kc")
-
-RESULTS = Path("book") / "results"
-"""Folder (relative to the repository root) the book's result pages are generated into."""
-
 
 # ---------------------------------------------------------------------------------------------
 # kc run
@@ -216,162 +211,13 @@ def _cmd_cache(args: argparse.Namespace) -> int:
 # ---------------------------------------------------------------------------------------------
 # kc book
 
-_PLACEHOLDER = """# {title}
-
-```{{note}}
-This page is a placeholder: `notebooks/{name}.ipynb` ({paper_item}) has not been executed yet.
-Run `make notebooks` (or `kc run {name}`) and then `make book` (or `kc book`).
-```
-"""
-
-
-def toc_result_pages(root: Path) -> list[str]:
-    """Names of the pages under ``book/results/`` that ``_toc.yml`` refers to, in order."""
-    toc = yaml.safe_load((root / "_toc.yml").read_text())
-    prefix = RESULTS.as_posix() + "/"
-    found: list[str] = []
-
-    def walk(node: Any) -> None:
-        if isinstance(node, dict):
-            file = node.get("file")
-            if isinstance(file, str) and file.startswith(prefix):
-                found.append(Path(file[len(prefix) :]).with_suffix("").as_posix())
-            for value in node.values():
-                walk(value)
-        elif isinstance(node, list):
-            for value in node:
-                walk(value)
-
-    walk(toc)
-    return found
-
-
-def _summary_page(pages: Sequence[str], outputs: Path) -> str:
-    import json
-
-    lines = [
-        "# Summary of the runs",
-        "",
-        "Each notebook was executed with papermill by `kc run` before the book was built; the",
-        "table gives the profile it ran with and its wall time (from `outputs/<notebook>/run.json`).",
-        "Wall times depend on the shared cache (`data/cache`, or `KC_CACHE`): a notebook that finds",
-        "its networks and fits of g there (made by an earlier notebook or run) only loads them.",
-        "Each notebook's own timing table says how much of its time went into training.",
-        "",
-        "| notebook | paper item | profile | status | wall time |",
-        "|---|---|---|---|---|",
-    ]
-    verdicts = []
-    for name in pages:
-        entry = runner.manifest_entry(name)
-        if entry is None:
-            continue
-        record_path = outputs / name / runner.RUN_RECORD
-        record: dict[str, Any] = {}
-        if record_path.is_file():
-            record = json.loads(record_path.read_text())
-        seconds = record.get("seconds")
-        wall = f"{seconds:.0f} s" if isinstance(seconds, int | float) else "-"
-        lines.append(
-            f"| [{name}]({name}) | {entry.paper_item} | {record.get('profile', '-')} "
-            f"| {record.get('status', 'not run')} | {wall} |"
-        )
-        verdict_file = outputs / name / "verdicts.md"
-        if verdict_file.is_file():
-            verdicts += [
-                "",
-                f"### {entry.paper_item}: {entry.title}",
-                "",
-                verdict_file.read_text().strip(),
-            ]
-    if verdicts:
-        lines += [
-            "",
-            "## Verdicts",
-            "",
-            "Each notebook decides from its own numbers whether a claim of the paper holds.",
-            *verdicts,
-        ]
-    return "\n".join(lines) + "\n"
-
-
-def prepare_book(root: Path | None = None, output_root: str | Path = "outputs") -> dict[str, str]:
-    """Fill ``book/results/`` with the pages ``_toc.yml`` asks for.
-
-    For each page ``book/results/<name>`` in the table of contents: the executed notebook
-    ``<output_root>/notebooks/<name>.ipynb`` if it exists, else a placeholder page saying how to
-    run it. The page ``summary`` is generated from the run records. The folder is emptied first,
-    so stale pages never survive.
-
-    Returns:
-        ``{page: "notebook" | "placeholder" | "summary"}``.
-    """
-    root = Path(root) if root is not None else runner.project_root()
-    outputs = Path(output_root)
-    if not outputs.is_absolute():
-        outputs = Path.cwd() / outputs
-    results = root / RESULTS
-    if results.exists():
-        shutil.rmtree(results)
-    results.mkdir(parents=True)
-    pages = toc_result_pages(root)
-    made: dict[str, str] = {}
-    for name in pages:
-        executed = outputs / "notebooks" / f"{name}.ipynb"
-        if name == "summary":
-            (results / "summary.md").write_text(_summary_page(pages, outputs))
-            made[name] = "summary"
-        elif executed.is_file():
-            shutil.copyfile(executed, results / f"{name}.ipynb")
-            made[name] = "notebook"
-        else:
-            entry = runner.manifest_entry(name)
-            text = _PLACEHOLDER.format(
-                name=name,
-                title=entry.title if entry else name,
-                paper_item=entry.paper_item if entry else "not in the manifest",
-            )
-            (results / f"{name}.md").write_text(text)
-            made[name] = "placeholder"
-    return made
-
-
-def _jupyter_book() -> str:
-    local = Path(sys.executable).parent / "jupyter-book"
-    if local.is_file():
-        return str(local)
-    found = shutil.which("jupyter-book")
-    if found is None:
-        raise FileNotFoundError("jupyter-book is not installed; pip install -e '.[book]'")
-    return found
-
-
-def build_book(root: Path | None = None, strict: bool = True) -> tuple[int, Path]:
-    """Run ``jupyter-book build`` on the repository; return its exit code and the index page."""
-    root = Path(root) if root is not None else runner.project_root()
-    command = [_jupyter_book(), "build", str(root), "--keep-going"]
-    if strict:
-        command += ["-W", "-n"]
-    log.info("%s", " ".join(command))
-    code = subprocess.call(command, cwd=root)
-    return code, root / "_build" / "html" / "index.html"
-
 
 def _cmd_book(args: argparse.Namespace) -> int:
-    root = runner.project_root()
-    made = prepare_book(root, args.output_root)
-    for kind in ("notebook", "placeholder"):
-        names = [n for n, k in made.items() if k == kind]
-        if names:
-            print(f"{kind}s: {', '.join(names)}")
-    if args.no_build:
-        return 0
-    code, index = build_book(root, strict=not args.no_strict)
-    if code == 0:
-        print(f"book built: {index}")
-    else:
-        print(f"jupyter-book build failed (exit {code}); see the messages above", file=sys.stderr)
-    return code
+    from kc import book
+
+    return book.book_command(
+        args.output_root, only_toc=args.toc, no_build=args.no_build, strict=not args.no_strict
+    )
 
 
 # ---------------------------------------------------------------------------------------------
@@ -479,12 +325,17 @@ def build_parser() -> argparse.ArgumentParser:
     book = sub.add_parser(
         "book",
         help="build the book from the executed notebooks",
-        description="Copy executed notebooks from <output-root>/notebooks into book/results "
-        "(placeholders for the missing ones) and run `jupyter-book build . -W -n --keep-going`.",
+        description="Generate book/results (the executed notebooks, or placeholders for the "
+        "missing ones; the claims scorecard; the run summary; the API reference) and run "
+        "`jupyter-book build . -W -n --keep-going`. `kc book --toc` regenerates _toc.yml from "
+        "the manifest (kc.runner.MANIFEST).",
     )
     book.add_argument("--output-root", default="outputs", help="where `kc run` wrote")
     book.add_argument("--no-build", action="store_true", help="only prepare book/results")
     book.add_argument("--no-strict", action="store_true", help="build without -W -n")
+    book.add_argument(
+        "--toc", action="store_true", help="only write _toc.yml from the manifest, then stop"
+    )
     book.set_defaults(func=_cmd_book)
     return parser
 

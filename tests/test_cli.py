@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import signal
 import subprocess
 import sys
@@ -16,7 +15,7 @@ import pytest
 import yaml
 
 from kc import runner
-from kc.cli import main, prepare_book
+from kc.cli import main
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -148,54 +147,7 @@ def test_cache_commands(tmp_path, monkeypatch, capsys) -> None:
     assert not (tmp_path / "cache" / "nets").exists()
 
 
-def _book_skeleton(tmp_path: Path) -> Path:
-    root = tmp_path / "repo"
-    (root / "book").mkdir(parents=True)
-    for name in ("_config.yml", "_toc.yml"):
-        shutil.copy(ROOT / name, root / name)
-    for page in (ROOT / "book").glob("*.md"):
-        shutil.copy(page, root / "book" / page.name)
-    return root
-
-
-def test_prepare_book(tmp_path) -> None:
-    root = _book_skeleton(tmp_path)
-    outputs = tmp_path / "outputs"
-    (outputs / "notebooks").mkdir(parents=True)
-    write_notebook(outputs / "notebooks" / "table1_instability.ipynb")
-    (outputs / "table1_instability").mkdir()
-    (outputs / "table1_instability" / "run.json").write_text(
-        json.dumps({"status": "ok", "profile": "smoke", "seconds": 12.5})
-    )
-    (outputs / "table1_instability" / "verdicts.md").write_text("- a claim: reproduced (x)\n")
-    stale = root / "book" / "results" / "old.md"
-    stale.parent.mkdir(parents=True)
-    stale.write_text("stale")
-    made = prepare_book(root, outputs)
-    assert made["table1_instability"] == "notebook" and made["summary"] == "summary"
-    assert made["table2_order_variances"] == "placeholder"
-    results = root / "book" / "results"
-    assert (results / "table1_instability.ipynb").is_file()
-    assert "kc run table2_order_variances" in (results / "table2_order_variances.md").read_text()
-    summary = (results / "summary.md").read_text()
-    assert "| smoke | ok | 12 s |" in summary and "- a claim: reproduced (x)" in summary
-    assert not stale.exists()
-
-
-@pytest.mark.skipif(
-    shutil.which("jupyter-book") is None
-    and not (Path(sys.executable).parent / "jupyter-book").is_file(),
-    reason="jupyter-book (the `book` extra) is not installed",
-)
-def test_book_builds_offline_with_warnings_as_errors(tmp_path, monkeypatch, capsys) -> None:
-    root = _book_skeleton(tmp_path)
-    monkeypatch.setattr(runner, "project_root", lambda: root)
-    assert main(["book", "--output-root", str(tmp_path / "none")]) == 0
-    assert "book built" in capsys.readouterr().out
-    index = root / "_build" / "html" / "book" / "intro.html"
-    html = index.read_text()
-    assert "_static/mathjax/tex-chtml.js" in html  # MathJax served from the site, not a CDN
-    assert (root / "_build" / "html" / "_static" / "mathjax" / "tex-chtml.js").is_file()
+# `kc book` is tested with kc/book.py in tests/test_book.py.
 
 
 def test_python_dash_m(tmp_path) -> None:

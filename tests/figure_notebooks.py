@@ -1,0 +1,53 @@
+"""Running a figure notebook under the smoke profile and reading what it wrote."""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def run_figure_notebook(run_smoke, smoke_root: Path, name: str) -> Path:
+    """Run ``notebooks/<name>.ipynb`` with the shared smoke cache; return its output folder.
+
+    The notebook is run by path, so the test does not depend on its manifest entry.
+    """
+    run_smoke(str(ROOT / "notebooks" / f"{name}.ipynb"))
+    return smoke_root / "outputs" / name
+
+
+def finite_csv(path: Path, nan_allowed: tuple[str, ...] = ()) -> pd.DataFrame:
+    """The CSV at ``path``; every numeric value must be finite (except in ``nan_allowed``)."""
+    assert path.exists(), f"the notebook did not write {path.name}"
+    frame = pd.read_csv(path)
+    numbers = frame.drop(columns=list(nan_allowed)).select_dtypes("number").to_numpy(dtype=float)
+    assert len(frame) > 0 and np.isfinite(numbers).all(), f"{path.name} holds non-finite values"
+    return frame
+
+
+def figures_exist(out: Path, *names: str) -> None:
+    """PNG and SVG of every figure, non-empty."""
+    for name in names:
+        for suffix in (".png", ".svg"):
+            path = out / f"{name}{suffix}"
+            assert path.exists() and path.stat().st_size > 1000, f"missing or empty {path.name}"
+
+
+def computed_claims(out: Path, notebook: str, ids: list[str]) -> list[dict]:
+    """verdicts.json's claims: the expected ids, a valid status, finite numbers behind it."""
+    record = json.loads((out / "verdicts.json").read_text())
+    assert record["notebook"] == notebook and record["profile"] == "smoke"
+    assert record["parameters"]["PROFILE"] == "smoke"
+    claims = record["claims"]
+    assert [c["id"] for c in claims] == ids
+    for c in claims:
+        assert c["status"] in ("reproduced", "not reproduced", "not testable")
+        if c["status"] != "not testable":
+            assert c["numbers"] and all(math.isfinite(v) for v in c["numbers"].values())
+    assert (out / "verdicts.md").read_text().count("\n- ") + 1 == len(ids)
+    return claims

@@ -1,0 +1,372 @@
+"""kc/book.py: the generated toc, the scorecard, the result pages, the built site; the set-up
+files the book publishes with (environment.yml, the GitHub Actions workflow)."""
+
+from __future__ import annotations
+
+import json
+import re
+import shutil
+import sys
+from pathlib import Path
+
+import nbformat
+import pytest
+import yaml
+
+from kc import book, runner
+from kc.cli import main
+from tests.book_site import FIXTURE_VERDICTS, ROOT, Site, book_skeleton, built_site
+
+HAS_JUPYTER_BOOK = (
+    shutil.which("jupyter-book") is not None
+    or (Path(sys.executable).parent / "jupyter-book").is_file()
+)
+
+
+@pytest.fixture(scope="session")
+def site(smoke_root: Path) -> Site:
+    if not HAS_JUPYTER_BOOK:
+        pytest.skip("jupyter-book (the `book` extra) is not installed")
+    return built_site(smoke_root)
+
+
+# ---------------------------------------------------------------------------------------------
+# table of contents
+
+
+def test_toc_file_is_generated_from_the_manifest() -> None:
+    assert (ROOT / "_toc.yml").read_text() == book.toc_text(), "run `kc book --toc`"
+
+
+def test_toc_lists_every_notebook_once_in_manifest_order() -> None:
+    pages = book.toc_result_pages(ROOT)
+    notebooks = [p for p in pages if runner.manifest_entry(p) is not None]
+    assert notebooks == [nb.name for nb in runner.MANIFEST if nb.part == "tutorial"] + [
+        nb.name for nb in runner.MANIFEST if nb.part == "paper"
+    ]
+    assert {"scorecard", "summary", "api"} <= set(pages)
+    files = yaml.dump(book.toc())
+    assert "book/theory" in files and files.index("book/theory") < files.index("00_toy")
+
+
+def test_toc_follows_a_changed_manifest() -> None:
+    extra = runner.Notebook("fig9_new", "Fig. 9", "a new study")
+    assert "book/results/fig9_new" in book.toc_text((*runner.MANIFEST, extra))
+    with pytest.raises(ValueError, match=r"manifest parts must be in .* got \['appendix'\]"):
+        book.toc((runner.Notebook("x", "y", "z", part="appendix"),))
+
+
+def test_kc_book_toc_writes_the_file(tmp_path, monkeypatch, capsys) -> None:
+    monkeypatch.setattr(runner, "project_root", lambda: tmp_path)
+    assert main(["book", "--toc"]) == 0
+    assert (tmp_path / "_toc.yml").read_text() == book.toc_text()
+    assert "wrote" in capsys.readouterr().out
+
+
+def test_kc_book_refuses_a_stale_toc(tmp_path, monkeypatch, capsys) -> None:
+    (tmp_path / "_toc.yml").write_text("format: jb-book\nroot: book/intro\n")
+    monkeypatch.setattr(runner, "project_root", lambda: tmp_path)
+    assert main(["book", "--no-build"]) == 2
+    assert "kc book --toc" in capsys.readouterr().err
+
+
+# ---------------------------------------------------------------------------------------------
+# scorecard
+
+
+def _write_verdicts(outputs: Path, name: str, data: dict) -> None:
+    (outputs / name).mkdir(parents=True, exist_ok=True)
+    (outputs / name / "verdicts.json").write_text(json.dumps(data))
+
+
+def test_scorecard_has_a_row_per_claim_and_not_run_rows(tmp_path) -> None:
+    _write_verdicts(tmp_path, "table1_instability", FIXTURE_VERDICTS)
+    second = dict(FIXTURE_VERDICTS, notebook="sec41_diagnosis", profile="small")
+    second["claims"] = [
+        dict(FIXTURE_VERDICTS["claims"][0], id="sec41.x", item="Sec. 4.1", status="not reproduced")
+    ]
+    _write_verdicts(tmp_path, "sec41_diagnosis", second)
+    rows = book.scorecard_rows(tmp_path)
+    ran = {"table1_instability": 2, "sec41_diagnosis": 1}
+    assert len(rows) == sum(ran.values()) + len(runner.MANIFEST) - len(ran)
+    assert [r.notebook for r in rows] == [
+        nb.name for nb in runner.MANIFEST for _ in range(ran.get(nb.name, 1))
+    ]
+    not_run = [r.notebook for r in rows if r.status == book.NOT_RUN]
+    assert "table2_order_variances" in not_run and "table1_instability" not in not_run
+    assert rows[1].numbers == {"conv4": 0.09, "conv5": 0.12}
+    page = book.scorecard_page(rows)
+    table = [line for line in page.splitlines() if line.startswith("| ") and "---" not in line]
+    assert len(table) == len(rows) + 1  # header + one row per claim / not-run notebook
+    assert "a deeper layer \\| is less stable" in page  # a | in a claim does not split the row
+    assert "**3 claims**: 1 reproduced, 1 not reproduced, 1 not testable" in page
+    assert "`small`, `smoke`" in page
+    assert "| {doc}`Sec. 4.1 <sec41_diagnosis>` |" in page
+    assert page.count("| *not run* |") == len(not_run)
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        (lambda d: d.pop("claims"), r"misses \['claims'\]"),
+        (lambda d: d["claims"][0].update(status="passed"), r"status 'passed'; expected one of"),
+        (lambda d: d["claims"][1].pop("evidence"), r"claim 1 misses \['evidence'\]"),
+    ],
+)
+def test_read_verdicts_rejects_bad_files(tmp_path, change, message) -> None:
+    data = json.loads(json.dumps(FIXTURE_VERDICTS))
+    change(data)
+    _write_verdicts(tmp_path, "t", data)
+    with pytest.raises(ValueError, match=message):
+        book.read_verdicts(tmp_path / "t" / "verdicts.json")
+    (tmp_path / "t" / "verdicts.json").write_text("{not json")
+    with pytest.raises(ValueError, match="is not valid JSON"):
+        book.read_verdicts(tmp_path / "t" / "verdicts.json")
+
+
+# ---------------------------------------------------------------------------------------------
+# result pages
+
+
+def test_rerun_command_lists_only_what_differs_from_the_profile() -> None:
+    smoke = runner.load_profile("smoke")
+    values = {"PROFILE": "smoke", "OUTPUT_DIR": "/x/outputs", "SEEDS": smoke["SEEDS"]}
+    assert book.rerun_command("t", values) == "kc run t --profile smoke"
+    values.update(SEEDS=[0, 1, 2], LR=1e-4, DATASET="mnist")
+    assert (
+        book.rerun_command("t", values)
+        == "kc run t --profile smoke -p SEEDS '[0, 1, 2]' -p LR 0.0001 -p DATASET mnist"
+    )
+    assert (
+        book.rerun_command("t", {"PROFILE": "mine", "SEEDS": [0]}) == "kc run t --profile mine.yaml"
+    )
+
+
+def _executed_notebook(path: Path, outputs: Path) -> Path:
+    """A notebook shaped like papermill's output: default cell, injected cell, a figure cell."""
+    nb = nbformat.v4.new_notebook()
+    default = nbformat.v4.new_code_cell(
+        'PROFILE = "smoke"\nSEEDS = [0, 1]\nOUTPUT_DIR = "outputs"\nWIDTH = 0.5'
+    )
+    default.metadata["tags"] = ["parameters"]
+    injected = nbformat.v4.new_code_cell(
+        f'# Parameters\nPROFILE = "small"\nSEEDS = [0, 1, 2]\nOUTPUT_DIR = "{outputs}"\n'
+    )
+    injected.metadata["tags"] = ["injected-parameters"]
+    figure = nbformat.v4.new_code_cell("save_figure(fig)")
+    figure.outputs = [
+        nbformat.v4.new_output(
+            "execute_result", {"text/plain": f"PosixPath('{outputs}/t/fig.png')"}, execution_count=1
+        ),
+        nbformat.v4.new_output("display_data", {"image/png": "iVBORw0KGgo=", "text/plain": "<F>"}),
+    ]
+    printed = nbformat.v4.new_code_cell("print(out)")
+    printed.outputs = [nbformat.v4.new_output("stream", text=f"wrote {outputs}/t/x.csv\n")]
+    nb.cells = [
+        nbformat.v4.new_markdown_cell("# Table 1: a title\n\nintro"),
+        default,
+        injected,
+        nbformat.v4.new_markdown_cell("## Table 1, ours next to the paper's"),
+        figure,
+        printed,
+    ]
+    nb.metadata["papermill"] = {
+        "input_path": "/home/someone/kc/notebooks/t.ipynb",
+        "output_path": f"{outputs}/notebooks/t.ipynb",
+        "parameters": {"PROFILE": "small", "SEEDS": [0, 1, 2], "OUTPUT_DIR": str(outputs)},
+    }
+    nbformat.write(nb, path)
+    return path
+
+
+def test_publish_notebook(tmp_path) -> None:
+    outputs = tmp_path / "build-machine" / "outputs"
+    path = _executed_notebook(tmp_path / "t.ipynb", outputs)
+    record = {"started": "2026-11-29T06:00:00+00:00", "seconds": 42.0}
+    nb = book.publish_notebook(path, "table1_instability", record, outputs, tmp_path)
+    text = json.dumps(nb)
+    assert str(tmp_path) not in text and "build-machine" not in text
+    cells = nb["cells"]
+    header = cells[1]
+    assert header["cell_type"] == "markdown" and "How this page was made" in header["source"]
+    assert "**`small` profile** in 42 s on 2026-11-29" in header["source"]
+    small_seeds = runner.load_profile("small")["SEEDS"]
+    expected = "kc run table1_instability --profile small"
+    if small_seeds != [0, 1, 2]:
+        expected += " -p SEEDS '[0, 1, 2]'"
+    assert f"\n{expected}\n" in header["source"]
+    assert (
+        "`SEEDS = [0, 1, 2]`; the notebook's own defaults for the rest: `WIDTH = 0.5`."
+        in (header["source"])
+    )
+    default, injected = cells[2], cells[3]
+    assert "remove-cell" in default["metadata"]["tags"]
+    assert "hide-input" in injected["metadata"]["tags"]
+    assert 'OUTPUT_DIR = "outputs"' in injected["source"]
+    figure = cells[5]
+    assert [o["output_type"] for o in figure["outputs"]] == ["display_data"]
+    assert figure["metadata"]["mystnb"]["figure"] == {
+        "caption": "Table 1, ours next to the paper's (Table 1; `small` profile).",
+        "name": "table1_instability-fig-1",
+    }
+    assert "".join(cells[6]["outputs"][0]["text"]) == "wrote outputs/t/x.csv\n"
+    assert "input_path" not in nb["metadata"]["papermill"]
+    assert nb["metadata"]["papermill"]["parameters"]["OUTPUT_DIR"] == "outputs"
+
+
+def test_publish_notebook_keeps_a_given_caption(tmp_path) -> None:
+    path = _executed_notebook(tmp_path / "t.ipynb", tmp_path / "o")
+    nb = nbformat.read(path, as_version=4)
+    nb.cells[4].metadata["mystnb"] = {"figure": {"caption": "Mine.", "name": "my-fig"}}
+    nbformat.write(nb, path)
+    published = book.publish_notebook(path, "t", {}, tmp_path / "o", tmp_path)
+    assert published["cells"][5]["metadata"]["mystnb"]["figure"]["name"] == "my-fig"
+
+
+def test_prepare_book(tmp_path) -> None:
+    root = book_skeleton(tmp_path)
+    outputs = tmp_path / "outputs"
+    (outputs / "notebooks").mkdir(parents=True)
+    _executed_notebook(outputs / "notebooks" / "table1_instability.ipynb", outputs)
+    (outputs / "table1_instability" / "run.json").parent.mkdir(parents=True, exist_ok=True)
+    (outputs / "table1_instability" / "run.json").write_text(
+        json.dumps({"status": "ok", "profile": "smoke", "seconds": 12.5})
+    )
+    stale = root / "book" / "results" / "old.md"
+    stale.parent.mkdir(parents=True)
+    stale.write_text("stale")
+    made = book.prepare_book(root, outputs)
+    assert made["table1_instability"] == "notebook" and made["summary"] == "summary"
+    assert made["scorecard"] == "scorecard" and made["api"] == "api"
+    assert made["table2_order_variances"] == "placeholder"
+    assert "not written yet" in (root / "book" / "results" / "fig5_tasks.md").read_text()
+    results = root / "book" / "results"
+    assert (results / "table1_instability.ipynb").is_file()
+    assert "kc run table2_order_variances" in (results / "table2_order_variances.md").read_text()
+    assert "| smoke | ok | 12 s |" in (results / "summary.md").read_text()
+    assert "*not run*" in (results / "scorecard.md").read_text()
+    api = (results / "api.md").read_text()
+    assert "{py:obj}`kc.consistency <kc.fit.consistency>`" in api or "kc.consistency <" in api
+    assert ".. automodule:: kc.book" in api and "kc.__main__" not in api
+    assert not stale.exists()
+
+
+# ---------------------------------------------------------------------------------------------
+# the built site (one build per session, shared with tests/test_browser.py)
+
+
+def test_book_builds_with_warnings_as_errors(site: Site) -> None:
+    assert site.code == 0, "jupyter-book build -W -n failed; see the captured output"
+    index = (site.html / "book" / "intro.html").read_text()
+    assert "_static/mathjax/tex-chtml.js" in index  # MathJax served from the site, not a CDN
+    assert (site.html / "_static" / "mathjax" / "tex-chtml.js").is_file()
+
+
+def test_no_page_shows_a_path_of_the_build_machine(site: Site) -> None:
+    private = {str(site.root), str(site.outputs), str(ROOT), str(Path.home())} - {"/"}
+    for page in site.html.rglob("*.html"):
+        text = page.read_text()
+        for path in private:
+            assert path not in text, f"{page.relative_to(site.html)} shows {path}"
+    for source in (site.html / "_sources").rglob("*.ipynb"):  # the download button's files
+        for path in private:
+            assert path not in source.read_text(), f"{source.name} holds {path}"
+
+
+def test_result_page_header_and_figures(site: Site) -> None:
+    assert site.made["00_toy_consistency"] == "notebook"
+    html = (site.html / "book" / "results" / "00_toy_consistency.html").read_text()
+    text = re.sub(r"<[^>]+>", "", html)
+    assert "How this page was made" in text and "kc run 00_toy_consistency --profile" in text
+    assert "download-source-button" in html
+    assert html.count('class="caption"') >= 1 and 'id="toy-consistency-fig-1"' in html
+    # the default parameter cell is not on the page; the injected one is, collapsed
+    assert 'PROFILE = "smoke"\nOUTPUT_DIR = "outputs"\nTOY_N' not in text
+    assert "tag_hide-input" in html
+
+
+def test_scorecard_page_in_the_site(site: Site) -> None:
+    html = (site.html / "book" / "results" / "scorecard.html").read_text()
+    rows = book.scorecard_rows(site.outputs)
+    assert html.count("<tr") == len(rows) + 1
+    assert "TEST FIXTURE: deeper networks are less stable" in html
+
+
+# ---------------------------------------------------------------------------------------------
+# set-up files
+
+
+def _pyproject() -> dict:
+    tomllib = pytest.importorskip("tomllib", reason="tomllib is in the standard library from 3.11")
+    return tomllib.loads((ROOT / "pyproject.toml").read_text())
+
+
+def _name(requirement: str) -> str:
+    return re.split(r"[<>=!~\[; ]", requirement, maxsplit=1)[0].lower()
+
+
+def test_environment_yml_installs_the_pinned_stack() -> None:
+    env = yaml.safe_load((ROOT / "environment.yml").read_text())
+    assert env["name"] == "kc"
+    pip = next(d["pip"] for d in env["dependencies"] if isinstance(d, dict))
+    torch_pins = [
+        line.strip()
+        for line in (ROOT / "requirements" / "torch-x86_64.txt").read_text().splitlines()
+        if line.strip() and not line.startswith("#")
+    ]
+    for pin in torch_pins:
+        assert pin in pip, f"environment.yml misses {pin}"
+    project = _pyproject()["project"]
+    wanted = {_name(r) for r in project["dependencies"]}
+    for extra in ("book", "dev", "lab"):
+        wanted |= {_name(r) for r in project["optional-dependencies"][extra]}
+    listed = {_name(r) for r in pip} | {_name(d) for d in env["dependencies"] if isinstance(d, str)}
+    assert "-e .[dev,book,lab]" in pip  # the package itself, with the extras
+    assert not wanted - listed, f"environment.yml misses {sorted(wanted - listed)}"
+    assert any(d.startswith("python") for d in env["dependencies"] if isinstance(d, str))
+
+
+def test_pyproject_extras_name_the_design_card_packages() -> None:
+    extras = _pyproject()["project"]["optional-dependencies"]
+    names = {k: {_name(r) for r in v} for k, v in extras.items()}
+    assert {"jupyterlab"} <= names["lab"]
+    assert {"nbval", "selenium"} <= names["dev"]
+    assert "seaborn" in {_name(r) for r in _pyproject()["project"]["dependencies"]}
+
+
+def test_pages_workflow_builds_the_small_book() -> None:
+    workflow = yaml.safe_load((ROOT / ".github" / "workflows" / "book.yml").read_text())
+    text = (ROOT / ".github" / "workflows" / "book.yml").read_text()
+    jobs = workflow["jobs"]
+    assert {"build", "deploy"} <= set(jobs)
+    assert "make book PROFILE=small" in text and "data/cache" in text
+    assert "actions/upload-pages-artifact" in text and "actions/deploy-pages" in text
+    assert workflow["permissions"]["pages"] == "write"
+
+
+def test_makefile_has_lab_and_chromium() -> None:
+    makefile = (ROOT / "Makefile").read_text()
+    assert re.search(r"^lab: setup", makefile, re.M)
+    assert "chromium-driver" in makefile
+
+
+def test_reproduce_page_example_names_real_functions() -> None:
+    """The worked example compiles and every kc / torchvision name it uses exists (running it
+    needs downloaded ImageNet weights and a folder of images)."""
+    import torchvision as tv
+    from torchvision.models import feature_extraction
+
+    import kc
+
+    text = (ROOT / "book" / "reproduce.md").read_text()
+    code = re.search(r"```python\n(.*?)```", text, re.S).group(1)
+    compile(code, "reproduce.md", "exec")
+    for name in re.findall(r"\bkc\.(\w+)", code):
+        assert hasattr(kc, name), name
+    for name in re.findall(r"\btv\.models\.(\w+)", code):
+        assert hasattr(tv.models, name), name
+    assert hasattr(tv.io, "read_image") and hasattr(tv.io.ImageReadMode, "RGB")
+    assert hasattr(feature_extraction, "create_feature_extractor")
+    assert {"instability", "variances", "components", "model"} <= set(
+        kc.ConsistencyResult.__dataclass_fields__
+    )
