@@ -11,14 +11,14 @@ from typing import Any
 
 from kc.decompose import decompose
 from kc.fit import (
-    ConsistencyResult,
+    ConvergenceWarning,
+    FitReport,
     check_pair,
-    consistency,
-    evaluate_consistency,
     fit_consistency,
     prepare,
 )
 from kc.losses import consistency_loss
+from kc.measure import ConsistencyResult, consistency, evaluate_consistency
 from kc.metrics import instability, two_way_instability, variance
 from kc.model import ConsistencyNet
 from kc.normalize import Normalizer, fit_normalizer, normalize
@@ -28,6 +28,8 @@ __version__ = "0.1.0"
 __all__ = [
     "ConsistencyNet",
     "ConsistencyResult",
+    "ConvergenceWarning",
+    "FitReport",
     "Normalizer",
     "check_pair",
     "consistency",

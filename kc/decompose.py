@@ -5,7 +5,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-from kc.model import ConsistencyNet, _as_map
+from kc.model import ConsistencyNet, as_map
 
 
 def decompose(g: ConsistencyNet, x: Tensor) -> Tensor:
@@ -33,15 +33,9 @@ def decompose(g: ConsistencyNet, x: Tensor) -> Tensor:
         >>> torch.allclose(decompose(g, x).sum(0), g(x), atol=1e-5)
         True
     """
-    xm, is_vector = _as_map(x)
-    updates = [s.update for s in g.sigmas]
-    for s in g.sigmas:
-        s.update = False
-    try:
+    xm, is_vector = as_map(x)
+    with g.frozen_sigma():
         _, record = g.trace(xm)
-    finally:
-        for s, u in zip(g.sigmas, updates, strict=True):
-            s.update = u
     p = g.p
     components = []
     for k in range(g.order + 1):

@@ -42,7 +42,8 @@ from tqdm import tqdm
 
 from kc import cache, data, phases, zoo
 from kc import train as tr
-from kc.fit import ConsistencyResult, evaluate_consistency, fit_consistency
+from kc.fit import FitReport, check_aligned, fit_consistency
+from kc.measure import ConsistencyResult, evaluate_consistency
 from kc.model import ConsistencyNet
 from kc.seeding import seeded_build
 
@@ -580,9 +581,9 @@ def get_consistency(
     task: str | None = None,
     fit_limit: int = 2000,
     test_limit: int = 1000,
-    g_epochs: int = 40,
+    g_steps: int = 2000,
     g_lr: float = 1e-2,
-    g_batch_size: int = 64,
+    g_batch_size: int = 128,
     seed: int = 0,
     sigma: str = "batch",
     resize: str | None = None,
@@ -603,13 +604,17 @@ def get_consistency(
         task: images to use; default the networks' common task (``"all"`` for a
             ``half0``/``half1`` pair of Case 2).
         fit_limit, test_limit: images (stratified subsets) to fit and to evaluate g.
-        g_epochs, g_lr, g_batch_size, seed, sigma, resize, **fit_kwargs: passed to
-            :func:`kc.fit_consistency` (all part of the cache key).
+        g_steps, g_lr, g_batch_size: ``max_steps``, ``lr`` and ``batch_size`` of
+            :func:`kc.fit_consistency`.
+        seed, sigma, resize, **fit_kwargs: passed to :func:`kc.fit_consistency` (all of
+            them part of the cache key).
         device, progress: as in :func:`get_net`.
 
     Returns:
         The core's :class:`kc.ConsistencyResult`; ``info`` holds the labels of both networks,
-        both layers and ``from_cache``.
+        both layers, ``from_cache`` and the fit's report ``info["fit"]`` (kept in the cache
+        with g). The two networks' features must list the same images in the same order
+        (their labels are compared); misaligned features raise ``ValueError``.
     """
     x_spec, t_spec = _spec(x_net), _spec(target_net)
     task = _common_task(x_spec, t_spec, task)
@@ -620,12 +625,19 @@ def get_consistency(
             feats[name, split] = get_features(
                 net, layer, split=split, task=task, limit=lim, device=device, progress=progress
             )
+    for split in ("train", "test"):
+        try:
+            check_aligned((feats["x", split][1], feats["target", split][1]),
+                          feats["x", split][1].shape[0])
+        except ValueError as err:
+            raise ValueError(f"{split} features of {x_net.label}/{x_layer} and "
+                             f"{target_net.label}/{target_layer}: {err}") from None
     x_key = _features_key(x_net, x_layer, "train", task, fit_limit)
     t_key = _features_key(target_net, target_layer, "train", task, fit_limit)
     settings = dict(
         order=order,
         lam=float(lam),
-        epochs=g_epochs,
+        max_steps=g_steps,
         batch_size=g_batch_size,
         lr=float(g_lr),
         seed=seed,
@@ -645,12 +657,14 @@ def get_consistency(
             progress=progress,
             **settings,
         )
-        return {"config": dict(g.config), "state_dict": g.state_dict()}
+        return {"config": dict(g.config), "state_dict": g.state_dict(),
+                "fit_report": g.fit_report.to_dict()}
 
     label = f"{x_net.label}/{x_layer} -> {target_net.label}/{target_layer}"
     entry = cache.cached("g", config, compute, version=_version(_G_CODE), label=label)
     g = ConsistencyNet(**entry["config"])
     g.load_state_dict(entry["state_dict"])
+    g.fit_report = FitReport(**entry["fit_report"])
     g.eval()
     result = evaluate_consistency(
         g, feats["x", "test"][0], feats["target", "test"][0], resize=resize

@@ -22,7 +22,6 @@ higher orders near the nonlinear share, and the instability near the noise share
 
 from __future__ import annotations
 
-import inspect
 import math
 from dataclasses import dataclass, field
 
@@ -307,16 +306,6 @@ def design(
     return cases
 
 
-def _budget(steps: int, n_fit: int, batch_size: int) -> dict:
-    """Fit arguments for a budget of optimiser steps, whichever budget fit_consistency takes."""
-    from kc.fit import fit_consistency
-
-    params = inspect.signature(fit_consistency).parameters
-    if "max_steps" in params:
-        return dict(max_steps=steps, batch_size=batch_size)
-    return dict(epochs=max(1, math.ceil(steps * batch_size / n_fit)), batch_size=batch_size)
-
-
 def recover(
     train: PlantedPair,
     test: PlantedPair,
@@ -347,10 +336,10 @@ def recover(
         ``err_linear`` = share_x0 - planted linear, ``err_higher`` = share_higher - planted
         nonlinear, ``err_noise`` = instability - planted noise, and the baselines.
     """
-    from kc.fit import consistency
+    from kc.measure import consistency
     from kc.similarity import compare_all
 
-    fit_kwargs = _budget(steps, train.x.shape[0], batch_size)
+    fit_kwargs = dict(max_steps=steps, batch_size=batch_size)
     res = consistency(
         train.x,
         train.x_star,

@@ -16,7 +16,7 @@ import pandas as pd
 import torch
 from torch import Tensor
 
-from kc.fit import ConsistencyResult
+from kc.measure import ConsistencyResult
 from kc.normalize import Normalizer
 from kc.paper import SETTINGS
 

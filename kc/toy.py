@@ -220,7 +220,7 @@ def order_gain(
     Returns:
         (instability with K = 0, instability with K = ``order``).
     """
-    from kc.fit import consistency  # kc.fit imports nothing from here; keep toy light
+    from kc.measure import consistency  # imports nothing from here; keeps kc.toy light
 
     x, _ = planted_pair("permuted", n=n, channels=channels, size=size, seed=seed)
     x_star = make_target(x.clone())

@@ -14,7 +14,7 @@ from kc import experiments as E
 TINY = dict(
     datasets=("mnist-5k",), epochs=1, width=0.125, train_limit=200, test_limit=200, batch_size=100
 )
-FIT = dict(fit_limit=100, test_limit=80, g_epochs=2, progress=False)
+FIT = dict(fit_limit=100, test_limit=80, g_steps=20, progress=False)
 
 
 @pytest.fixture(scope="module", autouse=True)
@@ -270,6 +270,9 @@ def test_get_consistency_fits_once_and_evaluates_on_test():
     again = E.get_consistency(a, "conv4", b, "conv4", order=2, device="cpu", **FIT)
     assert again.info["from_cache"]
     assert again.instability == res.instability
+    # the fit's report is cached with g and survives the reload
+    assert res.info["fit"]["steps"] >= 1 and again.info["fit"] == res.info["fit"]
+    assert again.model.fit_report == res.model.fit_report
     for name, t in res.components.items():
         torch.testing.assert_close(again.components[name], t, rtol=0, atol=0)
     other = E.get_consistency(a, "conv4", b, "conv4", order=1, device="cpu", **FIT)
@@ -286,9 +289,9 @@ def test_g_matches_a_direct_fit():
         xb,
         order=1,
         lam=0.1,
-        epochs=2,
+        max_steps=20,
         lr=1e-2,
-        batch_size=64,
+        batch_size=128,
         seed=0,
         resize="pool",
         progress=False,
@@ -307,3 +310,19 @@ def test_case2_pair_uses_all_images_and_datasets_must_match():
         E.get_consistency(E.NetSpec("alexnet"), "conv4", sub, "conv4", **FIT)
     with pytest.raises(ValueError, match="must see the same images"):
         E.get_consistency(h0, "conv4", E.NetSpec("alexnet"), "conv4", **FIT)
+
+
+def test_misaligned_features_are_refused(monkeypatch):
+    a, b = E.NetSpec("alexnet", **TINY), E.NetSpec("alexnet", seed=1, **TINY)
+    real = E.get_features
+
+    def shuffled(net, layer, **kw):
+        feats, labels = real(net, layer, **kw)
+        if net.seed == 1 and kw.get("split") == "test":  # the target's test images reordered
+            order = torch.arange(labels.shape[0]).roll(1)
+            return feats[order], labels[order]
+        return feats, labels
+
+    monkeypatch.setattr(E, "get_features", shuffled)
+    with pytest.raises(ValueError, match=r"test features of .* not aligned: their ids differ"):
+        E.get_consistency(a, "conv4", b, "conv4", order=0, device="cpu", **FIT)

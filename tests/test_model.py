@@ -23,9 +23,10 @@ def test_p_positive_and_initialised():
     assert (g.p > 0).all()
 
 
+@pytest.mark.filterwarnings("ignore::kc.ConvergenceWarning")
 def test_state_dict_round_trip_restores_fitted_g():
     x = torch.randn(64, 4, 5, 5)
-    g = kc.fit_consistency(x, x.flip(1), order=2, epochs=2, progress=False)
+    g = kc.fit_consistency(x, x.flip(1), order=2, max_steps=20, progress=False)
     g2 = kc.ConsistencyNet(**g.config)
     g2.load_state_dict(g.state_dict())
     g2.eval()
@@ -71,12 +72,65 @@ def test_bad_rank():
         g(torch.randn(2, 3, 4))
 
 
+@pytest.mark.filterwarnings("ignore::kc.ConvergenceWarning")
 def test_normalizer_accessor():
     g = kc.ConsistencyNet(3, 3, order=1)
     assert g.normalizer("x") is None
     x = torch.randn(40, 3, 2, 2) * 4 + 1
-    g = kc.fit_consistency(x, x.flip(1), order=1, epochs=1, progress=False)
+    g = kc.fit_consistency(x, x.flip(1), order=1, max_steps=5, progress=False)
     stats = g.normalizer("x_star")
     torch.testing.assert_close(stats.inverse(stats(x)), x, atol=1e-4, rtol=1e-5)
     with pytest.raises(ValueError, match="which must be 'x' or 'x_star'"):
         g.normalizer("target")
+
+
+def test_default_order_is_the_papers_k():
+    assert kc.ConsistencyNet(3, 3).order == 2
+
+
+def test_set_normalizers_stores_copies_and_none():
+    g = kc.ConsistencyNet(3, 2, order=1)
+    stats = kc.fit_normalizer(torch.randn(50, 3) * 2 + 1, "channel")
+    g.set_normalizers(stats, None)
+    torch.testing.assert_close(g.x_mean, stats.mean)
+    assert g.x_mean is not stats.mean and g.normalizer("x_star") is None
+    assert set(g.state_dict()) >= {"x_mean", "x_std"}
+    g.set_normalizers(None, None)
+    assert g.normalizer("x") is None
+    with pytest.raises(ValueError, match="x_star must be a Normalizer or None, got Tensor"):
+        g.set_normalizers(None, torch.ones(3))
+
+
+def test_frozen_sigma_keeps_running_statistics_and_restores():
+    torch.manual_seed(0)
+    g = kc.ConsistencyNet(3, 3, order=2).train()
+    g(torch.randn(16, 3, 4, 4))
+    before = [s.running_var.clone() for s in g.sigmas]
+    with g.frozen_sigma():
+        g(torch.randn(16, 3, 4, 4) * 5)
+    for s, b in zip(g.sigmas, before, strict=True):
+        torch.testing.assert_close(s.running_var, b, rtol=0, atol=0)
+    with pytest.raises(RuntimeError), g.frozen_sigma():
+        raise RuntimeError("inside")
+    g(torch.randn(16, 3, 4, 4) * 5)  # updates again after the context
+    assert not torch.equal(g.sigmas[0].running_var, before[0])
+
+
+@pytest.mark.parametrize("order", [1, 2])
+def test_calibrate_gives_the_exact_per_element_variance(order):
+    torch.manual_seed(order)
+    g = kc.ConsistencyNet(3, 2, order=order).double()
+    g.train()
+    with torch.no_grad():
+        g.p_logit.copy_(torch.tensor([0.3, -0.2][:order], dtype=torch.float64))
+    x = torch.randn(37, 3, 4, 4, dtype=torch.float64) * 2 + 0.5
+    g.calibrate([x[:10], x[10:11], x[11:]])  # uneven batches: the result is over all images
+    # reference: h(K) = W(K) x, then h(k) = W(k)(x + p(k+1) ReLU(h(k+1) / sqrt(var + eps))),
+    # each var taken over all 37 images per element (population variance)
+    eps, p = g.sigmas[0].eps, torch.sigmoid(g.p_logit.detach())
+    with torch.no_grad():
+        h = g.weights[order](x)
+        for level in range(order - 1, -1, -1):
+            var = h.var(dim=0, keepdim=True, unbiased=False)
+            torch.testing.assert_close(g.sigmas[level].running_var, var, rtol=1e-10, atol=1e-12)
+            h = g.weights[level](x + p[level] * torch.relu(h / torch.sqrt(var + eps)))

@@ -29,7 +29,7 @@ def _pair(seed: int, n: int = 96, c: int = 4, size: tuple[int, int] = (5, 5)):
 
 
 def _fit(x, x_star, **kw):
-    return fit_consistency(x, x_star, order=1, epochs=40, lr=3e-2, progress=False, **kw)
+    return fit_consistency(x, x_star, order=1, max_steps=400, lr=3e-2, progress=False, **kw)
 
 
 @pytest.fixture(scope="module")

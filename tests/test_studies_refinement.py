@@ -58,7 +58,7 @@ def test_to_raw_inverts_the_target_normaliser_of_a_fitted_g() -> None:
     gen = torch.Generator().manual_seed(1)
     x = torch.randn(64, 4, 3, 3, generator=gen)
     x_star = 3.0 * x[:, [1, 0, 3, 2]] - 2.0 + 0.1 * torch.randn(64, 4, 3, 3, generator=gen)
-    res = kc.consistency(x, x_star, order=1, epochs=3, progress=False)
+    res = kc.consistency(x, x_star, order=1, max_steps=100, progress=False)
     torch.testing.assert_close(rf.to_raw(res.target, res.model), x_star, atol=1e-4, rtol=1e-4)
     refined = rf.refined_features(res.model, x)
     torch.testing.assert_close(

@@ -6,7 +6,7 @@
 
 with K = X X^T, L = Y Y^T (linear) or Gaussian kernels (RBF). The biased estimator uses
 HSIC_b = tr(H K H L) / (n - 1)^2 (H the centring matrix); with centred X, Y and a linear
-kernel it equals ||Y^T X||_F^2 / (||X^T X||_F ||Y^T Y||_F), computed in feature space
+kernel it equals ``||Y^T X||_F^2 / (||X^T X||_F ||Y^T Y||_F)``, computed in feature space
 (d x d products) when that is cheaper than the n x n Gram form. The debiased estimator uses
 the unbiased HSIC_u of Song et al. (2012) and can be negative; it is reported as is.
 """
@@ -188,7 +188,7 @@ def rbf_cka(
     debiased: bool = False,
     maps: str = "flatten",
 ) -> float:
-    """CKA with Gaussian kernels k(a, b) = exp(-||a - b||^2 / (2 sigma^2)).
+    """CKA with Gaussian kernels ``k(a, b) = exp(-||a - b||^2 / (2 sigma^2))``.
 
     Args:
         x, y: features of the same N samples, (N, C) or (N, C, H, W).

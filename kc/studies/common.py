@@ -7,8 +7,6 @@ the profiles only, never here.
 
 from __future__ import annotations
 
-import inspect
-import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -102,18 +100,7 @@ class GFit:
             "lam": self.lam_for(*archs),
             "fit_limit": self.fit_limit,
             "test_limit": self.test_limit,
-            **self._budget(),
+            "g_steps": self.g_steps,
             "g_lr": self.g_lr,
             "g_batch_size": self.g_batch_size,
         }
-
-    def _budget(self) -> dict[str, int]:
-        # TRANSITION (contract 1): kc.experiments.get_consistency takes g_steps once the core
-        # change lands; until then the same number of steps is expressed in whole epochs of
-        # ceil(fit_limit / g_batch_size) steps. Delete the fallback after the merge.
-        from kc.experiments import get_consistency
-
-        if "g_steps" in inspect.signature(get_consistency).parameters:
-            return {"g_steps": self.g_steps}
-        per_epoch = math.ceil((self.fit_limit or 2000) / self.g_batch_size)
-        return {"g_epochs": max(1, math.ceil(self.g_steps / per_epoch))}

@@ -29,7 +29,7 @@ import torch
 
 from kc import data
 from kc import experiments as ex
-from kc.fit import ConsistencyResult
+from kc.measure import ConsistencyResult
 from kc.paper import PAPER_STRONG, PAPER_WEAK
 from kc.studies.common import GFit, net_fields, pick
 from kc.studies.diagnosis_arms import HEAD_INITS, classifier_inputs, make_head, train_arms
