@@ -267,7 +267,7 @@ def ridge_patches(x: Tensor, x_star: Tensor, kernel_size: int, ridge: float = 1e
                   chunk: int = 256) -> Tensor:
     """Ridge least squares of x* on the k x k patches of x: the optimal W(0) when K = 0.
 
-    Solves min_W sum ||x*_{n,:,i} - W patch_{n,i}(x)||^2 + ridge * tr(A^T A)/d * ||W||^2
+    Solves ``min_W sum ||x*_{n,:,i} - W patch_{n,i}(x)||^2 + ridge * tr(A^T A)/d * ||W||^2``
     over all images n and positions i, with 'same' zero padding (the convolution of
     :class:`ConsistencyNet`). The normal equations are accumulated in float64 over chunks
     of images, so memory stays at one chunk of patches.

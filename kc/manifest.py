@@ -106,16 +106,16 @@ MANIFEST: tuple[Notebook, ...] = (
     Notebook(
         "fig4_compression",
         "Fig. 4 (left), Sec. 4.4",
-        "Information discarded by network compression",
-        ("fig4_compression.csv", "fig4_compression.png", "verdicts.md", "verdicts.json"),
-        planned=True,
+        "Information discarded by network compression (magnitude pruning up to 93.3%)",
+        ("fig4_compression.csv", "fig4_compression_runs.csv", "fig4_compression.png",
+         "fig4_compression_components.png", "verdicts.md", "verdicts.json"),
     ),
     Notebook(
-        "fig4_distillation",
+        "fig4_born_again",
         "Fig. 4 (right), Sec. 4.5",
         "Blind spots of born-again networks across generations",
-        ("fig4_distillation.csv", "fig4_distillation.png", "verdicts.md", "verdicts.json"),
-        planned=True,
+        ("fig4_born_again.csv", "fig4_born_again_fits.csv", "fig4_born_again.png",
+         "fig4_born_again_blind_spots.png", "verdicts.md", "verdicts.json"),
     ),
     Notebook(
         "fig5_cross_task",

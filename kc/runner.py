@@ -37,7 +37,7 @@ from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from kc import jobs, records, runkey
+from kc import jobs, manifest, records, runkey
 from kc.execution import NotebookInterrupted, RunOptions, run_in_process
 from kc.jobs import make_executor
 from kc.manifest import (
@@ -217,7 +217,7 @@ def run_all(
     if executor not in EXECUTORS:
         raise ValueError(f"executor must be one of {EXECUTORS}, got {executor!r}")
     profile_name = load_profile(profile)["PROFILE"]  # fails early on a bad profile
-    items = list(notebooks) if notebooks is not None else [nb.name for nb in MANIFEST]
+    items = list(notebooks) if notebooks is not None else [nb.name for nb in manifest.MANIFEST]
     root = Path(output_root).resolve()
     results: dict[str, RunResult] = {}
     todo: list[tuple[str, Path]] = []

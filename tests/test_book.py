@@ -13,7 +13,7 @@ import nbformat
 import pytest
 import yaml
 
-from kc import book, runner
+from kc import book, manifest, runner
 from kc.cli import main
 from tests.book_site import FIXTURE_VERDICTS, ROOT, Site, book_skeleton, built_site
 
@@ -224,6 +224,12 @@ def test_publish_notebook_keeps_a_given_caption(tmp_path) -> None:
     assert published["cells"][5]["metadata"]["mystnb"]["figure"]["name"] == "my-fig"
 
 
+def test_a_planned_notebook_gets_a_not_written_placeholder(monkeypatch) -> None:
+    planned = runner.Notebook("fig9_future", "Fig. 9", "a page to come", ("x.csv",), planned=True)
+    monkeypatch.setattr(manifest, "MANIFEST", (*manifest.MANIFEST, planned))  # its home
+    assert "not written yet" in book._placeholder("fig9_future")
+
+
 def test_prepare_book(tmp_path) -> None:
     root = book_skeleton(tmp_path)
     outputs = tmp_path / "outputs"
@@ -240,7 +246,7 @@ def test_prepare_book(tmp_path) -> None:
     assert made["table1_instability"] == "notebook" and made["summary"] == "summary"
     assert made["scorecard"] == "scorecard" and made["api"] == "api"
     assert made["table2_order_variances"] == "placeholder"
-    assert "not written yet" in (root / "book" / "results" / "fig4_distillation.md").read_text()
+    assert "kc run fig4_born_again" in (root / "book" / "results" / "fig4_born_again.md").read_text()
     results = root / "book" / "results"
     assert (results / "table1_instability.ipynb").is_file()
     assert "kc run table2_order_variances" in (results / "table2_order_variances.md").read_text()
