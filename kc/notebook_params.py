@@ -141,7 +141,7 @@ def notebook_parameters(
     output_root: str | Path = "outputs",
     strict: bool = True,
 ) -> dict[str, Any]:
-    """The parameters that :func:`run_notebook` injects into ``notebook``.
+    """The parameters that :func:`kc.runner.run_notebook` injects into ``notebook``.
 
     Args:
         notebook: path to the notebook.

@@ -118,7 +118,7 @@ class RunResult:
 
 @dataclass
 class RunSummary:
-    """Outcomes of :func:`run_all`; ``returncode`` is 1 when a notebook failed."""
+    """Outcomes of :func:`kc.runner.run_all`; ``returncode`` is 1 when a notebook failed."""
 
     results: list[RunResult] = field(default_factory=list)
 
