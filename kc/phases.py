@@ -34,6 +34,7 @@ from typing import Any, TypeVar
 
 __all__ = [
     "ENV_VAR",
+    "Block",
     "NOTEBOOK_ENV",
     "PHASES",
     "environ",
@@ -51,8 +52,23 @@ PHASES = ("data", "train", "evaluation", "features", "g fit", "fine-tune", "book
 """Training networks, their test evaluation (and g's), feature extraction, fitting g,
 fine-tuning heads on fixed features, building the book; ``data`` is building the data sets."""
 
-_open: list[float] = []  # seconds of the phases nested in each open phase, innermost last
 F = TypeVar("F", bound=Callable[..., Any])
+
+
+class Block:
+    """An open phase: when it started and how long the phases nested in it took so far."""
+
+    def __init__(self, recording: bool) -> None:
+        self.recording = recording
+        self.start = time.perf_counter()
+        self.nested = 0.0
+
+    def self_seconds(self) -> float:
+        """Seconds since the start, minus the nested phases (0 while not profiling)."""
+        return time.perf_counter() - self.start - self.nested if self.recording else 0.0
+
+
+_open: list[Block] = []  # the open phases, innermost last
 
 
 def _check(name: str) -> None:
@@ -76,23 +92,24 @@ def _append(path: str, name: str, label: str, seconds: float, self_seconds: floa
 
 
 @contextlib.contextmanager
-def phase(name: str, label: str = "") -> Iterator[None]:
-    """Time the block as phase ``name`` (:data:`PHASES`) when ``$KC_PROFILE_PHASES`` is set."""
+def phase(name: str, label: str = "") -> Iterator[Block]:
+    """Time the block as phase ``name`` (:data:`PHASES`) when ``$KC_PROFILE_PHASES`` is set;
+    yields the open :class:`Block` (for :meth:`Block.self_seconds`)."""
     _check(name)
     path = os.environ.get(ENV_VAR)
     if not path:
-        yield
+        yield Block(recording=False)
         return
-    _open.append(0.0)
-    start = time.perf_counter()
+    block = Block(recording=True)
+    _open.append(block)
     try:
-        yield
+        yield block
     finally:
-        seconds = time.perf_counter() - start
-        nested = _open.pop()
+        seconds = time.perf_counter() - block.start
+        _open.pop()
         if _open:
-            _open[-1] += seconds
-        _append(path, name, label, seconds, seconds - nested)
+            _open[-1].nested += seconds
+        _append(path, name, label, seconds, seconds - block.nested)
 
 
 def record(name: str, seconds: float, label: str = "") -> None:
@@ -104,7 +121,7 @@ def record(name: str, seconds: float, label: str = "") -> None:
         return
     seconds = max(float(seconds), 0.0)
     if _open:
-        _open[-1] += seconds
+        _open[-1].nested += seconds
     _append(path, name, label, seconds, seconds)
 
 

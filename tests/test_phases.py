@@ -72,3 +72,16 @@ def test_a_notebook_kernel_reports_its_phases_tagged_with_its_name(tmp_path) -> 
     (row,) = phases.read(tmp_path / "p.jsonl")
     assert (row["phase"], row["label"], row["notebook"]) == ("g fit", "x", "timed")
     assert row["pid"] != os.getpid()
+
+
+def test_self_seconds_leave_out_nested_phases(tmp_path) -> None:
+    # a pruned or born-again network trains its base inside its own training phase: the base's
+    # training must not be counted again as the outer phase's evaluation
+    with phases.profiling(tmp_path / "p.jsonl"):
+        with phases.phase("train", "pruned") as block:
+            with phases.phase("train", "base"):
+                time.sleep(0.2)
+            rest = block.self_seconds()
+    assert rest < 0.1
+    with phases.phase("train") as idle:  # not profiling: nothing to measure
+        assert idle.self_seconds() == 0.0
