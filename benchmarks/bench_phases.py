@@ -54,6 +54,7 @@ from kc.runner import (
     notebook_parameters,
     parse_value,
     project_root,
+    read_record,
     resolve_notebook,
     run_all,
 )
@@ -64,7 +65,8 @@ from kc.studies.instability import InstabilityStudy
 class Row:
     """One figure: ``kind`` is ``"wall"``, ``"phase"`` or ``"notebook"``; ``share`` is
     ``seconds`` over the total (the cold run and book, or the pipeline); ``load`` the 1-minute
-    load average when it was measured (a phase: the mean over its blocks)."""
+    load average when it was measured (a phase: the mean over its blocks; a notebook: when it
+    finished, from its run record)."""
 
     name: str
     kind: str
@@ -160,8 +162,7 @@ def whole_profile(
     lines = phases.read(workdir / "phases_cold.jsonl")
     rows = walls + phase_rows(lines, cold, cold_load)
     for result in facts["summaries"]["cold"].results:
-        loads = [line["load"] for line in lines if line["notebook"] == result.name]
-        load = round(sum(loads) / len(loads), 2) if loads else float("nan")
+        load = read_record(out, result.name).get("load", float("nan"))  # when it finished
         share = result.seconds / cold if cold > 0 else float("nan")
         rows.append(Row(result.name, "notebook", result.seconds, share, load, note=result.status))
     warm = [line for line in phases.read(workdir / "phases_warm.jsonl") if line["phase"] != "book"]

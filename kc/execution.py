@@ -172,6 +172,7 @@ def run_in_process(notebook: Path, options: RunOptions) -> records.RunResult:
                 status="interrupted" if interrupted else "failed",
                 finished=records.now(),
                 seconds=round(time.perf_counter() - start, 3),
+                load=round(os.getloadavg()[0], 2),
                 error=f"{type(error).__name__}: {str(error).strip()[-2000:]}",
                 failed_notebook=str(kept) if kept else None,
                 warnings=_read_lines(warnings_file),
@@ -195,6 +196,7 @@ def run_in_process(notebook: Path, options: RunOptions) -> records.RunResult:
         status="ok",
         finished=records.now(),
         seconds=round(time.perf_counter() - start, 3),
+        load=round(os.getloadavg()[0], 2),
         outputs=written,
         warnings=warnings,
     )

@@ -3,10 +3,11 @@
 Each run writes ``<output_root>/<name>/run.json`` (:func:`write_record`), holding ``notebook``,
 ``source``, ``profile``, ``parameters`` (as injected), ``executed_notebook``, ``started`` and
 ``finished`` (UTC, ISO 8601), ``status`` (``"ok"``, ``"failed"`` or ``"interrupted"``),
-``seconds``, ``run_key`` (``notebook``, ``parameters``, ``code``, ``data``, ``key``,
-``modules``; see :mod:`kc.runkey`), ``warnings`` (the cache's warnings while it ran), and
-``outputs`` and ``missing_outputs`` after a success, or ``error`` and ``failed_notebook`` (the
-kept partial copy) after a failure. A skipped notebook keeps the record of the run it stands for.
+``seconds``, ``load`` (the 1-minute load average when it ended), ``run_key`` (``notebook``,
+``parameters``, ``code``, ``data``, ``key``, ``modules``; see :mod:`kc.runkey`), ``warnings``
+(the cache's warnings while it ran), and ``outputs`` and ``missing_outputs`` after a success,
+or ``error`` and ``failed_notebook`` (the kept partial copy) after a failure. A skipped notebook
+keeps the record of the run it stands for.
 
 :func:`up_to_date` decides the skip: the key of the last successful run equals the new key and
 every output is present. :func:`progress_line` and :func:`estimate` give the position, the

@@ -66,7 +66,7 @@ def test_whole_profile_cold_then_warm(tmp_path, monkeypatch, capsys):
     phases = table[table["kind"] == "phase"]
     assert phases["seconds"].sum() == pytest.approx(cold, rel=1e-6)  # "other" closes the sum
     assert table.loc["timed", "kind"] == "notebook" and table.loc["timed", "note"] == "ok"
-    assert (table.loc[[*walls.index, *phases.index], "load"] >= 0).all()  # load beside each
+    assert (table.loc[[*walls.index, *phases.index, "timed"], "load"] >= 0).all()  # beside each
     meta = json.loads((tmp_path / "phases_smoke.json").read_text())
     assert meta["warm_skipped"] == 1 and meta["warm_phases"] == 0
     assert len(meta["load_before"]) == 3

@@ -395,6 +395,7 @@ def test_an_unchanged_notebook_is_skipped_and_force_reruns_it(tmp_path, caplog) 
     first = runner.execute(path, profile="smoke", output_root=out)
     record = json.loads((out / "tiny" / "run.json").read_text())
     assert first.status == "ok" and record["run_key"]["key"] and record["outputs"] == ["values.csv"]
+    assert record["load"] >= 0  # the machine's load beside the wall time
     stamp = (out / "notebooks" / "tiny.ipynb").stat().st_mtime_ns
     second = runner.execute(path, profile="smoke", output_root=out)
     assert (
