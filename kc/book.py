@@ -82,7 +82,11 @@ SCORECARD, SUMMARY, API = "scorecard", "summary", "api"
 
 
 _RESULT = (RESULTS.as_posix() + "/{}").format
-_PART_CAPTIONS = {"tutorial": "Course lab", "paper": "Reproducing the paper"}
+_PART_CAPTIONS = {
+    "tutorial": "Course lab",
+    "paper": "Reproducing the paper",
+    "beyond": "Beyond the paper",
+}
 # Hand-written pages, in toc order. book/theory.md is the theory chapter.
 _METHOD_PAGES = ("book/theory",)
 _GUIDE_PAGES = ("book/reproduce", "book/paper_scale")
@@ -97,10 +101,11 @@ def toc(manifest: Sequence[runner.Notebook] = runner.MANIFEST) -> dict[str, Any]
 
     Parts: the method (theory), the course lab (``part == "tutorial"`` notebooks), the paper
     (scorecard, run summary and the ``part == "paper"`` notebooks, planned ones included: they
-    show as placeholders), and using ``kc`` (guides and the API reference).
+    show as placeholders), beyond the paper (``part == "beyond"``: the baselines and ground
+    truth), and using ``kc`` (guides and the API reference).
 
     Raises:
-        ValueError: a notebook's ``part`` is neither ``"tutorial"`` nor ``"paper"``.
+        ValueError: a notebook's ``part`` is not one of ``"tutorial"``, ``"paper"``, ``"beyond"``.
     """
     bad = sorted({nb.part for nb in manifest} - set(_PART_CAPTIONS))
     if bad:
@@ -111,6 +116,7 @@ def toc(manifest: Sequence[runner.Notebook] = runner.MANIFEST) -> dict[str, Any]
 
     tutorial = [_RESULT(nb.name) for nb in manifest if nb.part == "tutorial"]
     paper = [_RESULT(nb.name) for nb in manifest if nb.part == "paper"]
+    beyond = [_RESULT(nb.name) for nb in manifest if nb.part == "beyond"]
     return {
         "format": "jb-book",
         "root": "book/intro",
@@ -121,6 +127,11 @@ def toc(manifest: Sequence[runner.Notebook] = runner.MANIFEST) -> dict[str, Any]
                 "caption": _PART_CAPTIONS["paper"],
                 "chapters": chapters([_RESULT(SCORECARD), _RESULT(SUMMARY), *paper]),
             },
+            *(
+                [{"caption": _PART_CAPTIONS["beyond"], "chapters": chapters(beyond)}]
+                if beyond
+                else []
+            ),
             {"caption": "Using kc", "chapters": chapters([*_GUIDE_PAGES, _RESULT(API)])},
         ],
     }

@@ -32,7 +32,7 @@ class Notebook:
         paper_item: what of the paper it reproduces (``"Table 1"``).
         title: one line on what it shows.
         outputs: files it writes in ``<output_root>/<name>/`` (besides ``run.json``).
-        part: ``"tutorial"`` or ``"paper"`` (the book part it belongs to).
+        part: ``"tutorial"``, ``"paper"`` or ``"beyond"`` (the book part it belongs to).
         planned: not written yet; ``run_all`` skips it while its file is missing.
     """
 
@@ -123,6 +123,33 @@ MANIFEST: tuple[Notebook, ...] = (
         "Consistent and inconsistent features between a fine-grained and a binary task",
         ("fig5_cross_task.csv", "fig5_cross_task_summary.csv", "fig5_cross_task_a_to_b.png",
          "fig5_cross_task_b_to_a.png", "verdicts.md", "verdicts.json"),
+    ),
+    Notebook(
+        "baselines",
+        "Beyond the paper",
+        "Knowledge consistency beside linear/RBF CKA, SVCCA, PWCCA, Procrustes and ridge R^2 on "
+        "the Table 1 pairs; a planted nonlinear case",
+        ("baselines.csv", "baselines_agreement.csv", "baselines_planted.csv", "baselines.png",
+         "verdicts.md", "verdicts.json"),
+        part="beyond",
+    ),
+    Notebook(
+        "grounding",
+        "Beyond the paper",
+        "Ground truth as ReSi tests it: layer monotonicity, functional difference, input-noise "
+        "groups; which measure wins",
+        ("grounding.csv", "grounding_winners.csv", "grounding_pairs.csv", "grounding.png",
+         "verdicts.md", "verdicts.json"),
+        part="beyond",
+    ),
+    Notebook(
+        "planted",
+        "Beyond the paper",
+        "Planted structure: where the order decomposition recovers the linear, nonlinear and "
+        "noise shares",
+        ("planted.csv", "planted_identifiability.csv", "planted_noise_drop.csv", "planted.png",
+         "planted_baselines.png", "verdicts.md", "verdicts.json"),
+        part="beyond",
     ),
 )
 

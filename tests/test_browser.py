@@ -35,6 +35,10 @@ CHROMEDRIVER = shutil.which("chromedriver") or "/usr/bin/chromedriver"
 LOCAL = "127.0.0.1"
 
 
+#: Tallest screenshot taken (pixels); longer pages are cut there.
+MAX_SHOT_HEIGHT = 12000
+
+
 def _skip_reason() -> str | None:
     try:
         import selenium  # noqa: F401
@@ -200,8 +204,14 @@ def test_every_page_in_chromium(site: Site, server: str, browser, smoke_root: Pa
         state = browser.execute_script(_CHECK_JS)
         urls, failures = _network(browser.get_log("performance"))
         errors = [e["message"] for e in browser.get_log("browser") if e["level"] == "SEVERE"]
+        # the whole page, cut at MAX_SHOT_HEIGHT pixels: Chromium refuses larger captures
+        # ("Page is too large"), which a long page such as the API reference exceeds
+        height = browser.execute_script("return document.documentElement.scrollHeight")
+        width = browser.execute_script("return document.documentElement.scrollWidth")
+        clip = {"x": 0, "y": 0, "width": width, "height": min(height, MAX_SHOT_HEIGHT), "scale": 1}
         shot = browser.execute_cdp_cmd(
-            "Page.captureScreenshot", {"format": "png", "captureBeyondViewport": True}
+            "Page.captureScreenshot",
+            {"format": "png", "captureBeyondViewport": True, "clip": clip},
         )
         name = page.replace("/", "__").removesuffix(".html") + ".png"
         (shots / name).write_bytes(base64.b64decode(shot["data"]))

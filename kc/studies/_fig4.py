@@ -20,7 +20,7 @@ from torch import Tensor
 
 from kc import data, zoo
 from kc import experiments as ex
-from kc.fit import ConsistencyResult
+from kc.measure import ConsistencyResult
 from kc.overlay import map_of
 
 ARCH = "vgg16"
