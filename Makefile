@@ -60,8 +60,10 @@ lab: setup
 lint: setup
 	$(BIN)/ruff check kc tests benchmarks
 
+# Cold then warm `kc run --all` + `kc book` of $(PROFILE) in a fresh cache, with the phase
+# breakdown and the load beside every figure (benchmarks/README.md).
 bench: setup
-	$(BIN)/python benchmarks/bench_phases.py
+	$(BIN)/python benchmarks/bench_phases.py --profile $(PROFILE)
 
 clean-outputs:
 	rm -rf outputs _build

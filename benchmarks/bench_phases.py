@@ -1,24 +1,28 @@
-"""Time each phase of the experiment pipeline of a profile, in one run on this machine.
+"""Where the time of a profile goes, and `make book` cold and warm, measured in one run.
 
-Phases, all run in a fresh temporary cache (``KC_CACHE``) unless ``--cache DIR`` is given:
+Default (``make bench``): in a fresh temporary cache and output root, with phase timing on
+(:mod:`kc.phases`, inherited by every notebook's kernel):
 
-1. ``data load``: :func:`kc.data.make_task` of the profile's ``DATASET``, train (``TRAIN_LIMIT``
-   images) and test split, as :func:`kc.experiments.get_net` loads them;
-2. ``train <arch>``: :func:`kc.experiments.get_net` of seed 0 for every architecture;
-3. ``features <arch>``: :func:`kc.experiments.get_features` of ``FIT_LIMIT`` training images at
-   the arch's last feature layer (:func:`kc.zoo.layers`);
-4. ``g fit <arch>``: :func:`kc.experiments.get_consistency` from seed 0 to seed 1 of one arch.
-   The seed-1 network and all four feature sets it needs are computed first (``g setup``,
-   reported but not a phase), so the phase is fitting g plus evaluating it on cached features.
+1. cold: ``kc run --all`` (:func:`kc.runner.run_all`), then ``kc book``;
+2. warm: the same again with nothing changed (every notebook is skipped), then ``kc book``.
 
-Every phase is reported in seconds and as ratios to the data-load time and to the smallest
-phase: absolute seconds depend on the machine and its load, ratios measured in one run travel
-better. ``--whole-profile`` also times :func:`kc.runner.run_all` of the profile twice, cold
-then warm, in a fresh cache and a temporary output root.
+Reported: the wall seconds of each step; the cold run split into phases (training per
+architecture, the networks' and g's evaluation, feature extraction, g fits, fine-tuning of heads,
+building data sets, the book build, and ``other``: kernels, imports, tables, figures), each in
+seconds and as a share of the cold total; each notebook's wall time and share. Beside every
+figure the 1-minute load average (``os.getloadavg()``) when it was measured: absolute seconds
+depend on the machine's business, shares measured in one run travel better.
+
+``--pipeline`` times a quick sample in this process instead: one network per architecture, its
+features at its last layer, one g fit from seed 0 to seed 1, with the settings the Table 1
+notebook resolves for the profile (its study object, :class:`kc.studies.instability.InstabilityStudy`).
+
+The book is built into the repository's ``_build`` from the temporary outputs (``--no-book``
+leaves it alone). Results: stdout and ``<out>/phases_<profile>.{csv,json}``.
 
 Example:
     python benchmarks/bench_phases.py --profile smoke
-    python benchmarks/bench_phases.py --archs alexnet resnet18 --set TRAIN_LIMIT=2000
+    python benchmarks/bench_phases.py --pipeline --archs alexnet --g-arch alexnet --profile smoke
 """
 
 from __future__ import annotations
@@ -26,208 +30,192 @@ from __future__ import annotations
 import argparse
 import contextlib
 import csv
-import functools
 import json
+import logging
 import os
+import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections import defaultdict
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
 import torch
 
-from kc import cache, data, zoo
-from kc.experiments import (
-    DATA_SEED,
-    NetSpec,
-    TrainedNet,
-    get_consistency,
-    get_features,
-    get_net,
+from kc import cache, phases, zoo
+from kc import experiments as ex
+from kc.runner import (
+    RunSummary,
+    declared_parameters,
+    load_profile,
+    notebook_parameters,
+    parse_value,
+    project_root,
+    read_record,
+    resolve_notebook,
+    run_all,
 )
-from kc.runner import RunSummary, load_profile, parse_value, project_root, run_all
+from kc.studies.instability import InstabilityStudy
 
 
 @dataclass
 class Row:
-    """One timed step: ``kind`` is ``"phase"``, ``"setup"`` or ``"whole"``."""
+    """One figure: ``kind`` is ``"wall"``, ``"phase"`` or ``"notebook"``; ``share`` is
+    ``seconds`` over the total (the cold run and book, or the pipeline); ``load`` the 1-minute
+    load average when it was measured (a phase: the mean over its blocks; a notebook: when it
+    finished, from its run record)."""
 
     name: str
     kind: str
     seconds: float
-    x_data: float = float("nan")
-    x_min: float = float("nan")
+    share: float = float("nan")
+    load: float = float("nan")
+    calls: int = 1
     note: str = ""
 
 
-@contextlib.contextmanager
-def env_var(name: str, value: str) -> Iterator[None]:
-    """Set ``os.environ[name]`` for the duration of the block, then restore it."""
-    old = os.environ.get(name)
-    os.environ[name] = value
-    try:
-        yield
-    finally:
-        if old is None:
-            os.environ.pop(name, None)
-        else:
-            os.environ[name] = old
+def load1() -> float:
+    """The 1-minute load average."""
+    return round(os.getloadavg()[0], 2)
 
 
-def timed(fn: Callable[[], Any]) -> float:
-    """Wall seconds of ``fn()``; kc's progress prints go to stderr to keep stdout a table."""
+def timed(name: str, fn: Callable[[], Any], note: str = "") -> tuple[Row, Any]:
+    """Run ``fn`` (its prints go to stderr: stdout stays a table); its wall-time row and value."""
     start = time.perf_counter()
     with contextlib.redirect_stdout(sys.stderr):
-        fn()
-    return time.perf_counter() - start
+        value = fn()
+    return Row(name, "wall", time.perf_counter() - start, load=load1(), note=note), value
 
 
-def net_spec(p: dict[str, Any], arch: str, seed: int = 0) -> NetSpec:
-    """The NetSpec the notebooks build from profile ``p`` for ``arch``."""
-    return NetSpec(
-        arch,
-        datasets=(p["DATASET"],),
-        task="all",
-        seed=seed,
-        epochs=p["EPOCHS"],
-        width=p["WIDTH"],
-        input_size=p["INPUT_SIZE"],
-        train_limit=p["TRAIN_LIMIT"],
-        optimizer=p["OPTIMIZER"],
-        lr=p["LR"],
-        batch_size=p["BATCH_SIZE"],
+def phase_rows(lines: Sequence[dict[str, Any]], total: float, load: float) -> list[Row]:
+    """Self seconds per phase (training per architecture), then ``other`` = ``total`` - sum
+    (measured under ``load``, the load of the total)."""
+    seconds: dict[str, float] = defaultdict(float)
+    loads: dict[str, list[float]] = defaultdict(list)
+    for line in lines:
+        name = f"train {line['label']}" if line["phase"] == "train" else line["phase"]
+        seconds[name] += line["self_seconds"]
+        loads[name].append(line["load"])
+    order = {p: i for i, p in enumerate(phases.PHASES)}
+    names = sorted(
+        seconds, key=lambda n: (order[n.split(" ")[0] if n.startswith("train ") else n], n)
     )
-
-
-def layer_of(arch: str) -> str:
-    """The feature layer benchmarked for ``arch``: its last (deepest) paper layer."""
-    return zoo.layers(arch)[-1]
-
-
-def time_phases(p: dict[str, Any], archs: Sequence[str], g_arch: str, device: str) -> list[Row]:
-    """Time data load, training, feature extraction and one g fit under profile ``p``.
-
-    Uses whatever cache ``KC_CACHE`` names; call it with a fresh one to time cold phases.
-    """
-    rows: list[Row] = []
-
-    def load_data() -> None:
-        for split, limit in (("train", p["TRAIN_LIMIT"]), ("test", None)):
-            data.make_task(
-                "all", p["DATASET"], split, image_size=p["INPUT_SIZE"], limit=limit, seed=DATA_SEED
-            )
-
-    rows.append(Row("data load", "phase", timed(load_data)))
-    kw = device_kw(device)
-    nets: dict[str, TrainedNet] = {}
-    for arch in archs:
-        seconds = timed(lambda a=arch: nets.__setitem__(a, get_net(net_spec(p, a), **kw)))
-        fit_s = nets[arch].train_seconds  # kc.train's own clock: optimisation only
-        note = f"{fit_s:.1f} s optimising, {seconds - fit_s:.1f} s test eval + rest"
-        rows.append(Row(f"train {arch}", "phase", seconds, note=note))
-    fit = {"split": "train", "limit": p["FIT_LIMIT"], **kw}
-    for arch in archs:
-        seconds = timed(lambda a=arch: get_features(nets[a], layer_of(a), **fit))
-        rows.append(Row(f"features {arch}", "phase", seconds))
-
-    layer = layer_of(g_arch)
-    pair: list[TrainedNet] = []
-
-    def setup() -> None:
-        pair.append(nets[g_arch] if g_arch in nets else get_net(net_spec(p, g_arch), **kw))
-        pair.append(get_net(net_spec(p, g_arch, seed=1), **kw))
-        for net in pair:
-            for split, limit in (("train", p["FIT_LIMIT"]), ("test", p["TEST_LIMIT"])):
-                get_features(net, layer, split=split, limit=limit, **kw)
-
-    note = "seed-1 net + train/test features of both, for the g fit"
-    rows.append(Row(f"g setup {g_arch}", "setup", timed(setup), note=note))
-    lam = p.get("LAMBDA_ALEXNET", p["LAMBDA"]) if g_arch == "alexnet" else p["LAMBDA"]
-
-    def fit_g() -> None:
-        result = get_consistency(
-            pair[0],
-            layer,
-            pair[1],
-            layer,
-            order=p["ORDER"],
-            lam=lam,
-            fit_limit=p["FIT_LIMIT"],
-            test_limit=p["TEST_LIMIT"],
-            g_epochs=p["G_EPOCHS"],
-            g_lr=p["G_LR"],
-            g_batch_size=p["G_BATCH_SIZE"],
-            **kw,
+    rows = [
+        Row(
+            n,
+            "phase",
+            seconds[n],
+            load=round(sum(loads[n]) / len(loads[n]), 2),
+            calls=len(loads[n]),
         )
-        notes.append(f"{g_arch}/{layer} seed 0 -> 1, instability {result.instability:.3f}")
-
-    notes: list[str] = []
-    rows.append(Row(f"g fit {g_arch}", "phase", timed(fit_g)))
-    rows[-1].note = notes[0]
+        for n in names
+    ]
+    note = "kernels, imports, tables, figures; everything not in a phase"
+    rows.append(Row("other", "phase", total - sum(seconds.values()), load=load, note=note))
+    for row in rows:
+        row.share = row.seconds / total if total > 0 else float("nan")
     return rows
 
 
-def device_kw(device: str) -> dict[str, Any]:
-    """Keyword arguments shared by every cached call: the device, no progress bars."""
-    return {"device": device, "progress": False}
+def build_book(output_root: Path) -> int:
+    """``kc book --output-root output_root`` in a fresh process, timed as the phase ``book``."""
+    with phases.phase("book"):
+        return subprocess.call(
+            [sys.executable, "-m", "kc", "book", "--output-root", str(output_root)]
+        )
 
 
-def time_whole_profile(
-    profile: str, parameters: dict[str, Any] | None
-) -> tuple[list[Row], list[RunSummary]]:
-    """``run_all(profile)`` cold then warm in one fresh cache; their rows and summaries."""
-    rows, summaries = [], []
-    with contextlib.ExitStack() as stack:
-        tmp = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="kc-bench-")))
-        stack.enter_context(env_var(cache.ENV_VAR, str(tmp / "cache")))
-        for label in ("cold", "warm"):
-            run = functools.partial(
-                run_all, profile, parameters=parameters, output_root=tmp / f"outputs-{label}"
+def whole_profile(
+    profile: str,
+    parameters: dict[str, Any] | None,
+    notebooks: Sequence[str] | None,
+    workdir: Path,
+    book: bool,
+) -> tuple[list[Row], dict[str, Any]]:
+    """Cold then warm ``run_all`` (+ ``kc book``) in ``workdir``; the rows and facts."""
+    out = workdir / "outputs"
+    walls: list[Row] = []
+    facts: dict[str, Any] = {"summaries": {}, "book_exit": {}}
+    for label in ("cold", "warm"):
+        with phases.profiling(workdir / f"phases_{label}.jsonl"):
+            row, summary = timed(
+                f"{label} kc run --all",
+                lambda: run_all(
+                    profile, parameters=parameters, output_root=out, notebooks=notebooks
+                ),
             )
-            seconds = timed(lambda run=run: summaries.append(run()))
-            rows.append(Row(f"run_all {label}", "whole", seconds))
-    return rows, summaries
+            walls.append(row)
+            facts["summaries"][label] = summary
+            if book:
+                row, code = timed(f"{label} kc book", lambda: build_book(out))
+                row.note = "" if code == 0 else f"exit {code}"
+                walls.append(row)
+                facts["book_exit"][label] = code
+        steps = [r for r in walls if r.name.startswith(label)]
+        walls.append(Row(f"{label} total", "wall", sum(r.seconds for r in steps), load=load1()))
+    cold, cold_load = next((r.seconds, r.load) for r in walls if r.name == "cold total")
+    for row in walls:
+        row.share = row.seconds / cold if cold > 0 else float("nan")
+    lines = phases.read(workdir / "phases_cold.jsonl")
+    rows = walls + phase_rows(lines, cold, cold_load)
+    for result in facts["summaries"]["cold"].results:
+        load = read_record(out, result.name).get("load", float("nan"))  # when it finished
+        share = result.seconds / cold if cold > 0 else float("nan")
+        rows.append(Row(result.name, "notebook", result.seconds, share, load, note=result.status))
+    warm = [line for line in phases.read(workdir / "phases_warm.jsonl") if line["phase"] != "book"]
+    facts["warm_phases"] = len(warm)  # 0 when every notebook was skipped
+    return rows, facts
 
 
-def add_ratios(rows: list[Row]) -> None:
-    """Fill ``x_data`` (seconds / data-load seconds) and ``x_min`` (/ smallest phase)."""
-    phases = [r.seconds for r in rows if r.kind == "phase"]
-    data_s = next(r.seconds for r in rows if r.name == "data load")
-    smallest = min(phases)
-    for r in rows:
-        r.x_data = r.seconds / data_s if data_s > 0 else float("nan")
-        r.x_min = r.seconds / smallest if smallest > 0 else float("nan")
+def pipeline(params: dict[str, Any], archs: Sequence[str], g_arch: str) -> list[Row]:
+    """One network per arch, its last-layer features, one g fit of ``g_arch`` (seed 0 -> 1)."""
+    layers = {a: [zoo.layers(a)[-1]] for a in dict.fromkeys([*archs, g_arch])}
+    study = InstabilityStudy.from_params({**params, "LAYERS": layers, "SEEDS": [0, 1]})
 
+    def run() -> None:
+        for arch in archs:
+            ex.get_features(
+                study.spec(arch, 0),
+                layers[arch][0],
+                limit=study.g.fit_limit,
+                device=study.device,
+                progress=False,
+            )
+        study.fit(study.spec(g_arch, 0), study.spec(g_arch, 1), layers[g_arch][0])
 
-def machine() -> dict[str, Any]:
-    """Facts that explain the numbers: threads, CPUs, torch version."""
-    return {
-        "torch_threads": torch.get_num_threads(),
-        "cpu_count": os.cpu_count(),
-        "torch": torch.__version__,
-    }
+    with (
+        tempfile.TemporaryDirectory(prefix="kc-phases-") as tmp,
+        phases.profiling(f"{tmp}/p.jsonl"),
+    ):
+        wall, _ = timed("pipeline", run, note=f"{', '.join(archs)}; g fit of {g_arch}")
+        lines = phases.read(f"{tmp}/p.jsonl")
+    wall.share = 1.0
+    return [wall, *phase_rows(lines, wall.seconds, wall.load)]
 
 
 def table(rows: Sequence[Row]) -> str:
     """A fixed-width text table of ``rows``."""
     width = max(len(r.name) for r in rows)
-    lines = [f"{'phase':<{width}}  {'kind':<5}  {'seconds':>9}  {'x data':>8}  {'x min':>8}"]
-    lines += [
-        f"{r.name:<{width}}  {r.kind:<5}  {r.seconds:9.2f}  {r.x_data:8.2f}  {r.x_min:8.2f}"
-        + (f"  {r.note}" if r.note else "")
-        for r in rows
-    ]
+    head = f"{'step':<{width}}  {'kind':<8}  {'seconds':>9}  {'share':>6}  {'load':>5}  calls"
+    lines = [head]
+    for r in rows:
+        share = f"{100 * r.share:5.1f}%" if r.share == r.share else f"{'':>6}"
+        load = f"{r.load:5.2f}" if r.load == r.load else f"{'':>5}"
+        lines.append(
+            f"{r.name:<{width}}  {r.kind:<8}  {r.seconds:9.1f}  {share}  {load}  {r.calls:5d}"
+            + (f"  {r.note}" if r.note else "")
+        )
     return "\n".join(lines)
 
 
 def write(rows: Sequence[Row], meta: dict[str, Any], stem: Path) -> list[Path]:
-    """``<stem>.csv`` (one row per step, machine facts as columns) and ``<stem>.json``."""
+    """``<stem>.csv`` (one row per figure, the profile and machine as columns), ``<stem>.json``."""
     stem.parent.mkdir(parents=True, exist_ok=True)
     csv_path, json_path = stem.with_suffix(".csv"), stem.with_suffix(".json")
-    facts = {k: meta[k] for k in ("profile", *machine())}
+    facts = {k: meta[k] for k in ("profile", "mode", "torch_threads", "cpu_count")}
     with csv_path.open("w", newline="") as f:
         writer = csv.DictWriter(f, fieldnames=[*asdict(rows[0]), *facts])
         writer.writeheader()
@@ -247,17 +235,12 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         metavar="NAME=VALUE",
         help="override a profile parameter, e.g. --set TRAIN_LIMIT=2000 (repeatable)",
     )
+    parser.add_argument("--notebooks", nargs="+", help="names or paths instead of the manifest")
+    parser.add_argument("--no-book", action="store_true", help="do not time `kc book`")
+    parser.add_argument("--pipeline", action="store_true", help="the quick in-process sample")
     parser.add_argument("--archs", nargs="+", default=list(zoo.ARCHS), choices=zoo.ARCHS)
     parser.add_argument("--g-arch", default="vgg16", choices=zoo.ARCHS, help="arch of the g fit")
-    parser.add_argument("--device", default=None, help="default: the profile's DEVICE")
     parser.add_argument("--cache", type=Path, help="use this cache instead of a fresh temporary")
-    mode = parser.add_mutually_exclusive_group()
-    mode.add_argument(
-        "--whole-profile",
-        action="store_true",
-        help="also time kc.runner.run_all(profile) cold then warm (a fresh cache)",
-    )
-    mode.add_argument("--phases-only", action="store_true", help="only the phases (default)")
     parser.add_argument(
         "--out",
         type=Path,
@@ -268,55 +251,62 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Run the benchmark; returns 1 when a notebook of ``--whole-profile`` failed, else 0."""
+    """Run the benchmark; 1 when a notebook failed or the book did not build, else 0."""
     args = parse_args(argv)
-    p = load_profile(args.profile)
-    overrides = {}
+    logging.basicConfig(level=logging.INFO, format="[kc] %(message)s")  # the progress lines
+    logging.getLogger("papermill").setLevel(logging.WARNING)
+    profile = load_profile(args.profile)
+    overrides: dict[str, Any] = {}
     for item in args.set:
         name, sep, value = item.partition("=")
-        if not sep or name not in p:
+        if not sep or name not in profile:
             raise SystemExit(f"--set wants NAME=VALUE with NAME in the profile, got {item!r}")
         overrides[name] = parse_value(value)
-    p.update(overrides)
-    device = args.device or p.get("DEVICE", "auto")
-
-    with contextlib.ExitStack() as stack:
-        root = args.cache or stack.enter_context(tempfile.TemporaryDirectory(prefix="kc-bench-"))
-        stack.enter_context(env_var(cache.ENV_VAR, str(root)))
-        rows = time_phases(p, args.archs, args.g_arch, device)
-    summaries: list[RunSummary] = []
-    if args.whole_profile:
-        whole, summaries = time_whole_profile(args.profile, overrides or None)
-        rows += whole
-    add_ratios(rows)
-
     meta: dict[str, Any] = {
-        "profile": p["PROFILE"],
-        **machine(),
-        "device": device,
-        "cache": "given: " + str(args.cache) if args.cache else "fresh temporary",
+        "profile": profile["PROFILE"],
+        "mode": "pipeline" if args.pipeline else "whole profile",
+        "torch_threads": torch.get_num_threads(),
+        "cpu_count": os.cpu_count(),
+        "torch": torch.__version__,
         "overrides": overrides,
-        "archs": args.archs,
-        "layers": {a: layer_of(a) for a in {*args.archs, args.g_arch}},
-        "g_arch": args.g_arch,
+        "cache": f"given: {args.cache}" if args.cache else "fresh temporary",
+        "load_before": os.getloadavg(),
     }
-    if args.whole_profile:
-        cold, warm = (r.seconds for r in rows if r.kind == "whole")
-        meta["run_all_cold_over_warm"] = cold / warm if warm > 0 else float("nan")
-    paths = write(rows, meta, args.out / f"phases_{p['PROFILE']}")
-
+    code = 0
+    with contextlib.ExitStack() as stack:
+        tmp = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="kc-bench-")))
+        stack.enter_context(phases.environ({cache.ENV_VAR: str(args.cache or tmp / "cache")}))
+        if args.pipeline:
+            table1 = resolve_notebook("table1_instability")
+            injected = notebook_parameters(table1, args.profile, overrides, tmp, strict=False)
+            params = {**declared_parameters(table1), **injected}  # what the notebook sees
+            rows = pipeline(params, args.archs, args.g_arch)
+        else:
+            rows, facts = whole_profile(
+                args.profile, overrides or None, args.notebooks, tmp, not args.no_book
+            )
+            summaries: dict[str, RunSummary] = facts["summaries"]
+            failed = [s.returncode for s in summaries.values()]
+            code = max(failed + [int(c != 0) for c in facts["book_exit"].values()])
+            meta["warm_skipped"] = sum(r.status == "skipped" for r in summaries["warm"].results)
+            meta["warm_phases"] = facts["warm_phases"]
+    meta["load_after"] = os.getloadavg()
+    paths = write(rows, meta, args.out / f"phases_{profile['PROFILE']}")
     print(
-        f"profile {p['PROFILE']}, device {device}, torch {meta['torch']}, "
-        f"{meta['torch_threads']} threads, {meta['cpu_count']} CPUs, cache {meta['cache']}"
+        f"profile {meta['profile']} ({meta['mode']}), torch {meta['torch']}, "
+        f"{meta['torch_threads']} threads, {meta['cpu_count']} CPUs, cache {meta['cache']}; "
+        "load (1, 5, 15 min) before {:.2f} {:.2f} {:.2f}, after {:.2f} {:.2f} {:.2f}".format(
+            *meta["load_before"], *meta["load_after"]
+        )
     )
     print(table(rows))
-    print("x data: seconds / data-load seconds; x min: seconds / smallest phase (same run)")
-    if args.whole_profile:
-        print(f"run_all cold / warm = {meta['run_all_cold_over_warm']:.2f}")
-        for label, summary in zip(("cold", "warm"), summaries, strict=True):
-            print(f"run_all {label}:\n{summary}")
+    print("share: of the cold run + book (--pipeline: of its wall time); phases: self time")
+    if not args.pipeline:
+        for label, summary in summaries.items():
+            print(f"kc run --all, {label}:\n{summary}")
+        print(f"warm: {meta['warm_skipped']} notebooks skipped, {meta['warm_phases']} phases ran")
     print("wrote " + ", ".join(str(path) for path in paths))
-    return max((s.returncode for s in summaries), default=0)
+    return code
 
 
 if __name__ == "__main__":

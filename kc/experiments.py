@@ -40,7 +40,7 @@ from torch.nn.utils import prune
 from torch.utils.data import DataLoader, Dataset
 from tqdm import tqdm
 
-from kc import cache, data, zoo
+from kc import cache, data, phases, zoo
 from kc import train as tr
 from kc.fit import FitReport, check_aligned, fit_consistency
 from kc.measure import ConsistencyResult, evaluate_consistency
@@ -72,6 +72,12 @@ _TASKS = ("all", "half0", "half1", "mix:0", "mix:1", "binary")
 @functools.cache
 def _version(modules: tuple[str, ...]) -> str:
     return cache.code_version(modules)
+
+
+# Phase timings for benchmarks/bench_phases.py (kc.phases; no-ops unless $KC_PROFILE_PHASES is
+# set): fitting g and measuring it, as get_consistency calls them.
+fit_consistency = phases.timed("g fit")(fit_consistency)
+evaluate_consistency = phases.timed("evaluation")(evaluate_consistency)
 
 
 # ---------------------------------------------------------------------------- specs
@@ -245,10 +251,16 @@ def _cached_net(
     entry = cache.load(kind, config, version=version, label=label)
     from_cache = entry is not None
     if entry is None:
-        train_ds = _task(spec, "train", limit=spec.train_limit)
-        test_ds = _task(spec, "test", limit=spec.test_limit)
+        with phases.phase("data", ",".join(spec.datasets)):
+            train_ds = _task(spec, "train", limit=spec.train_limit)
+            test_ds = _task(spec, "test", limit=spec.test_limit)
         checkpoint = path.with_suffix(".ckpt")
-        model, report, info = make(train_ds, test_ds, checkpoint)
+        with phases.phase("train", spec.arch) as block:
+            model, report, info = make(train_ds, test_ds, checkpoint)
+            # kc.train's clock counts the epochs only; the rest of this block's own time (a
+            # teacher or base network trained inside is a nested phase) is the test evaluation
+            # and the per-epoch checkpoint writes
+            phases.record("evaluation", block.self_seconds() - report.seconds, spec.arch)
         entry = {
             "state_dict": {k: v.cpu() for k, v in model.state_dict().items()},
             "report": report.to_dict(),
@@ -562,10 +574,17 @@ def get_features(
         trained = (
             net if isinstance(net, TrainedNet) else get_net(spec, device=device, progress=progress)
         )
-        ds = data.make_task(
-            config["task"], spec.datasets, split, image_size=spec.input_size, limit=limit, seed=seed
-        )
-        feats = _extract(trained.model, spec.arch, layer, ds, progress, f"features {label}")
+        with phases.phase("data", ",".join(spec.datasets)):
+            ds = data.make_task(
+                config["task"],
+                spec.datasets,
+                split,
+                image_size=spec.input_size,
+                limit=limit,
+                seed=seed,
+            )
+        with phases.phase("features", spec.arch):
+            feats = _extract(trained.model, spec.arch, layer, ds, progress, f"features {label}")
         return {"features": feats, "labels": ds.labels.clone()}
 
     entry = cache.cached("features", config, compute, version=_version(_FEATURE_CODE), label=label)

@@ -127,7 +127,7 @@ def run_key(notebook: Path, parameters: Mapping[str, Any]) -> dict[str, str]:
         hashes, the modules hashed (comma-separated) and ``key``, the hash of the four.
     """
     from kc.cache import canonical_json, source_digest
-    from kc.runner import read_cells
+    from kc.notebook_params import read_cells
 
     cells = read_cells(notebook)
     code = "\n".join(c["source"] for c in cells if c["cell_type"] == "code")

@@ -13,7 +13,7 @@ import nbformat
 import pytest
 import yaml
 
-from kc import book, runner
+from kc import book, manifest, runner
 from kc.cli import main
 from tests.book_site import FIXTURE_VERDICTS, ROOT, Site, book_skeleton, built_site
 
@@ -226,7 +226,7 @@ def test_publish_notebook_keeps_a_given_caption(tmp_path) -> None:
 
 def test_a_planned_notebook_gets_a_not_written_placeholder(monkeypatch) -> None:
     planned = runner.Notebook("fig9_future", "Fig. 9", "a page to come", ("x.csv",), planned=True)
-    monkeypatch.setattr(runner, "MANIFEST", (*runner.MANIFEST, planned))
+    monkeypatch.setattr(manifest, "MANIFEST", (*manifest.MANIFEST, planned))  # its home
     assert "not written yet" in book._placeholder("fig9_future")
 
 

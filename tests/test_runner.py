@@ -12,7 +12,7 @@ import pandas as pd
 import pytest
 import yaml
 
-from kc import runner
+from kc import manifest, records, runner
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -246,13 +246,13 @@ PLANNED = runner.Notebook("fig9_future", "Fig. 9", "not written yet", ("x.csv",)
 
 
 def test_run_all_reports_missing_and_planned_notebooks(tmp_path, monkeypatch) -> None:
-    monkeypatch.setattr(runner, "notebooks_dir", lambda: tmp_path)
-    monkeypatch.setattr(runner, "MANIFEST", (*runner.MANIFEST, PLANNED))
+    monkeypatch.setattr(manifest, "notebooks_dir", lambda: tmp_path)
+    monkeypatch.setattr(manifest, "MANIFEST", (*runner.MANIFEST, PLANNED))
     summary = runner.run_all("smoke", output_root=tmp_path / "out")
     status = {r.name: r.status for r in summary.results}
     assert status["table1_instability"] == "failed" and status["fig9_future"] == "skipped"
     assert summary.returncode == 1
-    assert [r.name for r in summary.results] == [nb.name for nb in runner.MANIFEST]
+    assert [r.name for r in summary.results] == [nb.name for nb in manifest.MANIFEST]
 
 
 def test_run_all_rejects_parameters_no_notebook_declares(tmp_path) -> None:
@@ -308,7 +308,7 @@ def test_profiles_are_valid_yaml_mappings() -> None:
 
 
 def test_repository_notebooks_run_from_the_root() -> None:
-    assert runner._working_dir(ROOT / "notebooks" / "table1_instability.ipynb") == ROOT
+    assert manifest.working_dir(ROOT / "notebooks" / "table1_instability.ipynb") == ROOT
 
 
 # ------------------------------------------------------------------------------------ checks
@@ -398,6 +398,7 @@ def test_an_unchanged_notebook_is_skipped_and_force_reruns_it(tmp_path, caplog) 
     first = runner.execute(path, profile="smoke", output_root=out)
     record = json.loads((out / "tiny" / "run.json").read_text())
     assert first.status == "ok" and record["run_key"]["key"] and record["outputs"] == ["values.csv"]
+    assert record["load"] >= 0  # the machine's load beside the wall time
     stamp = (out / "notebooks" / "tiny.ipynb").stat().st_mtime_ns
     second = runner.execute(path, profile="smoke", output_root=out)
     assert (
@@ -443,6 +444,40 @@ def test_a_changed_parameter_reruns_exactly_the_notebooks_that_use_it(tmp_path, 
     back = runner.run_all("smoke", notebooks=[uses, other], output_root=out)
     assert [r.status for r in back.results] == ["ok", "skipped"]
     assert runner.progress_line(1, 2, "uses_seeds", 0, seconds, 0) in caplog.text
+
+
+def test_the_estimate_comes_only_from_runs_of_the_same_profile(tmp_path) -> None:
+    # before: the time left after a smoke run was estimated from the smoke run's wall time
+    path, out = tiny(tmp_path), tmp_path / "out"
+    runner.execute(path, profile="smoke", output_root=out)
+    seconds = runner.read_record(out, "tiny")["seconds"]
+    todo = [("tiny", path)]
+    assert records.estimate(out, todo, {}, "smoke") == {"tiny": seconds}
+    assert records.estimate(out, todo, {}, "small") == {"tiny": None}
+    assert records.estimate(out, todo, {"tiny": True}, "small") == {"tiny": 0.0}
+
+
+class _InlineExecutor:
+    """Stands in for submitit's Slurm executor: runs each submitted job at once."""
+
+    def __init__(self) -> None:
+        self.submitted: list[str] = []
+
+    def submit(self, fn, *args):
+        self.submitted.append(Path(args[0]).stem)
+        result = fn(*args)
+        return type("Job", (), {"job_id": str(len(self.submitted)), "result": lambda s: result})()
+
+
+def test_run_all_with_slurm_submits_every_notebook_first(tmp_path, monkeypatch) -> None:
+    executor = _InlineExecutor()
+    monkeypatch.setattr(runner, "make_executor", lambda kind, folder, **kw: executor)
+    paths = [tiny(tmp_path, "one"), tiny(tmp_path, "two")]
+    summary = runner.run_all("smoke", notebooks=paths, output_root=tmp_path / "out",
+                             executor="slurm", parameters={"SEEDS": [4]})  # fmt: skip
+    assert executor.submitted == ["one", "two"]
+    assert [r.status for r in summary.results] == ["ok", "ok"]
+    assert read_values(tmp_path / "out" / "two" / "values.csv")["SEEDS"] == [4]
 
 
 def test_progress_line() -> None:

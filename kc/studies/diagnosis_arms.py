@@ -24,7 +24,7 @@ from kc.model import ConsistencyNet
 from kc.normalize import Normalizer
 from kc.seeding import seeded_build
 from kc.studies.finetune import Budget
-from kc.train import resolve_device, train_head
+from kc.train import resolve_device
 
 __all__ = [
     "ARMS",
@@ -220,16 +220,7 @@ def train_arm(
         head = head()
     dev = resolve_device(device)
     if budget.epochs > 0:
-        report = train_head(
-            head,
-            train[0],
-            train[1],
-            test_x=test[0],
-            test_y=test[1],
-            **budget.train_kwargs(),
-            device=dev,
-            progress=progress,
-        )
+        report = budget.train(head, train, test, device=dev, progress=progress)
         seconds = report.seconds
     else:
         seconds = 0.0

@@ -16,7 +16,8 @@ import pandas as pd
 import torch
 from torch import Tensor, nn
 
-from kc.train import OPTIMIZERS, evaluate, resolve_device, train_head
+from kc import phases
+from kc.train import OPTIMIZERS, TrainReport, evaluate, resolve_device, train_head
 
 __all__ = ["Budget", "compare_rows"]
 
@@ -59,6 +60,28 @@ class Budget:
             "seed": self.seed,
         }
 
+    def train(
+        self,
+        head: nn.Module,
+        train: tuple[Tensor, Tensor],
+        test: tuple[Tensor, Tensor],
+        *,
+        device: str | torch.device = "cpu",
+        progress: bool = False,
+    ) -> TrainReport:
+        """Fine-tune ``head`` in place on ``train`` = (features (N, ...), labels (N,)) with this
+        budget; its accuracy is on ``test`` (timed as the phase ``fine-tune``, :mod:`kc.phases`)."""
+        with phases.phase("fine-tune"):
+            return train_head(
+                head,
+                *train,
+                test_x=test[0],
+                test_y=test[1],
+                **self.train_kwargs(),
+                device=device,
+                progress=progress,
+            )
+
 
 def compare_rows(
     candidates: Mapping[str, tuple[nn.Module, Tensor, Tensor]],
@@ -94,16 +117,7 @@ def compare_rows(
             )
         before = evaluate(head, torch.utils.data.TensorDataset(test_x, test_y.long()), device=dev)
         start = time.perf_counter()
-        report = train_head(
-            head,
-            train_x,
-            train_y,
-            test_x=test_x,
-            test_y=test_y,
-            **budget.train_kwargs(),
-            device=dev,
-            progress=False,
-        )
+        report = budget.train(head, (train_x, train_y), (test_x, test_y), device=dev)
         records.append(
             {
                 "row": name,

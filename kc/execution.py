@@ -1,0 +1,211 @@
+"""Executing one notebook in this process with papermill.
+
+:func:`run_in_process` resolves the notebook's parameters (:mod:`kc.notebook_params`), skips it
+when its run key (:mod:`kc.runkey`) matches its last successful run (:mod:`kc.records`), and
+otherwise runs it with papermill in the repository root (:func:`kc.manifest.working_dir`).
+
+Nothing good is overwritten: papermill writes into a temporary file beside the executed copy,
+which is moved into place only when the notebook finished; a failed or interrupted run leaves its
+partial copy as ``<name>.failed.ipynb`` beside the last good one. The kernel's own stderr goes to
+``<output_root>/<name>/kernel.log``; the cache's warnings (``$KC_WARNINGS_FILE``) go into the run
+record.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import tempfile
+import time
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from kc import phases, records
+from kc.manifest import manifest_entry, working_dir
+from kc.notebook_params import notebook_parameters
+from kc.records import KERNEL_LOG, RUN_RECORD
+
+__all__ = ["NotebookInterrupted", "RunOptions", "run_in_process"]
+
+log = logging.getLogger("kc.runner")  # one logger for running notebooks (kc.runner and its parts)
+
+
+class NotebookInterrupted(KeyboardInterrupt):
+    """Ctrl-C while a notebook ran; says where its partial copy was kept."""
+
+    def __init__(self, name: str, failed_copy: Path | None) -> None:
+        super().__init__(name)
+        self.name = name
+        self.failed_copy = failed_copy
+
+
+def _quiet_kernel_manager(log_file: Path) -> type:
+    """A kernel manager whose kernel writes its stderr to ``log_file``: on Ctrl-C the dying
+    kernel's tracebacks (ZMQError ...) stay out of the terminal."""
+    from jupyter_client.manager import AsyncKernelManager
+
+    class _KernelManager(AsyncKernelManager):  # type: ignore[misc]
+        async def start_kernel(self, **kw: Any) -> None:
+            with open(log_file, "ab") as stderr:  # Popen duplicates the descriptor
+                kw.setdefault("stderr", stderr)
+                await super().start_kernel(**kw)
+
+    return _KernelManager
+
+
+@contextlib.contextmanager
+def _collect_warnings(folder: Path) -> Iterator[Path]:
+    """Point ``$KC_WARNINGS_FILE`` (read by :mod:`kc.cache`, inherited by the kernel) to a fresh
+    file in ``folder`` for the duration."""
+    from kc.cache import WARNINGS_ENV
+
+    path = folder / ".warnings"
+    path.unlink(missing_ok=True)
+    with phases.environ({WARNINGS_ENV: str(path)}):
+        yield path
+
+
+def _read_lines(path: Path) -> list[str]:
+    try:
+        lines = [line for line in path.read_text().splitlines() if line.strip()]
+    except OSError:
+        return []
+    path.unlink(missing_ok=True)
+    return lines
+
+
+@dataclass(frozen=True)
+class RunOptions:
+    """How to run a notebook (the arguments of :func:`kc.runner.execute`).
+
+    Attributes:
+        root: absolute root of the outputs.
+        profile: profile name or YAML path.
+        parameters: explicit values, applied after the profile.
+        kernel_name: the Jupyter kernel.
+        log_output: stream the notebook's output to the log while it runs.
+        strict: refuse explicit parameters the notebook does not declare.
+        force: run even when the notebook is up to date.
+    """
+
+    root: Path
+    profile: str | Path = "small"
+    parameters: Mapping[str, Any] | None = None
+    kernel_name: str = "python3"
+    log_output: bool = False
+    strict: bool = True
+    force: bool = False
+
+
+def run_in_process(notebook: Path, options: RunOptions) -> records.RunResult:
+    """Run one notebook in this process, or skip it when it is up to date.
+
+    Skipped when :func:`kc.records.up_to_date` says so and not ``options.force``.
+
+    Returns:
+        A :class:`~kc.records.RunResult`, ``"ok"`` or ``"skipped"``.
+
+    Raises:
+        papermill.PapermillExecutionError: a cell failed (the partial copy is kept).
+        NotebookInterrupted: Ctrl-C (the partial copy is kept the same way).
+    """
+    import papermill
+
+    from kc import runkey
+    from kc.cache import file_mode
+
+    root, name = options.root, notebook.stem
+    values = notebook_parameters(
+        notebook, options.profile, options.parameters, root, strict=options.strict
+    )
+    key = runkey.run_key(notebook, values)
+    folder, out = root / "notebooks", root / name
+    executed, failed = folder / f"{name}.ipynb", folder / f"{name}.failed.ipynb"
+    fresh, why = records.up_to_date(root, name, key)
+    if fresh and not options.force:
+        log.debug("%s: skipped: %s", name, why)
+        return records.RunResult(name, "skipped", 0.0, executed, note=why)
+    folder.mkdir(parents=True, exist_ok=True)
+    out.mkdir(parents=True, exist_ok=True)
+    record: dict[str, Any] = {
+        "notebook": name,
+        "source": str(notebook),
+        "profile": values.get("PROFILE"),
+        "parameters": values,
+        "executed_notebook": str(executed),
+        "started": records.now(),
+        "run_key": key,
+    }
+    why = "--force" if fresh else why
+    log.info("running %s (profile %s; %s)", name, record["profile"], why)
+    fd, tmp_name = tempfile.mkstemp(dir=folder, prefix=f".{name}.", suffix=".running.ipynb")
+    os.close(fd)
+    tmp = Path(tmp_name)
+    kernel_log = out / KERNEL_LOG
+    kernel_log.unlink(missing_ok=True)
+    start = time.perf_counter()
+    with _collect_warnings(out) as warnings_file, phases.notebook(name):
+        try:
+            papermill.execute_notebook(
+                str(notebook),
+                str(tmp),
+                parameters=values,
+                kernel_name=options.kernel_name,
+                language="python",
+                log_output=options.log_output,
+                progress_bar=False,
+                cwd=str(working_dir(notebook)),
+                kernel_manager_class=_quiet_kernel_manager(kernel_log),
+            )
+        except BaseException as error:
+            kept: Path | None = None
+            if tmp.is_file() and tmp.stat().st_size > 0:
+                os.chmod(tmp, file_mode())
+                os.replace(tmp, failed)
+                kept = failed
+            tmp.unlink(missing_ok=True)
+            interrupted = isinstance(error, KeyboardInterrupt)
+            record.update(
+                status="interrupted" if interrupted else "failed",
+                finished=records.now(),
+                seconds=round(time.perf_counter() - start, 3),
+                load=round(os.getloadavg()[0], 2),
+                error=f"{type(error).__name__}: {str(error).strip()[-2000:]}",
+                failed_notebook=str(kept) if kept else None,
+                warnings=_read_lines(warnings_file),
+            )
+            records.write_record(out, record)
+            if interrupted:
+                raise NotebookInterrupted(name, kept) from None
+            if kept is not None:
+                log.error("%s failed; its executed copy (with the traceback) is %s", name, kept)
+            raise
+    os.chmod(tmp, file_mode())
+    os.replace(tmp, executed)
+    failed.unlink(missing_ok=True)  # a failed copy from an earlier run is stale now
+    warnings = _read_lines(warnings_file)
+    for line in warnings:
+        log.warning("%s: %s", name, line)
+    written = sorted(
+        p.name for p in out.iterdir() if p.is_file() and p.name not in (RUN_RECORD, KERNEL_LOG)
+    )
+    record.update(
+        status="ok",
+        finished=records.now(),
+        seconds=round(time.perf_counter() - start, 3),
+        load=round(os.getloadavg()[0], 2),
+        outputs=written,
+        warnings=warnings,
+    )
+    entry = manifest_entry(name)
+    if entry is not None:
+        missing = [f for f in entry.outputs if not (out / f).exists()]
+        record["missing_outputs"] = missing
+        if missing:
+            log.warning("%s did not write %s", name, missing)
+    records.write_record(out, record)
+    log.info("finished %s in %.1f s -> %s", name, record["seconds"], executed)
+    return records.RunResult(name, "ok", record["seconds"], executed, warnings=warnings)
