@@ -72,7 +72,9 @@ def test_list(capsys) -> None:
     assert out.splitlines()[0].split() == ["notebook", "paper", "item", "output", "files", "state"]
     for nb in runner.MANIFEST:
         assert nb.name in out
-    assert "Table 1" in out and "table1_vs_paper.csv" in out and "planned" in out
+    assert "Table 1" in out and "table1_vs_paper.csv" in out
+    states = {line.split()[0]: line.split()[-1] for line in out.splitlines()[2:] if line.strip()}
+    assert all(states[nb.name] == "ready" for nb in runner.MANIFEST)  # issue 11: none planned
 
 
 def test_run_parses_parameters_as_yaml(tmp_path, capsys) -> None:
