@@ -18,6 +18,9 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
+# The lab compares order-0 consistency with linear CKA (Kornblith et al., 2019): kc.similarity's.
+from kc.similarity import linear_cka  # noqa: F401  (re-exported as toy.linear_cka)
+
 CASES = ("permuted", "linear", "nonlinear", "half", "independent")
 
 
@@ -56,50 +59,6 @@ def planted_pair(
         half = channels // 2
         return x, torch.cat([x[:, perm[:half]], noise[:, : channels - half]], dim=1)
     return x, noise
-
-
-# ---------------------------------------------------------------------------------------------
-# Linear CKA, for the lab's comparison (Kornblith et al., 2019)
-
-
-def linear_cka(x: Tensor, y: Tensor) -> float:
-    """Linear centred kernel alignment between two features of the same N samples.
-
-    .. math::
-        \\mathrm{CKA}(X, Y) = \\frac{\\|Y_c^\\top X_c\\|_F^2}{\\|X_c^\\top X_c\\|_F \\,
-        \\|Y_c^\\top Y_c\\|_F}
-
-    with each feature flattened to (N, D) and centred over the samples. CKA is 1 when Y is
-    an orthogonal transform (for example a channel permutation) of X up to scale, and below 1
-    for a general invertible linear map, which order-0 consistency still explains fully.
-    (A small local copy for the course lab; the baselines module may offer its own.)
-
-    Args:
-        x: (N, ...) feature of network A.
-        y: (N, ...) feature of network B, same N.
-
-    Returns:
-        CKA in [0, 1].
-
-    Example:
-        >>> x = torch.randn(50, 4, 3, 3)
-        >>> round(linear_cka(x, x[:, [1, 0, 3, 2]]), 6)
-        1.0
-    """
-    if x.shape[0] != y.shape[0] or x.shape[0] < 2:
-        raise ValueError(
-            f"expected x and y with the same number N >= 2 of samples, got {x.shape[0]} and "
-            f"{y.shape[0]}"
-        )
-    a = x.reshape(x.shape[0], -1).double()
-    b = y.reshape(y.shape[0], -1).double()
-    a = a - a.mean(0)
-    b = b - b.mean(0)
-    cross = (b.T @ a).square().sum()
-    norm = torch.linalg.matrix_norm(a.T @ a) * torch.linalg.matrix_norm(b.T @ b)
-    if norm == 0:
-        raise ValueError("linear CKA is undefined for a constant feature")
-    return float(cross / norm)
 
 
 # ---------------------------------------------------------------------------------------------

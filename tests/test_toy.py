@@ -63,9 +63,9 @@ def test_linear_cka_invariances():
 
 
 def test_linear_cka_bad_input():
-    with pytest.raises(ValueError, match="same number N >= 2 of samples, got 4 and 3"):
+    with pytest.raises(ValueError, match="same number of samples N, got 4 and 3"):
         toy.linear_cka(torch.randn(4, 2), torch.randn(3, 2))
-    with pytest.raises(ValueError, match="constant feature"):
+    with pytest.raises(ValueError, match="x is constant across all 4 samples"):
         toy.linear_cka(torch.ones(4, 2), torch.randn(4, 2))
 
 
