@@ -9,7 +9,7 @@ SETTINGS = ["VOC-animal", "Mix-CUB", "Mix-Dogs"]
 
 @pytest.mark.notebooks
 def test_table4_notebook(run_smoke):
-    out = run_smoke("table4_redundant", NETWORKS=[["resnet18", "last14"]])
+    out = run_smoke("table4_redundant", NETWORKS=[["resnet18", "last14"]], PROBE_FIT_LIMIT=64)
     table = read_csv(out / "table4.csv")
     assert list(table.columns) == [
         "setting",
@@ -40,3 +40,10 @@ def test_table4_notebook(run_smoke):
     assert len(claims) == 3 + 1 + 1  # three cells, every cell, the seed spread
     assert claims["table4.beyond_spread"]["status"] == "not testable"  # smoke: one pair
     assert (out / "table4.png").exists() and (out / "table4_timings.csv").exists()
+
+    # the scale probe: the same cells with 64 fitting images, heads fine-tuned on those 64
+    probe_runs = read_csv(out / "table4_probe_runs.csv")
+    assert probe_runs["n_train"].max() <= 64 and (probe_runs["n_test"] == runs["n_test"].max()).all()
+    probe = read_csv(out / "table4_probe.csv")
+    assert sorted(probe["images"].astype(str).unique()) == ["128", "64"]
+    assert len(probe) == 2 * 3 and np.isfinite(probe["gain"]).all()

@@ -28,6 +28,8 @@ VOCABULARY = {
 # The beyond-the-paper notebooks (baselines, grounding, planted; issue 12).
 VOCABULARY |= {"PLANTED_N", "PLANTED_STEPS", "PLANTED_SEEDS", "PLANTED_DEPTHS", "PLANTED_VARY",
                "GROUNDING_ARCH", "NOISE_LEVELS", "NOISE_REPEATS"}  # fmt: skip
+# Tables 3-4's scale probe (issue 8's cause experiments).
+VOCABULARY |= {"PROBE_FIT_LIMIT"}
 
 
 def make_notebook(folder: Path, name: str, params: str, body: str) -> Path:

@@ -284,3 +284,46 @@ def test_timings_and_plot() -> None:
 def test_table_runs_needs_cells_and_pairs() -> None:
     with pytest.raises(ValueError, match="at least one cell and one pair, got 0 and 1"):
         rf.table_runs([], [(0, 1)], net={}, g=None, budget=ft.Budget(epochs=1, lr=0.1))  # type: ignore[arg-type]
+
+
+def test_scale_probe_puts_both_image_counts_side_by_side() -> None:
+    main = rt.gains(_runs(), ["column"])  # c1 +3.0, c2 -1.5
+    fewer = _runs()
+    fewer.loc[(fewer["column"] == "c2") & (fewer["row"] == "x0"), "accuracy"] += 4.0
+    probe = rt.gains(fewer, ["column"])  # c2: -1.5 + 4 = +2.5
+    table = rt.scale_probe(main, probe, keys=["column"], row="x0", n_main=2000, n_probe=300)
+    assert list(table.columns) == ["column", "images", "gain", "best_baseline", "pairs_improved",
+                                   "n_pairs"]  # fmt: skip
+    wide = table.pivot_table(index="column", columns="images", values="gain")
+    assert wide.loc["c2", 300] == pytest.approx(2.5) and wide.loc["c2", 2000] == pytest.approx(-1.5)
+    text = rt.scale_probe_reading(table, ["column"])
+    assert text.startswith("with 2000 images 1/2 cells gain, with 300 images 2/2")
+    assert "+2.00 points" in text and "as the over-fitting account predicts" in text
+    # the reverse: fewer images hurt, so scale does not explain the difference
+    back = rt.scale_probe(probe, main, keys=["column"], row="x0", n_main=2000, n_probe=300)
+    assert "does not explain" in rt.scale_probe_reading(back, ["column"])
+    all_images = rt.scale_probe(main, probe, keys=["column"], row="x0", n_main=None, n_probe=300)
+    assert set(all_images["images"]) == {"all", 300}
+
+
+def test_scale_probe_rejects_mismatched_inputs() -> None:
+    main = rt.gains(_runs(), ["column"])
+    with pytest.raises(ValueError, match="no row 'x9' in the gains with 2000 images"):
+        rt.scale_probe(main, main, keys=["column"], row="x9", n_main=2000, n_probe=300)
+    with pytest.raises(ValueError, match="do not cover the same cells"):
+        rt.scale_probe(main, main[main["column"] == "c1"], keys=["column"], row="x0",
+                       n_main=2000, n_probe=300)  # fmt: skip
+    one = rt.scale_probe(main, main, keys=["column"], row="x0", n_main=2000, n_probe=300)
+    with pytest.raises(ValueError, match="exactly two image counts"):
+        rt.scale_probe_reading(one[one["images"] == 300], ["column"])
+
+
+def test_study_with_fewer_fitting_images() -> None:
+    t4 = rf.RefinementStudy.from_params(notebook_params("table4_redundant"), 4)
+    probe = t4.with_fit_limit(64)
+    assert probe.g.fit_limit == 64 and t4.g.fit_limit == 128
+    assert (probe.cells, probe.pairs, probe.budget) == (t4.cells, t4.pairs, t4.budget)
+    with pytest.raises(ValueError, match="must be below FIT_LIMIT \\(128\\)"):
+        t4.with_fit_limit(128)
+    with pytest.raises(ValueError, match="must be an int >= 32, got 8"):
+        t4.with_fit_limit(8)

@@ -363,6 +363,21 @@ class RefinementStudy:
         """The columns naming a cell: ``["column"]`` (Table 3), ``["setting", "column"]`` (4)."""
         return ["column"] if self.table == 3 else ["setting", "column"]
 
+    def with_fit_limit(self, fit_limit: int) -> RefinementStudy:
+        """The same study with g fitted, and every head fine-tuned, on ``fit_limit`` images.
+
+        The networks A and B and the test images are unchanged, so the two studies differ only
+        in how many labelled images the rows (and g) see: the scale probe of Tables 3-4
+        (:func:`kc.studies.refinement_tables.scale_probe`).
+        """
+        if isinstance(fit_limit, bool) or not isinstance(fit_limit, int) or fit_limit < 32:
+            raise ValueError(f"the probe's FIT_LIMIT must be an int >= 32, got {fit_limit!r}")
+        if self.g.fit_limit is not None and fit_limit >= self.g.fit_limit:
+            raise ValueError(
+                f"the probe's FIT_LIMIT ({fit_limit}) must be below FIT_LIMIT ({self.g.fit_limit})"
+            )
+        return replace(self, g=replace(self.g, fit_limit=fit_limit))
+
     def run(self) -> pd.DataFrame:
         """:func:`table_runs` for every cell and pair (networks, g and features are cached)."""
         return table_runs(
