@@ -47,3 +47,20 @@ def test_table2_notebook_reads_table1_fits_from_the_cache(run_smoke):
     assert set(claims) == {"table2.orders_decrease", "table2.x0_majority", "table2.magnitudes"}
     assert all(c["status"] != "not testable" for c in claims.values())
     assert (out / "table2.png").exists()
+
+    centre = read_csv(out / "table2_centre.csv")
+    assert list(centre.columns) == [
+        "arch", "layer", "column", "units", "row", "global", "channel", "difference"
+    ]  # fmt: skip
+    assert len(centre) == len(table)
+    np.testing.assert_allclose(centre["difference"], centre["channel"] - centre["global"])
+    both = table.merge(centre, on=["column", "units", "row"])  # global = Table 2 as printed
+    np.testing.assert_allclose(both["global"], both["value"], rtol=1e-6)
+    normalised = centre[centre["units"] == "normalised"]
+    assert (normalised["channel"] <= normalised["global"] + 1e-9).all()  # total variance
+    verdicts = read_csv(out / "table2_centre_verdicts.csv")
+    assert list(verdicts.columns) == ["id", "claim", "global", "channel", "flips"]
+    assert set(verdicts["id"]) == set(claims)
+    assert verdicts.set_index("id")["global"].to_dict() == {
+        k: c["status"] for k, c in claims.items()
+    }

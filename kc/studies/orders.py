@@ -4,17 +4,28 @@
 cache keys as Table 1) and summarises them here: :func:`order_variances` per layer in three
 units, :func:`table2_claims` for the paper's claims, and :func:`paper_units_check`, which
 infers from the paper's own Tables 1 and 2 that its Table 2 is in raw feature units.
+
+The centre of Var: Table 2 uses the paper's variance about one global mean
+(:func:`kc.variance`'s default), the authors' released ``Variance.py`` subtracts a mean per
+channel. :func:`centred_fits` recomputes the variances of the same cached fits about both
+centres, :func:`centre_table` puts the two Table 2s side by side and :func:`centre_verdicts`
+tells whether any claim's verdict depends on the choice.
 """
 
 from __future__ import annotations
 
 import itertools
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
+from typing import Any
 
 import pandas as pd
+import torch
+from torch import Tensor
 
 from kc.claims import Claim, from_checks
-from kc.paper import CASE1, side_by_side
+from kc.metrics import CENTERS, variance
+from kc.paper import CASE1, paper_column, side_by_side
+from kc.studies.instability import InstabilityStudy
 
 
 def order_rows(order: int) -> list[str]:
@@ -183,6 +194,14 @@ def magnitude_check(variances: pd.DataFrame, value: str = "value", factor: float
                                   "evidence": evidence, "numbers": numbers}}  # fmt: skip
 
 
+def our_checks(table: pd.DataFrame, order: int) -> dict[str, dict]:
+    """Table 2's checks on our :func:`order_variances`: the order claims in normalised units,
+    the magnitude claim on Var(x*) in raw units (see :func:`table2_claims`)."""
+    normalised = table[table["units"] == "normalised"]
+    raw_star = table[(table["units"] == "raw") & (table["row"] == "Var(x*)")]
+    return {**order_checks(normalised, order), **magnitude_check(raw_star)}
+
+
 def table2_claims(
     table: pd.DataFrame, paper: pd.DataFrame, units: pd.DataFrame, order: int
 ) -> list[Claim]:
@@ -192,14 +211,11 @@ def table2_claims(
     printed; the magnitude claim on Var(x*) in raw units (ours) and on the paper's implied
     Var(x*) (:func:`paper_units_check`).
     """
-    normalised = table[table["units"] == "normalised"]
-    raw_star = table[(table["units"] == "raw") & (table["row"] == "Var(x*)")]
-    ours = {**order_checks(normalised, order), **magnitude_check(raw_star)}
     theirs = {
         **order_checks(paper, order),
         **magnitude_check(units, "implied_var_x_star"),
     }
-    return from_checks(ours, theirs, "Table 2")
+    return from_checks(our_checks(table, order), theirs, "Table 2")
 
 
 def table2_vs_paper(ours: pd.DataFrame, paper: pd.DataFrame, units: pd.DataFrame) -> pd.DataFrame:
@@ -221,3 +237,181 @@ def table2_vs_paper(ours: pd.DataFrame, paper: pd.DataFrame, units: pd.DataFrame
         both.insert(0, "units", name)
         parts.append(both)
     return pd.concat(parts, ignore_index=True)
+
+
+# ---------------------------------------------------------------- the centre of Var
+
+
+def component_variances(
+    components: Mapping[str, Tensor],
+    target: Tensor,
+    center: str,
+    scale: Tensor | float = 1.0,
+) -> dict[str, float]:
+    """Var of each order, of x_Delta and of x* about ``center`` (:func:`kc.variance`).
+
+    Args:
+        components: ``"x0"`` .. ``"xK"`` and ``"delta"`` of Eq. 3-4 in normalised units, each
+            (N, C, H, W) or (N, C) (:attr:`kc.ConsistencyResult.components`).
+        target: the normalised x* they decompose, same shape.
+        center: ``"global"`` (the paper's) or ``"channel"`` (the released code's).
+        scale: x*'s footnote-2 standard deviation (a scalar, or (1, C, 1, 1) / (1, C) for
+            per-channel statistics) that brings a component back to raw units, as in
+            :func:`kc.evaluate_consistency`.
+
+    Returns:
+        ``{"Var(x0)", ..., "Var(xK)", "Var(xDelta)", "Var(x*)"}`` in normalised units and the
+        same names with a `` raw`` suffix: the columns of
+        :func:`kc.studies.instability.fits`.
+    """
+    orders = [f"x{k}" for k in range(len(components) - 1)]
+    if not orders or set(components) != {*orders, "delta"}:
+        raise ValueError(f"components must be x0..xK and delta, got {sorted(components)}")
+    bad = {k: tuple(v.shape) for k, v in components.items() if v.shape != target.shape}
+    if bad:
+        raise ValueError(f"components must have x*'s shape {tuple(target.shape)}, got {bad}")
+    parts = {f"Var({k})": components[k] for k in orders}
+    parts.update({"Var(xDelta)": components["delta"], "Var(x*)": target})
+    scale_t = torch.as_tensor(scale)
+    out = {name: variance(t, center) for name, t in parts.items()}
+    out.update({f"{name} raw": variance(t * scale_t, center) for name, t in parts.items()})
+    return out
+
+
+def centred_fits(study: InstabilityStudy, centers: Sequence[str] = CENTERS) -> pd.DataFrame:
+    """The Case 1 fits of Table 2 with their variances about each centre.
+
+    Calls :meth:`InstabilityStudy.fit` for the same pairs as
+    :func:`kc.studies.instability.fits` (so g is read from Table 1's cache) and recomputes the
+    variances of the decomposition with :func:`component_variances`. With
+    ``center="global"`` the values are those of ``fits``.
+
+    Returns:
+        One row per fit and centre: ``setting, arch, layer, column, x, target, center,
+        instability`` (Var(xDelta) / Var(x*) about that centre), the variance columns of
+        :func:`component_variances` and ``from_cache``. :func:`order_variances` reads the
+        rows of one centre.
+    """
+    centers = list(centers)
+    unknown = [c for c in centers if c not in CENTERS]
+    if unknown or not centers:
+        raise ValueError(f"centers must be some of {list(CENTERS)}, got {centers}")
+    rows: list[dict[str, Any]] = []
+    for arch, layer in study.layer_list():
+        for a, b in study.case1_pairs():
+            x, t = study.spec(arch, a), study.spec(arch, b)
+            res = study.fit(x, t, layer)
+            norm = res.model.normalizer("x_star")
+            scale = norm.std if norm is not None else 1.0
+            for center in centers:
+                var = component_variances(res.components, res.target, center, scale)
+                rows.append(
+                    {
+                        "setting": CASE1,
+                        "arch": arch,
+                        "layer": layer,
+                        "column": paper_column(1, arch, layer),
+                        "x": x.label,
+                        "target": t.label,
+                        "center": center,
+                        "instability": var["Var(xDelta)"] / var["Var(x*)"],
+                        **var,
+                        "from_cache": bool(res.info["from_cache"]),
+                    }
+                )
+    return pd.DataFrame(rows)
+
+
+def order_variances_by_centre(centred: pd.DataFrame, order: int) -> pd.DataFrame:
+    """:func:`order_variances` of each centre of :func:`centred_fits`, with a ``center``
+    column first."""
+    if "center" not in centred.columns:
+        raise ValueError("expected the rows of centred_fits (with a 'center' column)")
+    parts = []
+    for center, rows in centred.groupby("center", sort=False):
+        table = order_variances(rows, order)
+        table.insert(0, "center", center)
+        parts.append(table)
+    return pd.concat(parts, ignore_index=True)
+
+
+def centre_table(by_centre: pd.DataFrame) -> pd.DataFrame:
+    """Table 2 about the global and the per-channel centre, side by side.
+
+    Args:
+        by_centre: :func:`order_variances_by_centre` with both centres.
+
+    Returns:
+        Columns ``arch, layer, column, units, row, global, channel, difference`` with
+        ``difference = channel - global``, one row per cell of Table 2 and unit.
+    """
+    missing = [c for c in CENTERS if c not in set(by_centre["center"])]
+    if missing:
+        raise ValueError(f"centre_table needs both centres {list(CENTERS)}; missing {missing}")
+    keys = ["arch", "layer", "column", "units", "row"]
+    wide = by_centre.pivot_table(index=keys, columns="center", values="value", sort=False)
+    out = wide[list(CENTERS)].reset_index()
+    out.columns.name = None
+    out["difference"] = out["channel"] - out["global"]
+    return out
+
+
+def centre_verdicts(claims: Mapping[str, Sequence[Claim]]) -> pd.DataFrame:
+    """The verdict of each Table 2 claim under each centre, and whether it flips.
+
+    Args:
+        claims: ``{center: table2_claims(...)}`` for ``"global"`` and ``"channel"``.
+
+    Returns:
+        Columns ``id, claim, global, channel, flips`` (statuses of :mod:`kc.claims`).
+    """
+    missing = [c for c in CENTERS if c not in claims]
+    if missing:
+        raise ValueError(f"centre_verdicts needs claims for {list(CENTERS)}; missing {missing}")
+    status = {c: {cl.id: cl for cl in claims[c]} for c in CENTERS}
+    if set(status["global"]) != set(status["channel"]):
+        raise ValueError(
+            f"the two centres checked different claims: {sorted(status['global'])} and "
+            f"{sorted(status['channel'])}"
+        )
+    rows = [
+        {
+            "id": cid,
+            "claim": cl.claim,
+            "global": cl.status,
+            "channel": status["channel"][cid].status,
+            "flips": cl.status != status["channel"][cid].status,
+        }
+        for cid, cl in status["global"].items()
+    ]
+    return pd.DataFrame(rows, columns=["id", "claim", "global", "channel", "flips"])
+
+
+def centre_sentence(verdicts: pd.DataFrame, table: pd.DataFrame) -> str:
+    """One sentence on what the released code's centre changes in Table 2.
+
+    Args:
+        verdicts: :func:`centre_verdicts`. table: :func:`centre_table`.
+    """
+    frac = table[(table["units"] == "fraction") & (table["row"] != "Var(x*)")]
+    if frac.empty:
+        raise ValueError("centre_table has no fraction rows")
+    worst = frac.loc[frac["difference"].abs().idxmax()]
+    moved = (
+        f"as fractions of Var(x*) the cells move by at most {abs(worst['difference']):.3g} "
+        f"({worst['row']} of {worst['column']}: {worst['global']:.3g} about the global mean, "
+        f"{worst['channel']:.3g} about the channel means)"
+    )
+    flips = verdicts[verdicts["flips"]]
+    if flips.empty:
+        return (
+            f"Under the released code's per-channel centre none of Table 2's "
+            f"{len(verdicts)} verdicts changes; {moved}."
+        )
+    changed = "; ".join(
+        f"{r['id']} ({r['claim']}): {r['global']} -> {r['channel']}" for _, r in flips.iterrows()
+    )
+    return (
+        f"Under the released code's per-channel centre {len(flips)} of Table 2's "
+        f"{len(verdicts)} verdicts change: {changed}; {moved}."
+    )
