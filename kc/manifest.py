@@ -76,7 +76,7 @@ MANIFEST: tuple[Notebook, ...] = (
         "table2_order_variances",
         "Table 2",
         "Variances of the consistent components x(0), x(1), x(2) and of x(Delta)",
-        ("table2.csv", "table2_vs_paper.csv", "verdicts.md", "verdicts.json"),
+        ("table2.csv", "table2_vs_paper.csv", "table2_centre.csv", "verdicts.md", "verdicts.json"),
     ),
     Notebook(
         "table3_refinement",
