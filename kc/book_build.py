@@ -228,8 +228,9 @@ def update_site(root: Path, *, strict: bool = True, force: bool = False) -> Site
     (:func:`inputs_digest` against the stamp ``_build/.kc-book-stamp.json``) and the site
     exists, Sphinx is not run. Otherwise the build is incremental (Sphinx reads and writes
     again only the changed pages and those that depend on them); it starts from a fresh
-    environment (``--all``) with ``force``, or when there is no stamp of a successful build
-    (the first build, or the last one failed: its warnings are then reported again).
+    environment (``--all``) with ``force``, when there is no stamp of a successful build (the
+    first build, or the last one failed: its warnings are then reported again), or when a
+    strict build follows a lenient one.
     """
     stamp_path = root / "_build" / STAMP_FILE
     stamp = read_stamp(root)
@@ -237,7 +238,9 @@ def update_site(root: Path, *, strict: bool = True, force: bool = False) -> Site
     index = root / "_build" / "html" / "index.html"
     if not force and stamp.get("inputs") == digest and index.is_file():
         return SiteBuild(0, False, False, str(stamp.get("built", "")), index)
-    fresh = force or not stamp
+    # warnings of pages Sphinx does not read again are not repeated: after a failed build or a
+    # lenient one (no -W -n), a strict build reads every page
+    fresh = force or not stamp or (strict and not stamp.get("strict"))
     started = datetime.datetime.now().astimezone().isoformat(timespec="seconds")
     stamp_path.unlink(missing_ok=True)
     code, index = build_book(root, strict=strict, fresh=fresh)
