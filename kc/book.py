@@ -505,6 +505,7 @@ def book_command(
 
 
 def _report(prepared: Prepared) -> None:
+    """Print the pages made from notebooks, the placeholders and what changed on disk."""
     for kind in ("notebook", "placeholder"):
         names = [n for n, k in prepared.made.items() if k == kind]
         if names:
