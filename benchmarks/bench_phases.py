@@ -30,6 +30,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import csv
+import functools
 import json
 import logging
 import os
@@ -120,12 +121,15 @@ def phase_rows(lines: Sequence[dict[str, Any]], total: float, load: float) -> li
     return rows
 
 
-def build_book(output_root: Path) -> int:
-    """``kc book --output-root output_root`` in a fresh process, timed as the phase ``book``."""
+def build_book(output_root: Path, force: bool = False) -> int:
+    """``kc book --output-root output_root`` in a fresh process, timed as the phase ``book``.
+
+    ``force`` (the cold step) rebuilds every page: ``kc book`` is otherwise incremental against
+    the repository's last ``_build``, and skipped when nothing changed (the warm step).
+    """
+    command = [sys.executable, "-m", "kc", "book", "--output-root", str(output_root)]
     with phases.phase("book"):
-        return subprocess.call(
-            [sys.executable, "-m", "kc", "book", "--output-root", str(output_root)]
-        )
+        return subprocess.call(command + (["--force"] if force else []))
 
 
 def whole_profile(
@@ -150,7 +154,8 @@ def whole_profile(
             walls.append(row)
             facts["summaries"][label] = summary
             if book:
-                row, code = timed(f"{label} kc book", lambda: build_book(out))
+                book_step = functools.partial(build_book, out, force=label == "cold")
+                row, code = timed(f"{label} kc book", book_step)
                 row.note = "" if code == 0 else f"exit {code}"
                 walls.append(row)
                 facts["book_exit"][label] = code

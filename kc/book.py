@@ -12,7 +12,11 @@ The notebook list has one source, :data:`kc.runner.MANIFEST`; ``_toc.yml`` is ge
 * ``summary``: profile, status and wall time of every run, from ``<outputs>/<nb>/run.json``;
 * ``api``: the API reference, one ``automodule`` per module of ``kc``.
 
-:func:`build_book` then runs ``jupyter-book build``; it never executes a notebook.
+Only files whose content changed are written (their times are what Sphinx's incremental build
+compares). :func:`build_book` then runs ``jupyter-book build``, incrementally; it never executes
+a notebook. :func:`book_command` (``kc book``) skips the build altogether when nothing it reads
+changed since the last successful one (a stamp in ``_build/``); ``kc book --force`` rebuilds
+every page.
 
 Example:
     >>> toc()["parts"][0]["chapters"]
@@ -23,23 +27,30 @@ Example:
 
 from __future__ import annotations
 
-import copy
 import datetime
 import json
 import logging
 import pkgutil
 import re
-import shutil
-import subprocess
 import sys
-import tempfile
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import yaml
 
 from kc import runner
+from kc.book_build import (
+    SiteBuild,
+    build_book,
+    inputs_digest,
+    package_digest,
+    read_json,
+    read_stamp,
+    update_site,
+    write_if_changed,
+)
 from kc.notebook_page import publish_notebook, repository_settings, rerun_command
 from kc.scorecard import (
     NOT_RUN,
@@ -53,13 +64,20 @@ from kc.scorecard import (
 
 __all__ = [
     "NOT_RUN",
+    "Prepared",
     "RESULTS",
     "STATUSES",
     "ScoreRow",
+    "SiteBuild",
     "api_page",
+    "book_command",
     "build_book",
+    "inputs_digest",
+    "make_book",
+    "package_digest",
     "prepare_book",
     "publish_notebook",
+    "read_stamp",
     "read_verdicts",
     "repository_settings",
     "rerun_command",
@@ -69,6 +87,9 @@ __all__ = [
     "toc",
     "toc_result_pages",
     "toc_text",
+    "update_results",
+    "update_site",
+    "write_if_changed",
     "write_toc",
 ]
 
@@ -305,58 +326,112 @@ def api_page() -> str:
 # preparing and building
 
 
-def prepare_book(root: Path | None = None, output_root: str | Path = "outputs") -> dict[str, str]:
-    """Fill ``book/results/`` with the pages ``_toc.yml`` asks for.
+@dataclass(frozen=True)
+class Prepared:
+    """What :func:`update_results` did to ``book/results/``.
+
+    Attributes:
+        made: ``{page: "notebook" | "placeholder" | "scorecard" | "summary" | "api"}``.
+        written: files (relative to ``book/results/``) whose content changed and were written.
+        removed: stale files deleted (no longer asked for by ``_toc.yml``).
+    """
+
+    made: dict[str, str]
+    written: list[str]
+    removed: list[str]
+
+
+#: In ``book/results/``: the :func:`package_digest` the API page and the theory figure were
+#: made with (not a page: Sphinx builds only what ``_toc.yml`` lists).
+STATE_FILE = ".kc-book.json"
+
+
+def update_results(root: Path | None = None, output_root: str | Path = "outputs") -> Prepared:
+    """Bring ``book/results/`` up to date with the pages ``_toc.yml`` asks for.
 
     For each page ``book/results/<name>``: the executed notebook
     ``<output_root>/notebooks/<name>.ipynb`` made fit to publish (:func:`publish_notebook`),
-    else a placeholder; ``scorecard``, ``summary`` and ``api`` are generated. The folder is
-    emptied first, so stale pages never survive.
-
-    Returns:
-        ``{page: "notebook" | "placeholder" | "scorecard" | "summary" | "api"}``.
+    else a placeholder; ``scorecard``, ``summary`` and ``api`` are generated, and the theory
+    chapter's figure is drawn. A file is written only when its content changed
+    (:func:`write_if_changed`), and files no page asks for are deleted, so stale pages never
+    survive. The API page and the figure (seconds: they import all of ``kc``, torch and
+    matplotlib) are made again only when the ``kc`` package changed (:func:`package_digest`).
     """
     root = Path(root) if root is not None else runner.project_root()
     outputs = Path(output_root)
     if not outputs.is_absolute():
         outputs = Path.cwd() / outputs
     results = root / RESULTS
-    if results.exists():
-        shutil.rmtree(results)
-    results.mkdir(parents=True)
+    results.mkdir(parents=True, exist_ok=True)
+    state_path = results / STATE_FILE
+    state = read_json(state_path)
+    code = package_digest()
     pages = toc_result_pages(root)
+
+    def api() -> str:
+        path = results / f"{API}.md"
+        if state.get(API) == code and path.is_file():
+            return path.read_text()
+        return api_page()
+
     generated = {
         SCORECARD: lambda: scorecard_page(scorecard_rows(outputs)),
         SUMMARY: lambda: summary_page(pages, outputs),
-        API: api_page,
+        API: api,
     }
     made: dict[str, str] = {}
+    wanted: dict[str, str | bytes] = {}
     for name in pages:
         executed = outputs / "notebooks" / f"{name}.ipynb"
         if name in generated:
-            (results / f"{name}.md").write_text(generated[name]())
+            wanted[f"{name}.md"] = generated[name]()
             made[name] = name
         elif executed.is_file():
             nb = publish_notebook(executed, name, _run_record(outputs, name), outputs, root)
-            (results / f"{name}.ipynb").write_text(json.dumps(nb, indent=1) + "\n")
+            wanted[f"{name}.ipynb"] = json.dumps(nb, indent=1) + "\n"
             made[name] = "notebook"
         else:
-            (results / f"{name}.md").write_text(_placeholder(name))
+            wanted[f"{name}.md"] = _placeholder(name)
             made[name] = "placeholder"
-    _theory_figure(results / THEORY_FIGURE)
-    return made
+    figure = results / THEORY_FIGURE
+    if state.get("theory_figure") != code or not figure.is_file():
+        wanted[THEORY_FIGURE] = _theory_figure()
+    written = [file for file, data in wanted.items() if write_if_changed(results / file, data)]
+    keep = {*wanted, THEORY_FIGURE, STATE_FILE}
+    removed = []
+    for path in sorted(results.rglob("*"), reverse=True):  # files before their folders
+        rel = path.relative_to(results).as_posix()
+        if path.is_dir():
+            if not any(path.iterdir()):
+                path.rmdir()
+        elif rel not in keep:
+            path.unlink()
+            removed.append(rel)
+    write_if_changed(state_path, json.dumps({API: code, "theory_figure": code}, indent=1))
+    return Prepared(made, written, removed)
+
+
+def prepare_book(root: Path | None = None, output_root: str | Path = "outputs") -> dict[str, str]:
+    """Fill ``book/results/`` with the pages ``_toc.yml`` asks for (:func:`update_results`).
+
+    Returns:
+        ``{page: "notebook" | "placeholder" | "scorecard" | "summary" | "api"}``.
+    """
+    return update_results(root, output_root).made
 
 
 #: The drawing of g (Fig. 2) that book/theory.md shows, generated with the book.
 THEORY_FIGURE = "theory_architecture.png"
 
 
-def _theory_figure(path: Path) -> None:
-    """Draw g with K = 3 (the paper's Fig. 2) from the model itself into ``path``.
+def _theory_figure() -> bytes:
+    """Draw g with K = 3 (the paper's Fig. 2) from the model itself; the PNG's bytes.
 
     The theory chapter must not depend on a notebook having run; the drawing needs no
-    training (about a second), so it is made afresh with every book.
+    training (about a second), so it is made with the book whenever ``kc`` changed.
     """
+    import io
+
     import matplotlib
 
     matplotlib.use("Agg")
@@ -366,48 +441,23 @@ def _theory_figure(path: Path) -> None:
     from kc.model import ConsistencyNet
 
     fig = draw_architecture(ConsistencyNet(512, 512, order=3))
-    fig.savefig(path, dpi=110, bbox_inches="tight")
+    buffer = io.BytesIO()
+    fig.savefig(buffer, format="png", dpi=110, bbox_inches="tight")
     plt.close(fig)
+    return buffer.getvalue()
 
 
-def _jupyter_book() -> str:
-    local = Path(sys.executable).parent / "jupyter-book"
-    if local.is_file():
-        return str(local)
-    found = shutil.which("jupyter-book")
-    if found is None:
-        raise FileNotFoundError("jupyter-book is not installed; pip install -e '.[book]'")
-    return found
-
-
-def _config_with_repository(root: Path, repo: Mapping[str, str]) -> Path:
-    """``_config.yml`` with the repository filled in and its buttons on, in a temporary file."""
-    config = yaml.safe_load((root / "_config.yml").read_text())
-    config = copy.deepcopy(config)
-    config.setdefault("repository", {}).update(url=repo["url"], branch=repo["branch"])
-    config.setdefault("html", {}).update(use_repository_button=True, use_issues_button=True)
-    folder = Path(tempfile.mkdtemp(prefix="kc-book-"))
-    path = folder / "_config.yml"
-    path.write_text(yaml.safe_dump(config, sort_keys=False))
-    return path
-
-
-def build_book(root: Path | None = None, strict: bool = True) -> tuple[int, Path]:
-    """Run ``jupyter-book build`` on the repository; return its exit code and the index page.
-
-    With a repository known (:func:`repository_settings`, e.g. on GitHub Actions) the build
-    uses ``_config.yml`` with ``repository.url`` set and the repository buttons on.
-    """
-    root = Path(root) if root is not None else runner.project_root()
-    command = [_jupyter_book(), "build", str(root), "--keep-going"]
-    repo = repository_settings()
-    if repo:
-        command += ["--config", str(_config_with_repository(root, repo))]
-    if strict:
-        command += ["-W", "-n"]
-    log.info("%s", " ".join(command))
-    code = subprocess.call(command, cwd=root)
-    return code, root / "_build" / "html" / "index.html"
+def make_book(
+    root: Path,
+    output_root: str | Path = "outputs",
+    *,
+    strict: bool = True,
+    force: bool = False,
+) -> tuple[Prepared, SiteBuild]:
+    """Bring ``book/results/`` up to date (:func:`update_results`), then the site
+    (:func:`kc.book_build.update_site`: skipped when nothing changed, else incremental)."""
+    prepared = update_results(root, output_root)
+    return prepared, update_site(root, strict=strict, force=force)
 
 
 def book_command(
@@ -416,8 +466,14 @@ def book_command(
     only_toc: bool = False,
     no_build: bool = False,
     strict: bool = True,
+    force: bool = False,
 ) -> int:
-    """What ``kc book`` does; returns the exit code."""
+    """What ``kc book`` does (:func:`make_book` on the repository); returns the exit code.
+
+    Prints the result pages made from notebooks and the placeholders, the files of
+    ``book/results/`` that changed, then either ``book: unchanged since <time>`` or the build's
+    wall time.
+    """
     root = runner.project_root()
     if only_toc:
         print(f"wrote {write_toc(root)}")
@@ -428,18 +484,31 @@ def book_command(
             file=sys.stderr,
         )
         return 2
-    made = prepare_book(root, output_root)
-    for kind in ("notebook", "placeholder"):
-        names = [n for n, k in made.items() if k == kind]
-        if names:
-            print(f"{kind}s: {', '.join(names)}")
+    prepared = update_results(root, output_root)
+    _report(prepared)
     if no_build:
         return 0
     started = datetime.datetime.now()
-    code, index = build_book(root, strict=strict)
-    if code == 0:
+    result = update_site(root, strict=strict, force=force)
+    if not result.built:
+        print(f"book: unchanged since {result.since}: {result.index}")
+    elif result.code == 0:
         seconds = (datetime.datetime.now() - started).total_seconds()
-        print(f"book built in {seconds:.0f} s: {index}")
+        how = "from scratch" if result.fresh else "incrementally"
+        print(f"book built {how} in {seconds:.0f} s: {result.index}")
     else:
-        print(f"jupyter-book build failed (exit {code}); see the messages above", file=sys.stderr)
-    return code
+        print(
+            f"jupyter-book build failed (exit {result.code}); see the messages above",
+            file=sys.stderr,
+        )
+    return result.code
+
+
+def _report(prepared: Prepared) -> None:
+    """Print the pages made from notebooks, the placeholders and what changed on disk."""
+    for kind in ("notebook", "placeholder"):
+        names = [n for n, k in prepared.made.items() if k == kind]
+        if names:
+            print(f"{kind}s: {', '.join(names)}")
+    changed = [*prepared.written, *(f"{f} (removed)" for f in prepared.removed)]
+    print(f"changed in {RESULTS.as_posix()}: {', '.join(changed) if changed else 'nothing'}")

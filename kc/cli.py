@@ -216,7 +216,11 @@ def _cmd_book(args: argparse.Namespace) -> int:
     from kc import book
 
     return book.book_command(
-        args.output_root, only_toc=args.toc, no_build=args.no_build, strict=not args.no_strict
+        args.output_root,
+        only_toc=args.toc,
+        no_build=args.no_build,
+        strict=not args.no_strict,
+        force=args.force,
     )
 
 
@@ -333,6 +337,11 @@ def build_parser() -> argparse.ArgumentParser:
     book.add_argument("--output-root", default="outputs", help="where `kc run` wrote")
     book.add_argument("--no-build", action="store_true", help="only prepare book/results")
     book.add_argument("--no-strict", action="store_true", help="build without -W -n")
+    book.add_argument(
+        "--force",
+        action="store_true",
+        help="rebuild every page, even when nothing changed since the last successful build",
+    )
     book.add_argument(
         "--toc", action="store_true", help="only write _toc.yml from the manifest, then stop"
     )

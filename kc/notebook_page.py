@@ -11,17 +11,19 @@ labelled, so chapters can refer to it (``{numref}`table1_instability-fig-1```).
 from __future__ import annotations
 
 import ast
+import copy
 import json
 import os
 import re
 import shlex
 from collections.abc import Mapping, Sequence
+from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
 import yaml
 
-from kc import runner
+from kc import notebook_params, runner
 
 __all__ = ["publish_notebook", "repository_settings", "rerun_command"]
 
@@ -30,6 +32,20 @@ def _yaml_value(value: Any) -> str:
     """A value as ``kc run -p`` reads it: ``[0, 1]``, ``0.001``, ``fashion-mnist``."""
     text = yaml.safe_dump(value, default_flow_style=True, width=1000).strip()
     return text.removesuffix("\n...").removesuffix("...").strip()
+
+
+@lru_cache(maxsize=16)
+def _read_profile(path: str, mtime_ns: int, size: int) -> dict[str, Any]:
+    """A profile file's values, read once per version of the file (time and size key it)."""
+    return runner.load_profile(path)
+
+
+def _profile_values(profile: str) -> dict[str, Any]:
+    """:func:`kc.runner.load_profile` of a shipped profile's name, read once per book build
+    (every page's header asks for it twice)."""
+    path = notebook_params.profile_file(profile)
+    stat = path.stat()
+    return copy.deepcopy(_read_profile(str(path), stat.st_mtime_ns, stat.st_size))
 
 
 def rerun_command(name: str, parameters: Mapping[str, Any]) -> str:
@@ -44,7 +60,7 @@ def rerun_command(name: str, parameters: Mapping[str, Any]) -> str:
     """
     profile = str(parameters.get("PROFILE", "small"))
     known = profile in runner.available_profiles()
-    base = runner.load_profile(profile) if known else {}
+    base = _profile_values(profile) if known else {}
     command = ["kc", "run", name, "--profile", profile if known else f"{profile}.yaml"]
     for key, value in parameters.items():
         if key in ("PROFILE", "OUTPUT_DIR") or (key in base and base[key] == value):

@@ -97,7 +97,6 @@ def built_site(smoke_root: Path) -> Site:
     (outputs / FIXTURE_NOTEBOOK).mkdir()
     (outputs / FIXTURE_NOTEBOOK / "verdicts.json").write_text(json.dumps(FIXTURE_VERDICTS))
     root = book_skeleton(site_dir)
-    made = book.prepare_book(root, outputs)
-    code, _ = book.build_book(root)
-    _SITE = Site(root, outputs, code, made)
+    prepared, result = book.make_book(root, outputs)  # as `kc book` does, stamp included
+    _SITE = Site(root, outputs, result.code, prepared.made)
     return _SITE

@@ -4,6 +4,7 @@ files the book publishes with (environment.yml, the GitHub Actions workflow)."""
 from __future__ import annotations
 
 import json
+import os
 import re
 import shutil
 import sys
@@ -13,7 +14,7 @@ import nbformat
 import pytest
 import yaml
 
-from kc import book, manifest, runner
+from kc import book, book_build, manifest, runner
 from kc.cli import main
 from tests.book_site import FIXTURE_VERDICTS, ROOT, Site, book_skeleton, built_site
 
@@ -42,7 +43,10 @@ def test_toc_lists_every_notebook_once_in_manifest_order() -> None:
     pages = book.toc_result_pages(ROOT)
     notebooks = [p for p in pages if runner.manifest_entry(p) is not None]
     assert notebooks == [
-        nb.name for part in ("tutorial", "paper", "beyond") for nb in runner.MANIFEST if nb.part == part
+        nb.name
+        for part in ("tutorial", "paper", "beyond")
+        for nb in runner.MANIFEST
+        if nb.part == part
     ]
     assert {"scorecard", "summary", "api"} <= set(pages)
     files = yaml.dump(book.toc())
@@ -246,7 +250,9 @@ def test_prepare_book(tmp_path) -> None:
     assert made["table1_instability"] == "notebook" and made["summary"] == "summary"
     assert made["scorecard"] == "scorecard" and made["api"] == "api"
     assert made["table2_order_variances"] == "placeholder"
-    assert "kc run fig4_born_again" in (root / "book" / "results" / "fig4_born_again.md").read_text()
+    assert (
+        "kc run fig4_born_again" in (root / "book" / "results" / "fig4_born_again.md").read_text()
+    )
     results = root / "book" / "results"
     assert (results / "table1_instability.ipynb").is_file()
     assert "kc run table2_order_variances" in (results / "table2_order_variances.md").read_text()
@@ -256,6 +262,106 @@ def test_prepare_book(tmp_path) -> None:
     assert "{py:obj}`kc.consistency <kc.fit.consistency>`" in api or "kc.consistency <" in api
     assert ".. automodule:: kc.book" in api and "kc.__main__" not in api
     assert not stale.exists()
+
+
+def test_update_results_rewrites_only_what_changed(tmp_path, monkeypatch) -> None:
+    root = book_skeleton(tmp_path)
+    outputs = tmp_path / "outputs"
+    (outputs / "notebooks").mkdir(parents=True)
+    executed = _executed_notebook(outputs / "notebooks" / "table1_instability.ipynb", outputs)
+    _write_verdicts(outputs, "table1_instability", FIXTURE_VERDICTS)
+    results = root / "book" / "results"
+    first = book.update_results(root, outputs)
+    assert {"table1_instability.ipynb", "scorecard.md", "api.md", book.THEORY_FIGURE} <= set(
+        first.written
+    )
+    for path in results.iterdir():  # an hour ago: any write would show in the times
+        os.utime(path, ns=(path.stat().st_atime_ns, path.stat().st_mtime_ns - 3600 * 10**9))
+    times = {p.name: p.stat().st_mtime_ns for p in results.iterdir()}
+
+    # nothing changed: nothing written, every file keeps its time; the API page and the figure
+    # (which import all of kc, torch and matplotlib) are not even made again
+    def fail() -> str:
+        raise AssertionError("the API page was made again although kc did not change")
+
+    monkeypatch.setattr(book, "api_page", fail)
+    monkeypatch.setattr(book, "_theory_figure", fail)
+    again = book.update_results(root, outputs)
+    assert again.written == [] and again.removed == [] and again.made == first.made
+    assert {p.name: p.stat().st_mtime_ns for p in results.iterdir()} == times
+
+    # one notebook's outputs change: its page and the scorecard, nothing else
+    nb = nbformat.read(executed, as_version=4)
+    nb.cells[5].outputs[0]["text"] = "CHANGED OUTPUT\n"
+    nbformat.write(nb, executed)
+    changed = json.loads(json.dumps(FIXTURE_VERDICTS))
+    changed["claims"][0]["evidence"] = "CHANGED EVIDENCE"
+    _write_verdicts(outputs, "table1_instability", changed)
+    stale = results / "old_page.md"
+    stale.write_text("a page no toc asks for")
+    third = book.update_results(root, outputs)
+    assert sorted(third.written) == ["scorecard.md", "table1_instability.ipynb"]
+    assert third.removed == ["old_page.md"] and not stale.exists()
+    assert "CHANGED OUTPUT" in (results / "table1_instability.ipynb").read_text()
+    assert "CHANGED EVIDENCE" in (results / "scorecard.md").read_text()
+    kept = {n: t for n, t in times.items() if n not in ("scorecard.md", "table1_instability.ipynb")}
+    assert {n: (results / n).stat().st_mtime_ns for n in kept} == kept
+
+    # kc changed (the state file no longer matches): the API page is made again, and written
+    # only if its text differs
+    monkeypatch.undo()
+    state = json.loads((results / book.STATE_FILE).read_text())
+    (results / book.STATE_FILE).write_text(json.dumps({k: "old" for k in state}))
+    fourth = book.update_results(root, outputs)
+    assert fourth.written == []  # made again, same bytes: not written
+    assert json.loads((results / book.STATE_FILE).read_text()) == state
+
+
+def test_write_if_changed(tmp_path) -> None:
+    path = tmp_path / "a" / "page.md"
+    assert book.write_if_changed(path, "one") and path.read_text() == "one"
+    assert not book.write_if_changed(path, "one") and not book.write_if_changed(path, b"one")
+    assert book.write_if_changed(path, "two") and path.read_text() == "two"
+    assert [p.name for p in path.parent.iterdir()] == ["page.md"]  # no temporary file left
+
+
+def test_a_build_is_skipped_when_nothing_changed(tmp_path, monkeypatch) -> None:
+    """The stamp logic, with jupyter-book replaced by a stand-in that writes an index page."""
+    root = book_skeleton(tmp_path)
+    (root / "book" / "results").mkdir()
+    (root / "book" / "results" / "page.md").write_text("# A page\n")
+    calls: list[bool] = []
+    outcome = {"code": 0}
+
+    def fake_build(root: Path, strict: bool = True, fresh: bool = False) -> tuple[int, Path]:
+        calls.append(fresh)
+        index = root / "_build" / "html" / "index.html"
+        index.parent.mkdir(parents=True, exist_ok=True)
+        index.write_text("<html></html>")
+        return outcome["code"], index
+
+    monkeypatch.setattr(book_build, "build_book", fake_build)
+    first = book.update_site(root)
+    assert first.built and first.fresh and first.code == 0 and first.since
+    second = book.update_site(root)
+    assert not second.built and second.code == 0 and second.since == first.since
+    assert calls == [True]
+    (root / "book" / "results" / "page.md").write_text("# A page, changed\n")
+    assert book.update_site(root).built and calls == [True, False]  # incremental
+    assert not book.update_site(root).built
+    lenient = book.update_site(root, strict=False)  # other options: another build
+    assert lenient.built and not lenient.fresh
+    assert book.update_site(root).fresh  # strict after lenient: every page read again
+    assert book.update_site(root, force=True).fresh and calls[-1] is True
+    (root / "_config.yml").write_text((root / "_config.yml").read_text() + "\n# changed\n")
+    outcome["code"] = 1
+    failed = book.update_site(root)
+    assert failed.built and failed.code == 1 and book.read_stamp(root) == {}
+    outcome["code"] = 0
+    after = book.update_site(root)  # after a failure: from scratch, so warnings come back
+    assert after.built and after.fresh
+    (root / "_build" / "html" / "index.html").unlink()
+    assert book.update_site(root).built  # the site was deleted
 
 
 # ---------------------------------------------------------------------------------------------
@@ -297,6 +403,53 @@ def test_scorecard_page_in_the_site(site: Site) -> None:
     rows = book.scorecard_rows(site.outputs)
     assert html.count("<tr") == len(rows) + 1
     assert "TEST FIXTURE: deeper networks are less stable" in html
+
+
+def test_kc_book_rebuilds_only_a_changed_notebook(site: Site, monkeypatch, capsys) -> None:
+    """On the session's site (left consistent for tests/test_browser.py): with nothing changed
+    `kc book` does not start Sphinx; after one notebook's outputs change, an incremental build
+    shows the new output on its page and the new evidence on the scorecard, and leaves the
+    other result pages' HTML untouched."""
+    assert site.code == 0, "the site did not build; see test_book_builds_with_warnings_as_errors"
+    monkeypatch.setattr(runner, "project_root", lambda: site.root)
+    builds: list[bool] = []
+    real_build = book_build.build_book
+
+    def counted(root: Path, strict: bool = True, fresh: bool = False) -> tuple[int, Path]:
+        builds.append(fresh)
+        return real_build(root, strict=strict, fresh=fresh)
+
+    monkeypatch.setattr(book_build, "build_book", counted)
+    assert main(["book", "--output-root", str(site.outputs)]) == 0
+    out = capsys.readouterr().out
+    assert "changed in book/results: nothing" in out and "book: unchanged since" in out
+    assert builds == []
+
+    pages = site.html / "book" / "results"
+    times = {p.name: p.stat().st_mtime_ns for p in pages.glob("*.html")}
+    name = "00_toy_consistency"
+    executed = site.outputs / "notebooks" / f"{name}.ipynb"
+    nb = nbformat.read(executed, as_version=4)
+    cell = next(c for c in nb.cells if c.cell_type == "code" and c.get("outputs"))
+    stream = next(o for o in cell.outputs if o.output_type == "stream")
+    stream["text"] += "A CHANGED OUTPUT LINE\n"
+    nbformat.write(nb, executed)
+    verdicts = json.loads((site.outputs / name / "verdicts.json").read_text())
+    verdicts["claims"][0]["evidence"] += " (CHANGED EVIDENCE)"
+    (site.outputs / name / "verdicts.json").write_text(json.dumps(verdicts))
+
+    assert main(["book", "--output-root", str(site.outputs)]) == 0
+    out = capsys.readouterr().out
+    assert f"changed in book/results: {name}.ipynb, scorecard.md\n" in out  # the toc's order
+    assert "book built incrementally" in out and builds == [False]
+    assert "A CHANGED OUTPUT LINE" in (pages / f"{name}.html").read_text()
+    assert "(CHANGED EVIDENCE)" in (pages / "scorecard.html").read_text()
+    untouched = {n: t for n, t in times.items() if n not in (f"{name}.html", "scorecard.html")}
+    assert {"api.html", "summary.html", "table1_instability.html"} <= set(untouched)
+    assert {n: (pages / n).stat().st_mtime_ns for n in untouched} == untouched
+
+    assert main(["book", "--output-root", str(site.outputs)]) == 0
+    assert "book: unchanged since" in capsys.readouterr().out and builds == [False]
 
 
 # ---------------------------------------------------------------------------------------------
