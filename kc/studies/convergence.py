@@ -42,6 +42,7 @@ __all__ = [
     "budget_rows",
     "budget_table",
     "check_steps",
+    "convergence_frame",
     "convergence_verdicts",
     "profile_fits",
 ]
@@ -56,7 +57,7 @@ BUDGET_COLUMNS = [
 ]  # fmt: skip
 STOP_COLUMNS = [
     "arch", "layer", "column", "x", "target", "steps", "best_step", "max_steps", "converged",
-    "stopped_by", "monitor", "instability", "train_loss", "holdout_loss", "seconds",
+    "stopped_by", "monitor", "instability", "train_loss", "holdout_loss", "seconds", "from_cache",
 ]  # fmt: skip
 HISTORY_COLUMNS = ["arch", "layer", "column", "step", "seconds", "loss", "monitor"]
 
@@ -225,6 +226,7 @@ def profile_fits(study: ConvergenceStudy) -> tuple[pd.DataFrame, pd.DataFrame]:
                 "train_loss": float(report["final_loss"]),
                 "holdout_loss": float("nan") if holdout is None else float(holdout),
                 "seconds": float(report["seconds"]),
+                "from_cache": bool(res.info.get("from_cache", False)),
             }
         )
         history += [
@@ -286,3 +288,18 @@ def convergence_verdicts(
             }
         )
     return pd.DataFrame(rows)
+
+
+def convergence_frame(budgets: pd.DataFrame, stops: pd.DataFrame) -> pd.DataFrame:
+    """The budget fits and the profile's fits in one long table (``table1_convergence.csv``).
+
+    Returns:
+        :data:`BUDGET_COLUMNS` with ``fit`` (``"budget"``: plateau rule off; ``"profile"``:
+        Table 1's fit, plateau rule on), and the profile rows' ``max_steps``, ``converged``,
+        ``stopped_by`` (empty for budget rows).
+    """
+    extra = ["max_steps", "converged", "stopped_by"]
+    a = budgets.assign(fit="budget")
+    b = stops.assign(fit="profile")
+    columns = ["fit", *BUDGET_COLUMNS, *extra]
+    return pd.concat([a, b], ignore_index=True).reindex(columns=columns)
