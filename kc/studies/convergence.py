@@ -63,7 +63,7 @@ HISTORY_COLUMNS = ["arch", "layer", "column", "step", "seconds", "loss", "monito
 
 
 def check_steps(steps: Any) -> tuple[int, ...]:
-    """CONVERGENCE_STEPS as a tuple: a non-empty, strictly increasing list of ints >= 1.
+    """CONVERGENCE_BUDGETS as a tuple: a non-empty, strictly increasing list of ints >= 1.
 
     Example:
         >>> check_steps([100, 300, 1000])
@@ -71,20 +71,20 @@ def check_steps(steps: Any) -> tuple[int, ...]:
         >>> check_steps([300, 100])
         Traceback (most recent call last):
         ...
-        ValueError: CONVERGENCE_STEPS must be strictly increasing, got [300, 100]
+        ValueError: CONVERGENCE_BUDGETS must be strictly increasing, got [300, 100]
     """
     if isinstance(steps, (str, bytes)) or not isinstance(steps, Sequence):
-        raise ValueError(f"CONVERGENCE_STEPS must be a list of step budgets, got {steps!r}")
+        raise ValueError(f"CONVERGENCE_BUDGETS must be a list of step budgets, got {steps!r}")
     values = list(steps)
     if not values:
-        raise ValueError("CONVERGENCE_STEPS must name at least one step budget, got []")
+        raise ValueError("CONVERGENCE_BUDGETS must name at least one step budget, got []")
     bad = [s for s in values if isinstance(s, bool) or not isinstance(s, (int, np.integer))]
     if bad:
-        raise ValueError(f"CONVERGENCE_STEPS must be integers, got {values} ({bad} are not)")
+        raise ValueError(f"CONVERGENCE_BUDGETS must be integers, got {values} ({bad} are not)")
     if min(values) < 1:
-        raise ValueError(f"CONVERGENCE_STEPS must be >= 1 (optimiser steps), got {values}")
+        raise ValueError(f"CONVERGENCE_BUDGETS must be >= 1 (optimiser steps), got {values}")
     if any(b <= a for a, b in zip(values, values[1:], strict=False)):
-        raise ValueError(f"CONVERGENCE_STEPS must be strictly increasing, got {values}")
+        raise ValueError(f"CONVERGENCE_BUDGETS must be strictly increasing, got {values}")
     return tuple(int(s) for s in values)
 
 
@@ -148,7 +148,7 @@ class ConvergenceStudy:
 
     Attributes:
         instability: Table 1's :class:`InstabilityStudy` (networks, layers, g's settings).
-        steps: CONVERGENCE_STEPS, strictly increasing budgets of optimiser steps.
+        steps: CONVERGENCE_BUDGETS, strictly increasing budgets of optimiser steps.
     """
 
     instability: InstabilityStudy
@@ -156,8 +156,8 @@ class ConvergenceStudy:
 
     @classmethod
     def from_params(cls, params: Mapping[str, Any]) -> ConvergenceStudy:
-        """From Table 1's parameters and CONVERGENCE_STEPS."""
-        steps = pick(params, ["CONVERGENCE_STEPS"])["CONVERGENCE_STEPS"]
+        """From Table 1's parameters and CONVERGENCE_BUDGETS."""
+        steps = pick(params, ["CONVERGENCE_BUDGETS"])["CONVERGENCE_BUDGETS"]
         return cls(instability=InstabilityStudy.from_params(params), steps=check_steps(steps))
 
     def __post_init__(self) -> None:
