@@ -28,6 +28,8 @@ VOCABULARY = {
 # The beyond-the-paper notebooks (baselines, grounding, planted; issue 12).
 VOCABULARY |= {"PLANTED_N", "PLANTED_STEPS", "PLANTED_SEEDS", "PLANTED_DEPTHS", "PLANTED_VARY",
                "GROUNDING_ARCH", "NOISE_LEVELS", "NOISE_REPEATS"}  # fmt: skip
+# Table 1's convergence check and feature-point experiment (issue 8).
+VOCABULARY |= {"CONVERGENCE_BUDGETS", "FEATURE_POINT_CHECK"}
 
 
 def make_notebook(folder: Path, name: str, params: str, body: str) -> Path:
