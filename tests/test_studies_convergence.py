@@ -113,25 +113,34 @@ def _stops(values: dict[str, tuple[int, float]]) -> pd.DataFrame:
 def test_verdicts_compare_the_profile_fit_with_the_largest_budget() -> None:
     budgets = pd.DataFrame(
         {
-            "column": ["a"] * 3 + ["b"] * 3,
-            "steps": [100, 1000, 300] * 2,  # unsorted on purpose
-            "instability": [0.5, 0.20, 0.25, 0.5, 0.10, 0.2],
+            "column": ["a"] * 3 + ["b"] * 3 + ["c"] * 2,
+            "steps": [100, 1000, 300] * 2 + [100, 1000],  # unsorted on purpose
+            "instability": [0.5, 0.20, 0.25, 0.5, 0.10, 0.2, 0.3, 0.2],
         }
     )
-    stops = _stops({"a": (400, 0.205), "b": (250, 0.18)})
+    stops = _stops({"a": (400, 0.205), "b": (250, 0.18), "c": (1000, 0.2)})
     v = cv.convergence_verdicts(budgets, stops, tol=0.01).set_index("column")
-    assert v.loc["a", "converged"] and not v.loc["b", "converged"]
+    assert v.loc["a", "converged"] is True and v.loc["b", "converged"] is False
     assert v.loc["a", "largest_steps"] == 1000 and v.loc["b", "largest_instability"] == 0.10
     assert v.loc["b", "difference"] == pytest.approx(0.08)
     assert v.loc["a", "tail_change"] == pytest.approx(0.20 - 0.25)
     assert v.loc["a", "verdict"].startswith("converged: the profile's fit (400 steps, plateau)")
     assert "NOT converged" in v.loc["b", "verdict"] and "+0.080" in v.loc["b", "verdict"]
-    # a looser tolerance flips b
-    assert cv.convergence_verdicts(budgets, stops, tol=0.1)["converged"].all()
-    with pytest.raises(ValueError, match="tol must be > 0, got 0"):
+    # c: the largest budget is the profile's own length, the same fit: no verdict
+    assert not v.loc["c", "testable"] and v.loc["c", "converged"] is None
+    assert v.loc["c", "verdict"].startswith("cannot tell") and v.loc["a", "testable"]
+    # a looser tolerance flips b; a longer reach makes a (400 steps vs 1000) untestable
+    assert (
+        cv.convergence_verdicts(budgets, stops, tol=0.1).set_index("column").loc["b", "converged"]
+    )
+    far = cv.convergence_verdicts(budgets, stops, reach=3.0).set_index("column")
+    assert list(far["testable"]) == [False, True, False]
+    with pytest.raises(ValueError, match="tol must be > 0 and reach >= 1, got 0 and 2.0"):
         cv.convergence_verdicts(budgets, stops, tol=0)
+    with pytest.raises(ValueError, match="got 0.01 and 0.5"):
+        cv.convergence_verdicts(budgets, stops, reach=0.5)
     with pytest.raises(ValueError, match="expected one profile fit for 'b', got 0"):
-        cv.convergence_verdicts(budgets, stops[stops["column"] == "a"])
+        cv.convergence_verdicts(budgets, stops[stops["column"] != "b"])
 
 
 def test_convergence_frame_keeps_both_kinds_of_fit() -> None:

@@ -6,7 +6,8 @@ fixed step budgets, the plateau rule switched off (``min_steps = max_steps``, so
 exactly its budget and the learning-rate schedule spans it), and puts the held-out instability
 of each budget beside that of the profile's own fit (the plateau rule on, as Table 1 uses it).
 A layer's number is called converged when the profile's fit lies within ``tol`` of the largest
-budget's (:func:`convergence_verdicts`).
+budget's, provided that budget is at least ``reach`` times the steps the profile's fit took
+(:func:`convergence_verdicts`).
 
 The budget fits go through :func:`kc.experiments.get_consistency` with Table 1's settings and
 only ``g_steps`` / ``min_steps`` changed, so they are cached like Table 1's and a re-run is free.
@@ -36,6 +37,7 @@ from kc.studies.instability import InstabilityStudy
 __all__ = [
     "BUDGET_COLUMNS",
     "HISTORY_COLUMNS",
+    "REACH",
     "STOP_COLUMNS",
     "TOLERANCE",
     "ConvergenceStudy",
@@ -50,6 +52,9 @@ __all__ = [
 #: Largest |instability at the profile's fit - instability at the largest budget| for which
 #: a layer's Table 1 number is called converged (in units of Var(x_Delta) / Var(x*)).
 TOLERANCE = 0.01
+#: The largest budget must be at least this many times the steps of the profile's fit for
+#: the comparison to say anything (:func:`convergence_verdicts`).
+REACH = 2.0
 
 BUDGET_COLUMNS = [
     "arch", "layer", "column", "x", "target", "steps", "instability", "train_loss",
@@ -238,52 +243,73 @@ def profile_fits(study: ConvergenceStudy) -> tuple[pd.DataFrame, pd.DataFrame]:
 
 
 def convergence_verdicts(
-    budgets: pd.DataFrame, stops: pd.DataFrame, tol: float = TOLERANCE
+    budgets: pd.DataFrame, stops: pd.DataFrame, tol: float = TOLERANCE, reach: float = REACH
 ) -> pd.DataFrame:
     """Per layer: is the profile's number within ``tol`` of the largest budget's?
+
+    The comparison says something only when the largest budget goes well beyond the steps
+    the profile's fit took: with a budget equal to G_STEPS and a fit that ran to G_STEPS the
+    two are the same fit. So a layer is judged only when the largest budget is at least
+    ``reach`` times the profile's steps; otherwise ``converged`` is None ("cannot tell").
 
     Args:
         budgets: :func:`budget_table` (or :func:`budget_rows` with ``column`` added).
         stops: the ``stops`` of :func:`profile_fits`.
         tol: the tolerance on the held-out instability (absolute).
+        reach: how many times the profile's steps the largest budget must be (>= 1).
 
     Returns:
         One row per layer: ``column, profile_steps, profile_instability, largest_steps,
         largest_instability, difference`` (profile - largest), ``tail_change`` (largest
-        budget - the one before it; NaN with one budget), ``tol``, ``converged``
-        (``|difference| < tol``) and ``verdict``, a sentence built from these numbers.
+        budget - the one before it; NaN with one budget), ``tol``, ``testable`` (largest
+        budget >= ``reach`` x profile steps), ``converged`` (``|difference| < tol``, None when
+        not testable) and ``verdict``, a sentence built from these numbers.
     """
-    if not tol > 0:
-        raise ValueError(f"tol must be > 0, got {tol}")
+    if not tol > 0 or not reach >= 1:
+        raise ValueError(f"tol must be > 0 and reach >= 1, got {tol} and {reach}")
     rows = []
     for column, group in budgets.groupby("column", sort=False):
         group = group.sort_values("steps")
         match = stops[stops["column"] == column]
         if len(match) != 1:
             raise ValueError(f"expected one profile fit for {column!r}, got {len(match)}")
-        prof = match.iloc[0]
-        last = group.iloc[-1]
+        prof, last = match.iloc[0], group.iloc[-1]
+        p_steps, l_steps = int(prof["steps"]), int(last["steps"])
         diff = float(prof["instability"] - last["instability"])
-        tail = float(last["instability"] - group.iloc[-2]["instability"]) if len(group) > 1 \
-            else float("nan")  # fmt: skip
-        ok = abs(diff) < tol
-        how = "within" if ok else "not within"
-        verdict = (
-            f"{'converged' if ok else 'NOT converged'}: the profile's fit ({int(prof['steps'])} "
-            f"steps, {prof['stopped_by']}) gives {prof['instability']:.3f}, {how} {tol:g} of "
-            f"{int(last['steps'])} steps ({last['instability']:.3f}, difference {diff:+.3f})"
+        tail = (
+            float(last["instability"] - group.iloc[-2]["instability"])
+            if len(group) > 1
+            else float("nan")
         )
+        testable = l_steps >= reach * p_steps
+        ok = abs(diff) < tol if testable else None
+        fit = (
+            f"the profile's fit ({p_steps} steps, {prof['stopped_by']}) gives "
+            f"{prof['instability']:.3f}"
+        )
+        if not testable:
+            verdict = (
+                f"cannot tell: {fit}; the largest budget, {l_steps} steps, is not {reach:g}x "
+                "beyond it (add a larger budget)"
+            )
+        else:
+            verdict = (
+                f"{'converged' if ok else 'NOT converged'}: {fit}, "
+                f"{'within' if ok else 'not within'} {tol:g} of {l_steps} steps "
+                f"({last['instability']:.3f}, difference {diff:+.3f})"
+            )
         rows.append(
             {
                 "column": column,
-                "profile_steps": int(prof["steps"]),
+                "profile_steps": p_steps,
                 "profile_instability": float(prof["instability"]),
-                "largest_steps": int(last["steps"]),
+                "largest_steps": l_steps,
                 "largest_instability": float(last["instability"]),
                 "difference": diff,
                 "tail_change": tail,
                 "tol": float(tol),
-                "converged": bool(ok),
+                "testable": bool(testable),
+                "converged": ok,
                 "verdict": verdict,
             }
         )
