@@ -289,8 +289,8 @@ def convergence_verdicts(
         )
         if not testable:
             verdict = (
-                f"cannot tell: {fit}; the largest budget, {l_steps} steps, is not {reach:g}x "
-                "beyond it (add a larger budget)"
+                f"cannot tell: {fit}; the largest budget ({l_steps} steps) is less than "
+                f"{reach:g}x its steps (add a larger budget)"
             )
         else:
             verdict = (
