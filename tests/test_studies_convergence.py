@@ -151,3 +151,27 @@ def test_convergence_frame_keeps_both_kinds_of_fit() -> None:
     assert list(frame.columns) == ["fit", *cv.BUDGET_COLUMNS, "max_steps", "converged",
                                    "stopped_by"]  # fmt: skip
     assert frame.loc[frame["fit"] == "budget", "max_steps"].isna().all()
+
+
+def test_plot_convergence_one_line_and_one_star_per_layer() -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    from kc import plotting
+
+    budgets = pd.DataFrame(
+        {"column": ["a", "a", "b", "b"], "steps": [100, 300] * 2, "instability": [0.4, 0.3] * 2}
+    )
+    stops = pd.DataFrame({"column": ["a", "b"], "steps": [250, 200], "instability": [0.31, 0.3]})
+    history = pd.DataFrame(
+        {"column": ["a"] * 3 + ["b"] * 2, "step": [0, 50, 100, 50, 100],
+         "loss": [1.0, 0.5, 0.4, 0.6, 0.5]}
+    )  # fmt: skip
+    fig = plotting.plot_convergence(budgets, stops, history)
+    curves, losses = fig.axes
+    assert curves.get_xscale() == "log" and losses.get_yscale() == "log"
+    lines = [line for line in curves.lines if len(line.get_xdata())]
+    assert len(lines) == 4  # a curve and a star per layer
+    star = next(line for line in lines if line.get_marker() == "*")
+    assert list(star.get_xdata()) == [250]
+    assert [len(line.get_xdata()) for line in losses.lines] == [2, 2]  # step 0 left out (log x)
