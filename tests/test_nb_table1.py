@@ -2,7 +2,7 @@
 
 import numpy as np
 import pytest
-from conftest import read_claims, read_csv
+from conftest import notebook_params, read_claims, read_csv
 
 COLUMNS = [
     "conv4 @ AlexNet",
@@ -46,3 +46,49 @@ def test_table1_notebook(run_smoke):
     assert len(claims) == 2 * 4 and "table1.case1.resnet34_layers" not in claims
     assert all(c["status"] != "not testable" for c in claims.values())
     assert (out / "table1.png").exists() and (out / "table1_timing.csv").exists()
+
+    # Is g converged? The first Case 1 pair per layer at each budget, beside Table 1's fit
+    budgets = notebook_params("table1_instability")["CONVERGENCE_BUDGETS"]
+    conv = read_csv(out / "table1_convergence.csv")
+    assert {"fit", "column", "steps", "instability", "train_loss", "holdout_loss",
+            "seconds"} <= set(conv.columns)  # fmt: skip
+    fixed, profile = conv[conv["fit"] == "budget"], conv[conv["fit"] == "profile"]
+    assert len(fixed) == len(COLUMNS) * len(budgets) and len(profile) == len(COLUMNS)
+    assert sorted(set(fixed["steps"])) == budgets and (fixed["best_step"] <= fixed["steps"]).all()
+    assert np.isfinite(conv["instability"]).all() and conv["instability"].between(0, 1.5).all()
+    # the profile's fit of the first pair is Table 1's own (one pair per layer in smoke)
+    case1 = table[table["setting"] == "different initializations"].set_index("column")
+    np.testing.assert_allclose(
+        profile.set_index("column")["instability"].reindex(case1.index), case1["instability"]
+    )
+    assert profile["steps"].le(profile["max_steps"]).all()
+    history = read_csv(out / "table1_fit_history.csv")
+    assert list(history.columns) == [
+        "arch",
+        "layer",
+        "column",
+        "step",
+        "seconds",
+        "loss",
+        "monitor",
+    ]
+    assert set(history["column"]) == set(COLUMNS) and np.isfinite(history["loss"]).all()
+    last_check = history.groupby("column")["step"].max().to_dict()
+    assert last_check == profile.set_index("column")["steps"].to_dict()
+    verdicts = read_csv(out / "table1_convergence_verdicts.csv")
+    assert sorted(verdicts["column"]) == sorted(COLUMNS)
+    judged = verdicts[verdicts["testable"]]
+    assert (judged["largest_steps"] >= 2 * judged["profile_steps"]).all()
+    assert (judged["converged"] == (judged["difference"].abs() < judged["tol"])).all()
+    assert verdicts.loc[~verdicts["testable"], "converged"].isna().all()
+    for name in ("table1_convergence.png", "table1_convergence.svg"):
+        assert (out / name).stat().st_size > 0
+
+    # VGG-16 after the ReLU (Table 1) and at the conv output before BN, one pair per layer
+    points = read_csv(out / "table1_feature_point.csv")
+    assert len(points) == 2 * 2 and points["n_fits"].eq(1).all()
+    after = points[points["point"] == "after ReLU"].set_index("column")["instability"]
+    np.testing.assert_allclose(after, case1["instability"].reindex(after.index))
+    order = read_csv(out / "table1_feature_point_order.csv")
+    assert len(order) == 2 and set(order["shallow"]) == {"conv4_3"}
+    assert (order["holds"] == (order["shallow_value"] < order["deep_value"])).all()

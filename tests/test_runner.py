@@ -30,6 +30,8 @@ VOCABULARY |= {"PLANTED_N", "PLANTED_STEPS", "PLANTED_SEEDS", "PLANTED_DEPTHS", 
                "GROUNDING_ARCH", "NOISE_LEVELS", "NOISE_REPEATS"}  # fmt: skip
 # Tables 3-4's scale probe (issue 8's cause experiments).
 VOCABULARY |= {"PROBE_FIT_LIMIT"}
+# Table 1's convergence check and feature-point experiment (issue 8).
+VOCABULARY |= {"CONVERGENCE_BUDGETS", "FEATURE_POINT_CHECK"}
 
 
 def make_notebook(folder: Path, name: str, params: str, body: str) -> Path:

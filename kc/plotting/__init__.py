@@ -3,8 +3,9 @@
 Save them with :func:`kc.output.save_figure`. One module per family of figures, every public
 function re-exported here (``from kc import plotting; plotting.plot_table1(...)``):
 
-* :mod:`kc.plotting.tables`: Tables 1-4 (:func:`plot_table1`, :func:`plot_table2`,
-  :func:`plot_refinement`), Sec. 4.1 (:func:`component_figure`) and the toy notebook;
+* :mod:`kc.plotting.tables`: Tables 1-4 (:func:`plot_table1`, :func:`plot_convergence`,
+  :func:`plot_table2`, :func:`plot_refinement`), Sec. 4.1 (:func:`component_figure`) and the
+  toy notebook;
 * :mod:`kc.plotting.components`: the component grids of Figs. 1, 3 and 5
   (:func:`orders_figure`, :func:`diagnosis_figures`, :func:`cross_task_figures`);
 * :mod:`kc.plotting.fig4`: Fig. 4, compression and born-again networks;
@@ -35,6 +36,7 @@ from kc.plotting.fig4 import (
 from kc.plotting.tables import (
     channel_maps,
     component_figure,
+    plot_convergence,
     plot_refinement,
     plot_table1,
     plot_table2,
@@ -52,6 +54,7 @@ __all__ = [
     "orders_figure",
     "plot_baselines",
     "plot_blind_spots",
+    "plot_convergence",
     "plot_discarded",
     "plot_discarding",
     "plot_generations",

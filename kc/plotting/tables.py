@@ -1,7 +1,7 @@
 """Figures of the table notebooks: data in, matplotlib Figure out (nothing is written to disk).
 
 Each function draws one figure of one notebook:
-Table 1 (:func:`plot_table1`), Table 2 (:func:`plot_table2`), Tables 3-4
+Table 1 (:func:`plot_table1`, :func:`plot_convergence`), Table 2 (:func:`plot_table2`), Tables 3-4
 (:func:`plot_refinement`), Sec. 4.1 (:func:`component_figure`), the toy notebook
 (:func:`plot_toy_cases`, :func:`plot_toy_components`).
 """
@@ -23,6 +23,7 @@ from kc.paper import SETTINGS
 __all__ = [
     "channel_maps",
     "component_figure",
+    "plot_convergence",
     "plot_refinement",
     "plot_table1",
     "plot_table2",
@@ -56,6 +57,52 @@ def plot_table1(ours: pd.DataFrame, paper: pd.DataFrame) -> Any:
         ax.set_title(f"Case {SETTINGS.index(setting) + 1}: {setting}")
         ax.set_ylabel("Var(x_Delta) / Var(x*)")
         ax.legend()
+    fig.tight_layout()
+    return fig
+
+
+def plot_convergence(budgets: pd.DataFrame, stops: pd.DataFrame, history: pd.DataFrame) -> Any:
+    """Is Table 1's g converged? Held-out instability against g's step budget, per layer.
+
+    Left: one line per layer of the instability of g fitted with each fixed budget (the
+    plateau rule off), log steps; a star marks the profile's own fit (the plateau rule on) at
+    the steps it took. Right: the monitored loss (Eq. 2) of the profile's fits at each check.
+
+    Args:
+        budgets: :func:`kc.studies.convergence.budget_table`.
+        stops, history: :func:`kc.studies.convergence.profile_fits`.
+
+    Returns:
+        The matplotlib figure.
+    """
+    import matplotlib.pyplot as plt
+
+    fig, (ax, ax_loss) = plt.subplots(
+        1, 2, figsize=(10.0, 3.8), gridspec_kw={"width_ratios": [2, 1]}
+    )
+    colors = plt.get_cmap("tab10")
+    for i, column in enumerate(dict.fromkeys(budgets["column"])):
+        color = colors(i % 10)
+        curve = budgets[budgets["column"] == column].sort_values("steps")
+        ax.plot(curve["steps"], curve["instability"], "o-", color=color, label=column)
+        stop = stops[stops["column"] == column]
+        ax.plot(stop["steps"], stop["instability"], "*", color=color, markersize=14,
+                markeredgecolor="black")  # fmt: skip
+        hist = history[history["column"] == column]
+        hist = hist[hist["step"] > 0]  # log axis; step 0 is the warm start, if any
+        ax_loss.plot(hist["step"], hist["loss"], "-", color=color, label=column)
+    ax.plot([], [], "*", color="grey", markersize=12, markeredgecolor="black",
+            label="profile's fit (plateau rule)")  # fmt: skip
+    ax.set_xscale("log")
+    ax.set_xlabel("g's optimiser steps (plateau rule off)")
+    ax.set_ylabel("held-out Var(x_Delta) / Var(x*)")
+    ax.set_title("Table 1's instability against g's budget (first Case 1 pair)")
+    ax.legend(fontsize=7)
+    ax_loss.set_xscale("log")
+    ax_loss.set_yscale("log")
+    ax_loss.set_xlabel("step")
+    ax_loss.set_ylabel("monitored loss (Eq. 2)")
+    ax_loss.set_title("the profile's fits", fontsize=9)
     fig.tight_layout()
     return fig
 
