@@ -58,13 +58,15 @@ def test_fashion_shapes_dtypes_and_balance(split: str, n: int) -> None:
 
 @needs_fashion
 def test_fashion_loads_in_under_a_second_and_is_cached() -> None:
+    # CPU seconds of this process, not wall time: other jobs on a loaded machine (a notebook run
+    # beside the tests) stretch the wall clock of a load that costs well under a second
     best = float("inf")
-    for _ in range(2):  # best of two: other processes share the CPU
+    for _ in range(2):
         mnist._fashion_arrays.cache_clear()
         mnist._fashion_sized.cache_clear()
-        start = time.perf_counter()
+        start = time.process_time()
         kc.data.load("fashion-mnist", "train")
-        best = min(best, time.perf_counter() - start)
+        best = min(best, time.process_time() - start)
     assert best < 1.0
     start = time.perf_counter()
     a, b = kc.data.load("fashion-mnist"), kc.data.load("fashion-mnist")
