@@ -480,3 +480,22 @@ def test_benchmark_script_quick(tmp_path, monkeypatch):
     table = pd.read_csv(tmp_path / "similarity_quick.csv")
     assert list(table["n"]) == [n for n, _, _ in module.QUICK_SHAPES]
     assert (table["kc_s"] > 0).all()
+
+
+def test_cca_warns_when_the_samples_force_correlations_to_one() -> None:
+    import warnings
+
+    from kc.similarity import FewSamplesWarning, pwcca, svcca
+
+    gen = torch.Generator().manual_seed(0)
+    x, y = torch.randn(20, 15, generator=gen), torch.randn(20, 15, generator=gen)
+    # independent features, ranks 15 + 15 > 19: 11 correlations are 1 whatever the data
+    with pytest.warns(FewSamplesWarning, match="11 of 15 canonical correlations are 1"):
+        value = pwcca(x, y)
+    assert value > 0.5  # inflated: what the warning is for
+    with pytest.warns(FewSamplesWarning, match="ranks 15 \\+ 15 > 19"):
+        svcca(x, y, keep=1.0)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", FewSamplesWarning)  # enough samples: silent
+        x, y = torch.randn(200, 15, generator=gen), torch.randn(200, 15, generator=gen)
+        assert pwcca(x, y) < 0.3

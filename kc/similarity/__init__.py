@@ -28,7 +28,14 @@ import torch
 
 from kc.similarity._input import MAPS, Features, as_matrix
 from kc.similarity.alignment import procrustes, ridge_r2
-from kc.similarity.cca import canonical_correlations, n_directions, pwcca, svcca, svd_reduce
+from kc.similarity.cca import (
+    FewSamplesWarning,
+    canonical_correlations,
+    n_directions,
+    pwcca,
+    svcca,
+    svd_reduce,
+)
 from kc.similarity.cka import linear_cka, median_bandwidth, rbf_cka
 
 TRANSFORMS = ("orthogonal", "isotropic_scaling", "invertible_linear", "permutation", "translation")
@@ -147,6 +154,7 @@ def compare_all(
 
 
 __all__ = [
+    "FewSamplesWarning",
     "INVARIANCES",
     "MAPS",
     "MEASURES",

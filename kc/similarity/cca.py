@@ -4,16 +4,37 @@ Both work on the column spaces of the centred X (n, d_x) and Y (n, d_y). Directi
 variance (constant or linearly dependent features) carry no information and are dropped by a
 rank cut at the float64 rounding level, so constant features need no special care here. The
 canonical correlations are the singular values of Q_x^T Q_y (Q: orthonormal bases of the
-column spaces). With few samples (r_x + r_y > n) the two spaces must intersect and at least
-r_x + r_y - n correlations are exactly 1: reduce the width or use more samples.
+column spaces). Centred columns live in the (n - 1)-dimensional space orthogonal to the
+constant vector, so with few samples (r_x + r_y > n - 1) the two spaces must intersect and at
+least r_x + r_y - (n - 1) correlations are exactly 1 whatever the features: such a value says
+nothing about them, and :class:`FewSamplesWarning` is raised (reduce the width, use more samples,
+or ``maps="positions"``).
 """
 
 from __future__ import annotations
+
+import warnings
 
 import torch
 from torch import Tensor
 
 from kc.similarity._input import Features, pair
+
+
+class FewSamplesWarning(UserWarning):
+    """CCA on fewer samples than the two features' ranks need: correlations forced to 1."""
+
+
+def _check_samples(rx: int, ry: int, n: int, measure: str) -> None:
+    forced = rx + ry - (n - 1)
+    if forced > 0:
+        warnings.warn(
+            f"{measure}: {forced} of {min(rx, ry)} canonical correlations are 1 whatever the "
+            f"features (ranks {rx} + {ry} > {n - 1}, the centred sample space of n = {n}); use "
+            "more samples, fewer features or maps='positions'",
+            FewSamplesWarning,
+            stacklevel=3,
+        )
 
 
 def _svd(m: Tensor) -> tuple[Tensor, Tensor, Tensor]:
@@ -78,6 +99,7 @@ def canonical_correlations(xm: Tensor, ym: Tensor) -> Tensor:
     """
     qx, _, _ = _svd(xm)
     qy, _, _ = _svd(ym)
+    _check_samples(qx.shape[1], qy.shape[1], xm.shape[0], "CCA")
     return torch.linalg.svdvals(qx.T @ qy).clamp(max=1.0)
 
 
@@ -129,6 +151,7 @@ def pwcca(x: Features, y: Features, *, maps: str = "flatten") -> float:
     xm, ym = pair(x, y, maps, min_n=2)
     qx, _, _ = _svd(xm)
     qy, _, _ = _svd(ym)
+    _check_samples(qx.shape[1], qy.shape[1], xm.shape[0], "PWCCA")
     a, rho, _ = torch.linalg.svd(qx.T @ qy, full_matrices=False)
     h = qx @ a  # (n, m) canonical variates of x
     alpha = (h.T @ xm).abs().sum(1)
