@@ -7,6 +7,7 @@ networks there, as they do under ``small``) and outputs in a temporary folder.
 
 from __future__ import annotations
 
+import signal
 from collections.abc import Callable
 from pathlib import Path
 from types import SimpleNamespace
@@ -122,3 +123,14 @@ def notebook_params(name: str, **overrides: Any) -> dict[str, Any]:
     if unknown:
         raise KeyError(f"{name} has no parameters {unknown}")
     return {**params, **overrides}
+
+
+def default_sigint() -> None:
+    """``preexec_fn`` for a child that a test interrupts with SIGINT, as Ctrl-C does.
+
+    A shell without job control starts background commands with SIGINT ignored, and an ignored
+    signal stays ignored across exec: run from such a job (`make test &`, nohup), the child
+    would never see the test's Ctrl-C. Restoring the default lets Python install its
+    KeyboardInterrupt handler as in a terminal.
+    """
+    signal.signal(signal.SIGINT, signal.SIG_DFL)

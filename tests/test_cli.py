@@ -13,6 +13,7 @@ from pathlib import Path
 import nbformat
 import pytest
 import yaml
+from conftest import default_sigint
 
 from kc import runner
 from kc.cli import main
@@ -241,7 +242,8 @@ def test_ctrl_c_prints_one_line_and_keeps_the_good_notebook(tmp_path) -> None:
     process = subprocess.Popen(
         [sys.executable, "-m", "kc", *argv, "-p", "SLEEP", "60"],
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env,
-        start_new_session=True,  # a process group of its own, as a terminal's foreground job
+        # a process group of its own, as a terminal's foreground job, with Ctrl-C not ignored
+        start_new_session=True, preexec_fn=default_sigint,
     )  # fmt: skip
     deadline = time.time() + 120
     while not started.exists() and time.time() < deadline and process.poll() is None:

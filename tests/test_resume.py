@@ -14,6 +14,7 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
+from conftest import default_sigint
 
 from kc import runner
 
@@ -32,7 +33,7 @@ def kc(out: Path, *extra: str, interrupt_after_cell: int | None = None) -> tuple
     process = subprocess.Popen(
         [*argv, "--output-root", str(out), *FAST, *extra],
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env,
-        start_new_session=True,
+        start_new_session=True, preexec_fn=default_sigint,
     )  # fmt: skip
     if interrupt_after_cell is not None:
         marker = f'"execution_count": {interrupt_after_cell}'
