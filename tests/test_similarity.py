@@ -499,3 +499,26 @@ def test_cca_warns_when_the_samples_force_correlations_to_one() -> None:
         warnings.simplefilter("error", FewSamplesWarning)  # enough samples: silent
         x, y = torch.randn(200, 15, generator=gen), torch.randn(200, 15, generator=gen)
         assert pwcca(x, y) < 0.3
+
+
+def test_compare_all_cca_maps_positions_on_wide_maps():
+    """Independent maps with C*H*W > N: flattened CCA is forced to 1 (with a warning), while
+    cca_maps='positions' (N*H*W samples of C channels) sees them as unrelated; the other
+    measures keep ``maps``."""
+    import warnings
+
+    from kc.similarity import FewSamplesWarning
+
+    g = torch.Generator().manual_seed(3)
+    x, y = torch.randn(20, 4, 3, 3, generator=g), torch.randn(20, 4, 3, 3, generator=g)
+    with pytest.warns(FewSamplesWarning):
+        flat = sim.compare_all(x, y)
+    assert flat["pwcca"] == pytest.approx(1.0, abs=1e-6)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", FewSamplesWarning)
+        row = sim.compare_all(x, y, cca_maps="positions")
+    assert row["pwcca"] < 0.5 and row["svcca"] < 0.5
+    assert row["pwcca"] == pytest.approx(sim.pwcca(x, y, maps="positions"))
+    assert row["linear_cka"] == pytest.approx(flat["linear_cka"])
+    with pytest.raises(ValueError, match="maps must be one of"):
+        sim.compare_all(x, y, cca_maps="pooled")

@@ -121,6 +121,7 @@ def compare_all(
     test: tuple[Features, Features] | None = None,
     debiased: bool = False,
     kernel_samples: int | None = 2048,
+    cca_maps: str | None = None,
 ) -> dict[str, float]:
     """Every measure of :data:`MEASURES` on one pair, as a row for a table.
 
@@ -132,10 +133,14 @@ def compare_all(
         kernel_samples: RBF CKA costs n^2 memory and time; above this many samples (rows
             after ``maps``) it is computed on a fixed random subset of that size (seed 0).
             None: always on all samples.
+        cca_maps: the rule for maps of ``svcca`` and ``pwcca`` when it differs from ``maps``
+            (for example ``"positions"`` when flattened maps have more features than samples,
+            which forces every canonical correlation to 1). None: ``maps``.
 
     Returns:
         {measure name: value}, in the order of :data:`MEASURES`.
     """
+    cca_maps = maps if cca_maps is None else cca_maps
     xm, ym = as_matrix(x, maps, name="x"), as_matrix(y, maps, name="y")
     if kernel_samples is not None and xm.shape[0] == ym.shape[0] and xm.shape[0] > kernel_samples:
         rows = torch.randperm(xm.shape[0], generator=torch.Generator().manual_seed(0))
@@ -146,8 +151,8 @@ def compare_all(
     return {
         "linear_cka": linear_cka(x, y, debiased, maps=maps),
         "rbf_cka": rbf,
-        "svcca": svcca(x, y, maps=maps),
-        "pwcca": pwcca(x, y, maps=maps),
+        "svcca": svcca(x, y, maps=cca_maps),
+        "pwcca": pwcca(x, y, maps=cca_maps),
         "procrustes": procrustes(x, y, maps=maps),
         "ridge_r2": ridge_r2(x, y, test=test, maps=maps),
     }

@@ -52,7 +52,13 @@ LINEAR_MEASURES = ("linear_cka", "svcca", "pwcca", "procrustes", "ridge_r2")
 #: Columns of knowledge consistency in the table: 1 - instability and the order shares.
 KC_MEASURES = ("kc_consistency", "share_x0", "share_higher")
 MAPS = "flatten"
-"""The rule for maps of every baseline here (one sample per image, C*H*W features)."""
+"""The rule for maps of the CKAs, Procrustes and ridge R^2 here (one sample per image, C*H*W
+features)."""
+CCA_MAPS = "positions"
+"""The rule for maps of SVCCA and PWCCA (instead of :data:`MAPS`): spatial positions as samples (N*H*W rows, C columns).
+On flattened maps the held-out images are fewer than the C*H*W features (1000 against 4096 for
+VGG-16 conv4_3 under ``small``), so every canonical correlation is 1 whatever the features
+(:class:`kc.similarity.FewSamplesWarning`): PWCCA was 1.0 on every row until 2026-11-29."""
 
 # ---------------------------------------------------------------------------- settings
 
@@ -159,7 +165,8 @@ def run(settings: Settings, *, progress: bool = True) -> Result:
                 "x": x.label, "target": t.label,
                 "n_test": int(xt.shape[0]), "d_x": int(np.prod(xt.shape[1:])),
             }  # fmt: skip
-            row.update(compare_all(xt, tt, maps=MAPS))
+            row.update(compare_all(xt, tt, maps=MAPS, cca_maps=CCA_MAPS))
+            row["cca_rows"] = int(xt.shape[0] * int(np.prod(xt.shape[2:])))
             row["ridge_r2"] = ridge_r2(xf, tf, test=(xt, tt), maps=MAPS)
             row.update(kc_columns(res.variances, res.instability, g.order))
             rows.append(row)
@@ -395,9 +402,11 @@ def describe_agreement(account: pd.DataFrame, k: int = 3) -> list[str]:
 
 
 def saturation(table: pd.DataFrame) -> pd.DataFrame:
-    """Rows where a measure sits at its optimum for lack of samples: features per image
-    ``d_x`` >= held-out images ``n_test`` (CCA then finds perfect correlations: SVCCA/PWCCA
-    near 1; ridge R^2 has more weights than samples). Columns ``arch, layer, n_test, d_x,
-    pwcca, svcca, ridge_r2``."""
-    cols = ["arch", "layer", "n_test", "d_x", "pwcca", "svcca", "ridge_r2"]
+    """Layers where flattened features per image ``d_x`` >= held-out images ``n_test``: there
+    ridge R^2 has more weights than samples (its ridge keeps it finite), and CCA on flattened
+    maps would find perfect correlations, which is why SVCCA and PWCCA use :data:`CCA_MAPS`
+    (``cca_rows`` samples of C channels). Columns ``arch, layer, n_test, d_x, cca_rows, pwcca,
+    svcca, ridge_r2`` (one row per layer, its first pair)."""
+    cols = ["arch", "layer", "n_test", "d_x", "cca_rows", "pwcca", "svcca", "ridge_r2"]
+    cols = [c for c in cols if c in table.columns]
     return table.loc[table["d_x"] >= table["n_test"], cols].drop_duplicates(["arch", "layer"])
