@@ -1,0 +1,109 @@
+"""What a cache cost to fill: the seconds recorded by every trained network and fitted g in it.
+
+Every network in the cache keeps its training report (``report["seconds"]``) and every g its
+fit report (``fit_report["seconds"]``, ``["steps"]``, issue 8). Summed per kind and architecture,
+they are the training and fitting part of a cold run of the notebooks that filled the cache: a
+lower bound of its wall time (evaluation, feature extraction, kernels and the book are not in
+it), without running it again. The seconds are those of the moment each entry was computed, so
+they carry the load of that moment; the ``created`` range is printed beside them.
+
+Filter to one profile's entries with ``--train-limit`` (a network's training images; 10000 under
+``small``) and ``--fit-limit`` (g's fitting images plus its held-out slice; 2000 under
+``small``).
+
+Example:
+    python benchmarks/cache_costs.py --cache data/cache --train-limit 10000 --fit-limit 2000
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from collections import defaultdict
+from pathlib import Path
+from typing import Any
+
+import torch
+
+TRAINED = ("net", "pruned", "born-again")
+
+
+def _entries(cache: Path, kind: str) -> list[tuple[dict[str, Any], dict[str, Any]]]:
+    out = []
+    for pt in sorted((cache / kind).glob("*.pt")):
+        meta_path = pt.with_suffix(".json")
+        if not meta_path.is_file():
+            continue
+        meta = json.loads(meta_path.read_text())
+        try:
+            value = torch.load(pt, map_location="cpu", weights_only=True)["value"]
+        except Exception:  # noqa: BLE001 - an unreadable entry is skipped, not fatal
+            continue
+        out.append((meta, value))
+    return out
+
+
+def _find(config: Any, name: str) -> Any:
+    """The first value of key ``name`` anywhere in a nested config."""
+    if isinstance(config, dict):
+        if name in config:
+            return config[name]
+        for value in config.values():
+            found = _find(value, name)
+            if found is not None:
+                return found
+    return None
+
+
+def costs(cache: Path, train_limit: int | None, fit_limit: int | None) -> list[dict[str, Any]]:
+    """One row per (kind, architecture): entries, recorded seconds, g's optimiser steps."""
+    rows: dict[tuple[str, str], dict[str, Any]] = defaultdict(
+        lambda: {"n": 0, "seconds": 0.0, "steps": 0, "first": "~", "last": ""}
+    )
+    for kind in TRAINED:
+        for meta, value in _entries(cache, kind):
+            if train_limit is not None and _find(meta["config"], "train_limit") != train_limit:
+                continue
+            report = value.get("report") or {}
+            row = rows[(kind, str(_find(meta["config"], "arch")))]
+            row["n"] += 1
+            row["seconds"] += float(report.get("seconds", 0.0))
+            row["first"], row["last"] = min(row["first"], meta["created"]), max(row["last"], meta["created"])
+    for meta, value in _entries(cache, "g"):
+        report = value.get("fit_report")
+        if not report:
+            continue
+        if fit_limit is not None and report.get("n_fit", 0) + report.get("n_holdout", 0) != fit_limit:
+            continue
+        row = rows[("g", meta["config"]["x"].split("-")[0])]
+        row["n"] += 1
+        row["seconds"] += float(report["seconds"])
+        row["steps"] += int(report["steps"])
+        row["first"], row["last"] = min(row["first"], meta["created"]), max(row["last"], meta["created"])
+    total = sum(r["seconds"] for r in rows.values()) or 1.0
+    return [
+        {"kind": k, "arch": a, **r, "share": r["seconds"] / total}
+        for (k, a), r in sorted(rows.items(), key=lambda item: -item[1]["seconds"])
+    ]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--cache", type=Path, default=Path("data/cache"))
+    parser.add_argument("--train-limit", type=int, default=None)
+    parser.add_argument("--fit-limit", type=int, default=None)
+    args = parser.parse_args()
+    rows = costs(args.cache, args.train_limit, args.fit_limit)
+    print(f"{'kind':10s} {'arch':10s} {'n':>4s} {'seconds':>9s} {'share':>6s} {'s/step':>7s}  created")
+    for r in rows:
+        per_step = f"{r['seconds'] / r['steps']:.3f}" if r["steps"] else ""
+        print(
+            f"{r['kind']:10s} {r['arch']:10s} {r['n']:4d} {r['seconds']:9.0f} {r['share']:6.1%} "
+            f"{per_step:>7s}  {r['first'][:16]} .. {r['last'][:16]}"
+        )
+    total = sum(r["seconds"] for r in rows)
+    print(f"total {total:.0f} s = {total / 60:.1f} min of recorded training and fitting")
+
+
+if __name__ == "__main__":
+    main()
