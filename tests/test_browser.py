@@ -9,6 +9,11 @@ equations are typeset by MathJax (each ``.math`` element holds an ``mjx-containe
 ``$$`` in the text), and the scorecard table has one row per claim (or not-run notebook).
 A full-page screenshot of each page is saved in the test's output folder,
 ``outputs/tests/browser/`` (``$KC_TEST_OUTPUTS/browser/`` when that is set).
+
+By default the site is the session's smoke book. ``KC_BROWSER_BOOK=1`` checks the book that
+``make book`` built in this repository instead (``_build/html``, made from ``outputs/``)::
+
+    KC_BROWSER_BOOK=1 .venv/bin/python -m pytest -q tests/test_browser.py
 """
 
 from __future__ import annotations
@@ -62,6 +67,11 @@ class _Quiet(http.server.SimpleHTTPRequestHandler):
 
 @pytest.fixture(scope="session")
 def site(smoke_root: Path) -> Site:
+    if os.environ.get("KC_BROWSER_BOOK"):  # the repository's own book, as `make book` left it
+        made = Site(ROOT, ROOT / "outputs", 0, {})
+        if not (made.html / "index.html").is_file():
+            pytest.fail(f"KC_BROWSER_BOOK is set but {made.html} has no index.html: run make book")
+        return made
     built = built_site(smoke_root)
     if built.code != 0:
         pytest.fail("the book did not build; see tests/test_book.py")
