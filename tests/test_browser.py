@@ -216,13 +216,19 @@ def test_every_page_in_chromium(site: Site, server: str, browser, smoke_root: Pa
         errors = [e["message"] for e in browser.get_log("browser") if e["level"] == "SEVERE"]
         # the whole page, cut at MAX_SHOT_HEIGHT pixels: Chromium refuses larger captures
         # ("Page is too large"), which a long page such as the API reference exceeds
+        # The viewport is made as tall as the page for the capture (captureBeyondViewport with a
+        # clip drew pages holding a table wider than the article shifted to the left, which a
+        # reader's browser does not show)
         height = browser.execute_script("return document.documentElement.scrollHeight")
-        width = browser.execute_script("return document.documentElement.scrollWidth")
-        clip = {"x": 0, "y": 0, "width": width, "height": min(height, MAX_SHOT_HEIGHT), "scale": 1}
-        shot = browser.execute_cdp_cmd(
-            "Page.captureScreenshot",
-            {"format": "png", "captureBeyondViewport": True, "clip": clip},
-        )
+        browser.execute_cdp_cmd(
+            "Emulation.setDeviceMetricsOverride",
+            {"width": 1280, "height": min(height, MAX_SHOT_HEIGHT), "deviceScaleFactor": 1,
+             "mobile": False},
+        )  # fmt: skip
+        try:
+            shot = browser.execute_cdp_cmd("Page.captureScreenshot", {"format": "png"})
+        finally:
+            browser.execute_cdp_cmd("Emulation.clearDeviceMetricsOverride", {})
         name = page.replace("/", "__").removesuffix(".html") + ".png"
         (shots / name).write_bytes(base64.b64decode(shot["data"]))
         checked[page] = state
