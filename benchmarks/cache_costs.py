@@ -29,12 +29,19 @@ TRAINED = ("net", "pruned", "born-again")
 
 
 def _entries(cache: Path, kind: str) -> list[tuple[dict[str, Any], dict[str, Any]]]:
-    out = []
+    """(metadata, value) of the entries of ``kind``; of entries with the same config (computed
+    by different versions of the code), only the newest."""
+    newest: dict[str, tuple[dict[str, Any], Path]] = {}
     for pt in sorted((cache / kind).glob("*.pt")):
         meta_path = pt.with_suffix(".json")
         if not meta_path.is_file():
             continue
         meta = json.loads(meta_path.read_text())
+        config = json.dumps(meta["config"], sort_keys=True)
+        if config not in newest or meta["created"] > newest[config][0]["created"]:
+            newest[config] = (meta, pt)
+    out = []
+    for meta, pt in newest.values():
         try:
             value = torch.load(pt, map_location="cpu", weights_only=True)["value"]
         except Exception:  # noqa: BLE001 - an unreadable entry is skipped, not fatal
@@ -55,36 +62,58 @@ def _find(config: Any, name: str) -> Any:
     return None
 
 
+def _root_config(cache: Path, meta: dict[str, Any]) -> dict[str, Any]:
+    """The config of the network a derived entry (pruned, born-again) descends from: follow
+    ``base`` keys (a teacher, an earlier generation) down to a trained network."""
+    config = meta["config"]
+    for _ in range(16):
+        base = config.get("base") or config.get("teacher")
+        if not isinstance(base, str):
+            return config
+        found = [cache / kind / f"{base}.json" for kind in TRAINED]
+        found = [f for f in found if f.is_file()]
+        if not found:
+            return config
+        config = json.loads(found[0].read_text())["config"]
+    return config
+
+
 def costs(cache: Path, train_limit: int | None, fit_limit: int | None) -> list[dict[str, Any]]:
-    """One row per (kind, architecture): entries, recorded seconds, g's optimiser steps."""
+    """One row per (kind, architecture): entries ``n``, recorded ``seconds`` and their
+    ``share``, g's optimiser ``steps``, and the ``first`` and ``last`` creation times."""
     rows: dict[tuple[str, str], dict[str, Any]] = defaultdict(
-        lambda: {"n": 0, "seconds": 0.0, "steps": 0, "first": "~", "last": ""}
+        lambda: {"n": 0, "seconds": 0.0, "steps": 0, "created": []}
     )
     for kind in TRAINED:
         for meta, value in _entries(cache, kind):
-            if train_limit is not None and _find(meta["config"], "train_limit") != train_limit:
+            root = _root_config(cache, meta)
+            if train_limit is not None and _find(root, "train_limit") != train_limit:
                 continue
             report = value.get("report") or {}
-            row = rows[(kind, str(_find(meta["config"], "arch")))]
+            row = rows[(kind, str(_find(root, "arch")))]
             row["n"] += 1
             row["seconds"] += float(report.get("seconds", 0.0))
-            row["first"], row["last"] = min(row["first"], meta["created"]), max(row["last"], meta["created"])
+            row["created"].append(meta["created"])
     for meta, value in _entries(cache, "g"):
         report = value.get("fit_report")
         if not report:
             continue
-        if fit_limit is not None and report.get("n_fit", 0) + report.get("n_holdout", 0) != fit_limit:
+        if (
+            fit_limit is not None
+            and report.get("n_fit", 0) + report.get("n_holdout", 0) != fit_limit
+        ):
             continue
         row = rows[("g", meta["config"]["x"].split("-")[0])]
         row["n"] += 1
         row["seconds"] += float(report["seconds"])
         row["steps"] += int(report["steps"])
-        row["first"], row["last"] = min(row["first"], meta["created"]), max(row["last"], meta["created"])
+        row["created"].append(meta["created"])
     total = sum(r["seconds"] for r in rows.values()) or 1.0
     return [
-        {"kind": k, "arch": a, **r, "share": r["seconds"] / total}
+        {"kind": k, "arch": a, "n": r["n"], "seconds": r["seconds"], "steps": r["steps"],
+         "share": r["seconds"] / total, "first": min(r["created"]), "last": max(r["created"])}
         for (k, a), r in sorted(rows.items(), key=lambda item: -item[1]["seconds"])
-    ]
+    ]  # fmt: skip
 
 
 def main() -> None:
@@ -94,7 +123,9 @@ def main() -> None:
     parser.add_argument("--fit-limit", type=int, default=None)
     args = parser.parse_args()
     rows = costs(args.cache, args.train_limit, args.fit_limit)
-    print(f"{'kind':10s} {'arch':10s} {'n':>4s} {'seconds':>9s} {'share':>6s} {'s/step':>7s}  created")
+    print(
+        f"{'kind':10s} {'arch':10s} {'n':>4s} {'seconds':>9s} {'share':>6s} {'s/step':>7s}  created"
+    )
     for r in rows:
         per_step = f"{r['seconds'] / r['steps']:.3f}" if r["steps"] else ""
         print(
