@@ -55,11 +55,10 @@ MAPS = "flatten"
 """The rule for maps of the CKAs, Procrustes and ridge R^2 here (one sample per image, C*H*W
 features)."""
 CCA_MAPS = "positions"
-"""The rule for maps of SVCCA and PWCCA (instead of :data:`MAPS`): spatial positions as
-samples (N*H*W rows, C columns). On flattened maps the held-out images are fewer than the
-C*H*W features (1000 against 4096 for VGG-16 conv4_3 under ``small``), so every canonical
-correlation is 1 whatever the features (:class:`kc.similarity.FewSamplesWarning`): PWCCA was
-1.0 on every row until 2026-11-29."""
+"""The rule for maps of SVCCA and PWCCA (instead of :data:`MAPS`): spatial positions as samples (N*H*W rows, C columns).
+On flattened maps the held-out images are fewer than the C*H*W features (1000 against 4096 for
+VGG-16 conv4_3 under ``small``), so every canonical correlation is 1 whatever the features
+(:class:`kc.similarity.FewSamplesWarning`): PWCCA was 1.0 on every row until 2026-11-29."""
 
 # ---------------------------------------------------------------------------- settings
 
