@@ -12,41 +12,40 @@ Filter to one profile's entries with ``--train-limit`` (a network's training ima
 ``small``).
 
 Example:
-    python benchmarks/cache_costs.py --cache data/cache --train-limit 10000 --fit-limit 2000
+    python benchmarks/cache_costs.py --train-limit 10000 --fit-limit 2000   # KC_CACHE or data/cache
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 from collections import defaultdict
 from pathlib import Path
 from typing import Any
 
-import torch
+from kc import cache
 
 TRAINED = ("net", "pruned", "born-again")
 
 
-def _entries(cache: Path, kind: str) -> list[tuple[dict[str, Any], dict[str, Any]]]:
-    """(metadata, value) of the entries of ``kind``; of entries with the same config (computed
-    by different versions of the code), only the newest."""
-    newest: dict[str, tuple[dict[str, Any], Path]] = {}
-    for pt in sorted((cache / kind).glob("*.pt")):
-        meta_path = pt.with_suffix(".json")
-        if not meta_path.is_file():
+def _entries(kind: str) -> list[tuple[dict[str, Any], dict[str, Any]]]:
+    """(metadata, value) of the readable entries of ``kind`` in :func:`kc.cache.cache_root`
+    (listed by :func:`kc.cache.ls`); of entries with the same config (computed by different
+    versions of the code), only the newest."""
+    newest: dict[str, cache.CacheEntry] = {}
+    for entry in cache.ls(kind) if (cache.cache_root() / kind).is_dir() else []:
+        if entry.status != "ok":
             continue
-        meta = json.loads(meta_path.read_text())
-        config = json.dumps(meta["config"], sort_keys=True)
-        if config not in newest or meta["created"] > newest[config][0]["created"]:
-            newest[config] = (meta, pt)
+        config = json.dumps(entry.config, sort_keys=True)
+        if config not in newest or entry.created > newest[config].created:
+            newest[config] = entry
     out = []
-    for meta, pt in newest.values():
-        try:
-            value = torch.load(pt, map_location="cpu", weights_only=True)["value"]
-        except Exception:  # noqa: BLE001 - an unreadable entry is skipped, not fatal
-            continue
-        out.append((meta, value))
+    for entry in newest.values():
+        wrapped = cache.safe_load(entry.path)
+        if isinstance(wrapped, dict) and "value" in wrapped:
+            meta = {"config": entry.config, "created": entry.created, "key": entry.key}
+            out.append((meta, wrapped["value"]))
     return out
 
 
@@ -62,7 +61,7 @@ def _find(config: Any, name: str) -> Any:
     return None
 
 
-def _root_config(cache: Path, meta: dict[str, Any]) -> dict[str, Any]:
+def _root_config(meta: dict[str, Any]) -> dict[str, Any]:
     """The config of the network a derived entry (pruned, born-again) descends from: follow
     ``base`` keys (a teacher, an earlier generation) down to a trained network."""
     config = meta["config"]
@@ -70,7 +69,7 @@ def _root_config(cache: Path, meta: dict[str, Any]) -> dict[str, Any]:
         base = config.get("base") or config.get("teacher")
         if not isinstance(base, str):
             return config
-        found = [cache / kind / f"{base}.json" for kind in TRAINED]
+        found = [cache.cache_root() / kind / f"{base}.json" for kind in TRAINED]
         found = [f for f in found if f.is_file()]
         if not found:
             return config
@@ -78,15 +77,16 @@ def _root_config(cache: Path, meta: dict[str, Any]) -> dict[str, Any]:
     return config
 
 
-def costs(cache: Path, train_limit: int | None, fit_limit: int | None) -> list[dict[str, Any]]:
-    """One row per (kind, architecture): entries ``n``, recorded ``seconds`` and their
+def costs(train_limit: int | None, fit_limit: int | None) -> list[dict[str, Any]]:
+    """For the cache at :func:`kc.cache.cache_root` (``KC_CACHE``), one row per (kind,
+    architecture): entries ``n``, recorded ``seconds`` and their
     ``share``, g's optimiser ``steps``, and the ``first`` and ``last`` creation times."""
     rows: dict[tuple[str, str], dict[str, Any]] = defaultdict(
         lambda: {"n": 0, "seconds": 0.0, "steps": 0, "created": []}
     )
     for kind in TRAINED:
-        for meta, value in _entries(cache, kind):
-            root = _root_config(cache, meta)
+        for meta, value in _entries(kind):
+            root = _root_config(meta)
             if train_limit is not None and _find(root, "train_limit") != train_limit:
                 continue
             report = value.get("report") or {}
@@ -94,7 +94,7 @@ def costs(cache: Path, train_limit: int | None, fit_limit: int | None) -> list[d
             row["n"] += 1
             row["seconds"] += float(report.get("seconds", 0.0))
             row["created"].append(meta["created"])
-    for meta, value in _entries(cache, "g"):
+    for meta, value in _entries("g"):
         report = value.get("fit_report")
         if not report:
             continue
@@ -118,11 +118,13 @@ def costs(cache: Path, train_limit: int | None, fit_limit: int | None) -> list[d
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--cache", type=Path, default=Path("data/cache"))
+    parser.add_argument("--cache", type=Path, default=None, help="default: KC_CACHE or data/cache")
     parser.add_argument("--train-limit", type=int, default=None)
     parser.add_argument("--fit-limit", type=int, default=None)
     args = parser.parse_args()
-    rows = costs(args.cache, args.train_limit, args.fit_limit)
+    if args.cache is not None:
+        os.environ[cache.ENV_VAR] = str(args.cache)
+    rows = costs(args.train_limit, args.fit_limit)
     print(
         f"{'kind':10s} {'arch':10s} {'n':>4s} {'seconds':>9s} {'share':>6s} {'s/step':>7s}  created"
     )

@@ -25,7 +25,8 @@ def _entry(cache: Path, kind: str, key: str, config: dict, value: dict, created:
     (cache / kind / f"{key}.json").write_text(json.dumps(meta))
 
 
-def test_costs_sum_per_kind_and_architecture(tmp_path):
+def test_costs_sum_per_kind_and_architecture(tmp_path, monkeypatch):
+    monkeypatch.setenv("KC_CACHE", str(tmp_path))
     spec = {"spec": {"arch": "vgg16", "train_limit": 100}}
     _entry(tmp_path, "net", "vgg16-a", spec, {"report": {"seconds": 30.0}}, "2026-01-01T00:00")
     # the same config computed again by newer code: only the newest counts
@@ -39,12 +40,12 @@ def test_costs_sum_per_kind_and_architecture(tmp_path):
     g_config = {"x": "vgg16-fashion-mnist-seed0", "fit": {"max_steps": 100}}
     _entry(tmp_path, "g", "g-1", g_config, {"fit_report": fit}, "2026-01-04T00:00")
 
-    rows = _module().costs(tmp_path, train_limit=100, fit_limit=100)
+    rows = _module().costs(train_limit=100, fit_limit=100)
     by = {(r["kind"], r["arch"]): r for r in rows}
     assert set(by) == {("net", "vgg16"), ("pruned", "vgg16"), ("g", "vgg16")}
     assert by[("net", "vgg16")]["seconds"] == 10.0 and by[("net", "vgg16")]["n"] == 1
     assert by[("g", "vgg16")]["steps"] == 60
     assert [r["kind"] for r in rows] == ["net", "g", "pruned"]  # largest first
     assert abs(sum(r["share"] for r in rows) - 1.0) < 1e-12
-    other_fits = _module().costs(tmp_path, train_limit=100, fit_limit=50)
+    other_fits = _module().costs(train_limit=100, fit_limit=50)
     assert other_fits and all(r["kind"] != "g" for r in other_fits)
