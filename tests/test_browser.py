@@ -40,6 +40,8 @@ CHROMEDRIVER = shutil.which("chromedriver") or "/usr/bin/chromedriver"
 LOCAL = "127.0.0.1"
 
 
+#: Width of the browser window and of every screenshot (pixels).
+WINDOW_WIDTH = 1280
 #: Tallest screenshot taken (pixels); longer pages are cut there.
 MAX_SHOT_HEIGHT = 12000
 
@@ -108,7 +110,7 @@ def browser() -> Iterator[object]:
         "--disable-sync",
         "--disable-dev-shm-usage",
         f"--user-data-dir={profile}",
-        "--window-size=1280,1000",
+        f"--window-size={WINDOW_WIDTH},1000",
         # no network but the local server: other hosts do not resolve, and a proxied
         # request would go to a closed port (loopback bypasses the proxy)
         f"--host-resolver-rules=MAP * ~NOTFOUND , EXCLUDE {LOCAL}",
@@ -222,7 +224,7 @@ def test_every_page_in_chromium(site: Site, server: str, browser, smoke_root: Pa
         height = browser.execute_script("return document.documentElement.scrollHeight")
         browser.execute_cdp_cmd(
             "Emulation.setDeviceMetricsOverride",
-            {"width": 1280, "height": min(height, MAX_SHOT_HEIGHT), "deviceScaleFactor": 1,
+            {"width": WINDOW_WIDTH, "height": min(height, MAX_SHOT_HEIGHT), "deviceScaleFactor": 1,
              "mobile": False},
         )  # fmt: skip
         try:
