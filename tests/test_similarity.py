@@ -369,6 +369,25 @@ def test_maps_rule():
     )
 
 
+def test_pool_rule_compares_maps_of_different_sizes_without_degenerate_cca():
+    # 40 images; x is 6 channels at 8x8 (384 flattened features), y the 2x2-pooled channel
+    # means of a mix of x's channels at 4x4: flattened, every canonical correlation is 1
+    # whatever the features, pooled the correlations say something
+    gen = torch.Generator().manual_seed(0)
+    x = torch.randn(40, 6, 8, 8, generator=gen, dtype=torch.float64)
+    pooled = sim.as_matrix(x, "pool")
+    torch.testing.assert_close(pooled, x.mean(dim=(2, 3)))
+    assert sim.as_matrix(torch.randn(3, 4), "pool").shape == (3, 4)  # (N, C) unchanged
+    mix = torch.randn(6, 6, generator=gen, dtype=torch.float64)
+    y = torch.nn.functional.avg_pool2d(torch.einsum("dc,nchw->ndhw", mix, x), 2)
+    noise = torch.randn(40, 6, 4, 4, generator=gen, dtype=torch.float64)
+    # y's spatial means are an invertible linear map of x's: all canonical correlations 1
+    assert sim.pwcca(x, y, maps="pool") == pytest.approx(1.0, abs=1e-9)
+    assert sim.svcca(x, noise, maps="pool", keep=1.0) < 0.8
+    with pytest.warns(sim.FewSamplesWarning):
+        assert sim.pwcca(x, noise) == pytest.approx(1.0, abs=1e-9)
+
+
 def test_numpy_and_torch_inputs_agree():
     x, y = _data(16)
     for name, fn in MEASURES.items():
@@ -408,7 +427,7 @@ def test_bad_inputs_are_refused(measure):
     ):
         fn(x, y[:, 0])
     with pytest.raises(ValueError, match="maps must be one of"):
-        fn(x, y, maps="pool")
+        fn(x, y, maps="mean")
 
 
 def test_debiased_refuses_three_samples():

@@ -7,6 +7,7 @@ import pandas as pd
 import pytest
 import torch
 
+import kc.measure
 from kc.studies import grounding as gr
 
 
@@ -147,3 +148,35 @@ def test_noisy_is_seeded_and_scaled():
     x = torch.randn(4, 1, 8, 8)
     np.testing.assert_array_equal(gr.noisy(x, 0.5, 3), gr.noisy(x, 0.5, 3))
     assert torch.equal(gr.noisy(x, 0.0, 3), x)
+
+
+def test_fit_tensors_caches_its_scores_by_the_features_content(tmp_path, monkeypatch):
+    monkeypatch.setenv("KC_CACHE", str(tmp_path))
+    params = dict(DATASET="fashion-mnist", EPOCHS=1, WIDTH=0.125, INPUT_SIZE=32, TRAIN_LIMIT=600,
+                  EVAL_LIMIT=500, OPTIMIZER="adam", LR=1e-3, BATCH_SIZE=64, SEEDS=[0, 1],
+                  ORDER=1, LAMBDA=0.1, LAMBDA_ALEXNET=8.0, FIT_LIMIT=64, TEST_LIMIT=32,
+                  G_STEPS=60, G_LR=0.01, G_BATCH_SIZE=32, DEVICE="cpu",
+                  GROUNDING_ARCH="alexnet", NOISE_LEVELS=[0.0, 1.0], NOISE_REPEATS=1,
+                  LAYERS={"alexnet": ["conv5"]})  # fmt: skip
+    s = gr.Settings.from_params(params)
+    gen = torch.Generator().manual_seed(0)
+    x, xt = torch.randn(64, 3, 8, 8, generator=gen), torch.randn(32, 3, 8, 8, generator=gen)
+    # x* is x at half resolution: g pools x to x*'s size
+    train = (x, torch.nn.functional.avg_pool2d(x, 2))
+    test = (xt, torch.nn.functional.avg_pool2d(xt, 2))
+    calls = []
+    original = kc.measure.consistency
+
+    def counting(*args, **kwargs):
+        calls.append(kwargs.get("resize"))
+        return original(*args, **kwargs)
+
+    monkeypatch.setattr(kc.measure, "consistency", counting)
+    first = gr._fit_tensors(s, train, test)
+    again = gr._fit_tensors(s, train, test)
+    assert calls == ["pool"] and first == again
+    assert first["kc_consistency"] == pytest.approx(1 - first["instability"])
+    assert {"share_x0", "share_x1", "fit_steps", "fit_converged"} <= set(first)
+    # other features: fitted again
+    gr._fit_tensors(s, (train[0] + 1, train[1]), test)
+    assert len(calls) == 2

@@ -3,7 +3,8 @@
 Every measure takes two features of the same N samples, (N, C) or (N, C, H, W), as torch
 tensors or numpy arrays, and returns a float computed in float64. The rule for convolutional
 maps lives in one place, :mod:`kc.similarity._input` (``maps="flatten"``: one sample per image
-with C*H*W features; ``maps="positions"``: one sample per image and position with C features).
+with C*H*W features; ``maps="positions"``: one sample per image and position with C features;
+``maps="pool"``: one sample per image with its C spatial means).
 
 What each measure is unchanged by is data, :data:`INVARIANCES`, and the direction of its scale
 is in :data:`PROPERTIES`::

@@ -8,6 +8,9 @@ rows are the same n samples. Features of shape (N, C) are used as they are. For 
   so X is (N, C*H*W). Sensitive to where in the map a pattern sits.
 * ``"positions"``: one sample per image and spatial position, the C channels its features, so
   X is (N*H*W, C). x and y must then have the same H and W (positions are matched one to one).
+* ``"pool"``: one sample per image, the spatial mean of each channel its features, so X is
+  (N, C). Blind to where a pattern sits; the one rule that compares maps of different sizes
+  with few features per sample (CCA across layers, for example).
 
 Whatever goes in (torch tensor or numpy array, any float dtype), the measures compute in
 float64 on the CPU.
@@ -21,7 +24,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
-MAPS = ("flatten", "positions")
+MAPS = ("flatten", "positions", "pool")
 
 Features = Tensor | np.ndarray
 """What the measures accept: a torch tensor or a numpy array of shape (N, C) or (N, C, H, W)."""
@@ -32,7 +35,8 @@ def as_matrix(x: Features, maps: str = "flatten", *, name: str = "x") -> Tensor:
 
     Args:
         x: features (N, C) or (N, C, H, W), a torch tensor or a numpy array.
-        maps: ``"flatten"`` -> (N, C*H*W) or ``"positions"`` -> (N*H*W, C); ignored for (N, C).
+        maps: ``"flatten"`` -> (N, C*H*W), ``"positions"`` -> (N*H*W, C) or ``"pool"`` -> (N, C);
+            ignored for (N, C).
         name: the argument's name, for error messages.
 
     Returns:
@@ -49,7 +53,12 @@ def as_matrix(x: Features, maps: str = "flatten", *, name: str = "x") -> Tensor:
     if t.dim() == 2:
         m = t
     elif t.dim() == 4:
-        m = t.flatten(1) if maps == "flatten" else t.permute(0, 2, 3, 1).reshape(-1, t.shape[1])
+        if maps == "flatten":
+            m = t.flatten(1)
+        elif maps == "pool":
+            m = t.mean(dim=(2, 3))
+        else:
+            m = t.permute(0, 2, 3, 1).reshape(-1, t.shape[1])
     else:
         raise ValueError(f"{name} must have shape (N, C) or (N, C, H, W), got {tuple(t.shape)}")
     if m.shape[0] == 0 or m.shape[1] == 0:

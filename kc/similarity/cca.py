@@ -8,7 +8,7 @@ column spaces). Centred columns live in the (n - 1)-dimensional space orthogonal
 constant vector, so with few samples (r_x + r_y > n - 1) the two spaces must intersect and at
 least r_x + r_y - (n - 1) correlations are exactly 1 whatever the features: such a value says
 nothing about them, and :class:`FewSamplesWarning` is raised (reduce the width, use more samples,
-or ``maps="positions"``).
+or ``maps="positions"``; ``maps="pool"`` when the maps differ in size).
 """
 
 from __future__ import annotations

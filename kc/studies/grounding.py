@@ -9,6 +9,9 @@ small CNNs trained here, each with its own score; knowledge consistency takes pa
   is s(i, k) > s(i, j) or s(i, k) > s(j, k); a tie counts half) and the Spearman correlation
   of similarity with minus the layer distance. Pairs are taken shallow -> deep (x = layer i,
   x* = layer j, g pools x to x*'s size).
+  The layers' maps differ in size, so SVCCA and PWCCA compare their spatial means
+  (:data:`LAYER_CCA_MAPS`); on flattened maps the features outnumber the images and every
+  canonical correlation would be 1.
 * **functional difference** (pairs of the Table 1 networks of one architecture: the seeds and
   the two halves): similarity at a layer should fall as the networks' behaviour differs.
   Scores: Spearman of similarity with minus the absolute accuracy difference, and with minus
@@ -18,6 +21,11 @@ small CNNs trained here, each with its own score; knowledge consistency takes pa
   group. Scores: the violation rate over noise-level triplets (as above, on the mean
   similarity between levels) and the AUPRC of similarity for "same level" over all pairs.
 
+In the other two tests both sides are the same layer, and SVCCA and PWCCA take its spatial
+positions as samples, as the baselines study does (:data:`kc.studies.baselines.CCA_MAPS`).
+Each fit of g on features that are not a cached network layer (layer pairs, noisy inputs) is
+cached by the content of its features, so an interrupted run resumes where it stopped.
+
 Every score is oriented so that it is better when lower (violation rates) or higher (the
 rest); :func:`winners` names the best measure of each score. This module runs the tests;
 the scores, tables and claims live in :mod:`kc.studies.grounding_tables` (re-exported here).
@@ -25,6 +33,7 @@ the scores, tables and claims live in :mod:`kc.studies.grounding_tables` (re-exp
 
 from __future__ import annotations
 
+import hashlib
 import itertools
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -34,12 +43,13 @@ import numpy as np
 import pandas as pd
 import torch
 from torch import Tensor, nn
+from tqdm import tqdm
 
+from kc import cache, zoo
 from kc import experiments as ex
-from kc import zoo
 from kc.data import make_task
 from kc.similarity import compare_all, ridge_r2
-from kc.studies.baselines import MAPS, kc_columns
+from kc.studies.baselines import CCA_MAPS, MAPS, kc_columns
 from kc.studies.common import GFit, pick
 from kc.studies.grounding_tables import (
     MEASURES,
@@ -55,6 +65,7 @@ from kc.studies.grounding_tables import (
 from kc.studies.instability import InstabilityStudy
 
 __all__ = [
+    "LAYER_CCA_MAPS",
     "MEASURES",
     "SCORES",
     "Result",
@@ -69,6 +80,9 @@ __all__ = [
     "violation_rate",
     "winners",
 ]
+
+LAYER_CCA_MAPS = "pool"
+# The layer test's rule for maps of SVCCA and PWCCA (kc.similarity._input): spatial means.
 
 # ---------------------------------------------------------------------------- settings
 
@@ -202,22 +216,36 @@ class Result:
     settings: Settings = field(repr=False)
 
 
+def _digest(t: Tensor) -> str:
+    return hashlib.sha256(t.detach().cpu().contiguous().numpy().tobytes()).hexdigest()[:20]
+
+
 def _fit_tensors(s: Settings, train: tuple[Tensor, Tensor], test: tuple[Tensor, Tensor]) -> dict:
     """g on feature tensors that are not named layers (hooks, noisy inputs). Same budget as
-    the ``get_consistency`` fits: at most ``G_STEPS`` optimiser steps."""
+    the ``get_consistency`` fits: at most ``G_STEPS`` optimiser steps. The scores are cached
+    under the features' content and the fit's settings (and the code version of the fit)."""
     from kc.measure import consistency
 
-    res = consistency(
-        train[0], train[1], order=s.g.order, lam=s.lam_arch, test=test,
-        resize="pool" if train[0].shape[2:] != train[1].shape[2:] else None,
-        max_steps=s.g.g_steps, batch_size=s.g.g_batch_size, lr=s.g.g_lr, seed=0,
-        progress=False, device=ex.tr.resolve_device(s.table1.device),
-    )  # fmt: skip
-    return kc_columns(res.variances, res.instability, s.g.order)
+    resize = "pool" if train[0].shape[2:] != train[1].shape[2:] else None
+    fit = dict(order=s.g.order, lam=s.lam_arch, max_steps=s.g.g_steps,
+               batch_size=s.g.g_batch_size, lr=s.g.g_lr, seed=0, resize=resize)  # fmt: skip
+    config = {"features": [_digest(t) for t in (*train, *test)], "fit": fit}
+
+    def compute() -> dict:
+        res = consistency(train[0], train[1], test=test, progress=False,
+                          device=ex.tr.resolve_device(s.table1.device), **fit)  # fmt: skip
+        return {**kc_columns(res.variances, res.instability, s.g.order),
+                "fit_steps": int(res.info["fit"]["steps"]),
+                "fit_converged": float(res.info["fit"]["converged"])}  # fmt: skip
+
+    version = ex._version(ex._G_CODE + ("kc.measure",))
+    return dict(cache.cached("grounding-g", config, compute, version=version, label="grounding"))
 
 
-def _measures(train: tuple[Tensor, Tensor], test: tuple[Tensor, Tensor]) -> dict[str, float]:
-    row = compare_all(test[0], test[1], maps=MAPS)
+def _measures(
+    train: tuple[Tensor, Tensor], test: tuple[Tensor, Tensor], cca_maps: str = CCA_MAPS
+) -> dict[str, float]:
+    row = compare_all(test[0], test[1], maps=MAPS, cca_maps=cca_maps)
     row["ridge_r2"] = ridge_r2(train[0], train[1], test=test, maps=MAPS)
     return row
 
@@ -228,11 +256,13 @@ def _layer_rows(s: Settings, train_images: Tensor, test_images: Tensor, progress
         net = ex.get_net(s.table1.spec(s.arch, seed), device=s.table1.device, progress=progress)
         ftr, fte = conv_features(net.model, train_images), conv_features(net.model, test_images)
         names = list(ftr)
-        for i, j in itertools.combinations(range(len(names)), 2):
+        pairs = list(itertools.combinations(range(len(names)), 2))
+        for i, j in tqdm(pairs, desc=f"layer test, {net.label}", disable=not progress):
             a, b = names[i], names[j]
             tr_, te_ = (ftr[a], ftr[b]), (fte[a], fte[b])
             row = {"test": "layer", "network": net.label, "a": a, "b": b, "i": i, "j": j}
-            rows.append({**row, **_measures(tr_, te_), **_fit_tensors(s, tr_, te_)})
+            measures = _measures(tr_, te_, LAYER_CCA_MAPS)
+            rows.append({**row, **measures, **_fit_tensors(s, tr_, te_)})
     return rows
 
 
@@ -248,7 +278,8 @@ def _functional_rows(s: Settings, test_images: Tensor, progress: bool) -> tuple[
                 progress=False,
             )[0]
     rows = []
-    for i, j in itertools.combinations(range(len(specs)), 2):
+    pairs = list(itertools.combinations(range(len(specs)), 2))
+    for i, j in tqdm(pairs, desc="functional test", disable=not progress):
         a, b = specs[i], specs[j]
         tr_ = (feats[a.label, "train"], feats[b.label, "train"])
         te_ = (feats[a.label, "test"], feats[b.label, "test"])
@@ -268,7 +299,9 @@ def _kc_pair(s: Settings, x: ex.NetSpec, t: ex.NetSpec, progress: bool) -> dict:
     # The study's one call of get_consistency (Table 1's arguments, so its fits are reused).
     res = ex.get_consistency(x, s.layer, t, s.layer, task="all", **s.g.kwargs(s.arch),
                              device=s.table1.device, progress=progress)  # fmt: skip
-    return kc_columns(res.variances, res.instability, s.g.order)
+    fit = res.info["fit"]
+    return {**kc_columns(res.variances, res.instability, s.g.order),
+            "fit_steps": int(fit["steps"]), "fit_converged": float(fit["converged"])}  # fmt: skip
 
 
 def noisy(images: Tensor, level: float, seed: int) -> Tensor:
@@ -288,7 +321,8 @@ def _augmentation_rows(s: Settings, train_images: Tensor, test_images: Tensor, p
             te_ = zoo.features(net.model, s.arch, s.layer, noisy(test_images, level, seed + 1))
             reps.append((li, r, tr_, te_))
     rows = []
-    for p, q in itertools.combinations(range(len(reps)), 2):
+    pairs = list(itertools.combinations(range(len(reps)), 2))
+    for p, q in tqdm(pairs, desc="augmentation test", disable=not progress):
         (la, ra, tra, tea), (lb, rb, trb, teb) = reps[p], reps[q]
         tr_, te_ = (tra, trb), (tea, teb)
         rows.append({
