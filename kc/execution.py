@@ -56,6 +56,25 @@ def _quiet_kernel_manager(log_file: Path) -> type:
     return _KernelManager
 
 
+class _DeadKernelTasks(logging.Filter):
+    """Drops asyncio's "Task exception was never retrieved" reports of a ``DeadKernelError``.
+
+    On Ctrl-C the kernel is shut down while nbclient's cell task still waits on it; that task
+    then ends with ``DeadKernelError`` and asyncio prints its traceback when the task is
+    collected, after ``kc`` has already said that the run was interrupted."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        error = record.exc_info[1] if record.exc_info else None
+        return type(error).__name__ != "DeadKernelError"
+
+
+def _quiet_dead_kernel_tasks() -> None:
+    """Install :class:`_DeadKernelTasks` on the ``asyncio`` logger (once)."""
+    logger = logging.getLogger("asyncio")
+    if not any(isinstance(f, _DeadKernelTasks) for f in logger.filters):
+        logger.addFilter(_DeadKernelTasks())
+
+
 @contextlib.contextmanager
 def _collect_warnings(folder: Path) -> Iterator[Path]:
     """Point ``$KC_WARNINGS_FILE`` (read by :mod:`kc.cache`, inherited by the kernel) to a fresh
@@ -179,6 +198,7 @@ def run_in_process(notebook: Path, options: RunOptions) -> records.RunResult:
             )
             records.write_record(out, record)
             if interrupted:
+                _quiet_dead_kernel_tasks()
                 raise NotebookInterrupted(name, kept) from None
             if kept is not None:
                 log.error("%s failed; its executed copy (with the traceback) is %s", name, kept)

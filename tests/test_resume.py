@@ -5,6 +5,7 @@ a second run is skipped, and changing one parameter runs it again (issues 10 and
 from __future__ import annotations
 
 import json
+import logging
 import os
 import signal
 import subprocess
@@ -89,3 +90,28 @@ def test_interrupt_resume_skip_and_rerun(tmp_path, monkeypatch) -> None:
     assert "changed since the last run: parameters" in err
     assert json.loads((resumed / NAME / "run.json").read_text())["parameters"]["TOY_N"] == 128
     assert executed.stat().st_mtime_ns != stamp
+
+
+def test_interrupt_silences_dead_kernel_task_reports_only(capsys) -> None:
+    # the traceback asyncio prints for nbclient's cell task after Ctrl-C shut the kernel down
+    from nbclient.exceptions import DeadKernelError
+
+    from kc import execution
+
+    execution._quiet_dead_kernel_tasks()
+    execution._quiet_dead_kernel_tasks()  # installed once
+    logger = logging.getLogger("asyncio")
+    assert sum(isinstance(f, execution._DeadKernelTasks) for f in logger.filters) == 1
+    records: list[logging.LogRecord] = []
+    handler = logging.Handler()
+    handler.emit = records.append  # type: ignore[method-assign]
+    logger.addHandler(handler)
+    try:
+        for error in (DeadKernelError("Kernel died"), RuntimeError("other")):
+            try:
+                raise error
+            except Exception:
+                logger.error("Task exception was never retrieved", exc_info=True)
+    finally:
+        logger.removeHandler(handler)
+    assert [type(r.exc_info[1]).__name__ for r in records] == ["RuntimeError"]
