@@ -185,6 +185,35 @@ def _code_digest_of(source: str) -> str:
     return ast.dump(tree, annotate_fields=False)
 
 
+class _StripBareStrings(ast.NodeTransformer):
+    """Removes every statement that is only a string (docstrings, attribute docstrings)."""
+
+    def generic_visit(self, node: ast.AST) -> ast.AST:
+        super().generic_visit(node)
+        for name in ("body", "orelse", "finalbody"):
+            stmts = getattr(node, name, None)
+            if not isinstance(stmts, list) or not stmts or not isinstance(stmts[0], ast.stmt):
+                continue
+            kept = [s for s in stmts if not _bare_string(s)]
+            if len(kept) != len(stmts):
+                setattr(node, name, kept or [ast.Pass()])
+        return node
+
+
+def _bare_string(stmt: ast.stmt) -> bool:
+    return (
+        isinstance(stmt, ast.Expr)
+        and isinstance(stmt.value, ast.Constant)
+        and isinstance(stmt.value.value, str)
+    )
+
+
+@functools.lru_cache(maxsize=512)
+def _source_digest_of(source: str) -> str:
+    """The AST dump of ``source`` without any bare string statement (parsed once)."""
+    return ast.dump(_StripBareStrings().visit(ast.parse(source)), annotate_fields=False)
+
+
 def code_version(modules: Iterable[str]) -> str:
     """A short hash of the code of ``modules`` (e.g. ``["kc.zoo", "kc.train", "kc.data"]``).
 
@@ -203,7 +232,9 @@ def code_version(modules: Iterable[str]) -> str:
 
 
 def source_digest(files: Iterable[str | os.PathLike[str]]) -> str:
-    """A hash of the code of Python ``files`` (docstrings, comments and layout ignored).
+    """A hash of the code of Python ``files`` (comments, layout and every statement that is
+    only a string, docstrings of attributes included, ignored). Unlike :func:`code_version`
+    (the cache's keys, kept stable), it is free to ignore more: it keys notebook runs.
 
     Example:
         >>> source_digest([]) == source_digest([])
@@ -215,7 +246,7 @@ def source_digest(files: Iterable[str | os.PathLike[str]]) -> str:
     digest = hashlib.sha256()
     for path in sorted({Path(f).resolve() for f in files}):
         digest.update(f"{path.parent.name}/{path.name}\n".encode())
-        digest.update(_code_digest(path).encode())
+        digest.update(_source_digest_of(path.read_text(encoding="utf-8")).encode())
     return digest.hexdigest()[:16]
 
 

@@ -9,8 +9,11 @@ successful run (``<output_root>/<name>/run.json``) when all its outputs are pres
 - ``code``: the code of the ``kc`` modules the notebook uses (:func:`modules_used`): the static
   closure of its ``kc`` imports (imports anywhere in a module, function-level ones included,
   plus the ``__init__`` of every enclosing package, plus ``kc.X`` attribute uses after
-  ``import kc``), hashed without docstrings and comments (:func:`kc.cache.source_digest`),
-  together with the versions of Python, torch, torchvision and numpy;
+  ``import kc``), hashed without docstrings, comments and other bare strings
+  (:func:`kc.cache.source_digest`), together with the versions of Python, torch, torchvision
+  and numpy. A *facade* package, whose ``__init__`` only re-exports names of its submodules
+  (``kc.plotting``), contributes only the submodules whose names are used
+  (``plotting.plot_table1`` -> ``kc.plotting.tables``), not all of them;
 - ``data``: the paper data the notebook reads (``kc.paper``'s tables, when ``kc.paper`` is used).
 
 Example:
@@ -47,27 +50,90 @@ def _module_file(name: str) -> Path | None:
     return file if file.is_file() else None
 
 
+def _dotted(node: ast.AST) -> list[str] | None:
+    """``a.b.c`` as ``["a", "b", "c"]`` (a chain of attributes on a name), else ``None``."""
+    parts: list[str] = []
+    while isinstance(node, ast.Attribute):
+        parts.append(node.attr)
+        node = node.value
+    return [node.id, *reversed(parts)] if isinstance(node, ast.Name) else None
+
+
+def _facade_of(name: str) -> dict[str, str] | None:
+    file = _module_file(name)
+    if file is None or file.name != "__init__.py":
+        return None
+    return _facade(name, file.stat().st_mtime_ns)
+
+
+@lru_cache(maxsize=64)
+def _facade(name: str, mtime_ns: int) -> dict[str, str] | None:
+    """``{re-exported name: submodule}`` when package ``name``'s ``__init__`` holds nothing
+    but its docstring, ``from __future__``, ``__all__`` and ``from <name>.<sub> import ...``;
+    ``None`` for any other package (its code runs on import, so all of it counts)."""
+    file = _module_file(name)
+    assert file is not None
+    names: dict[str, str] = {}
+    for node in ast.parse(file.read_text(encoding="utf-8")).body:
+        if isinstance(node, ast.ImportFrom) and node.module == "__future__":
+            continue
+        if isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
+            if not node.module.startswith(name + ".") or _module_file(node.module) is None:
+                return None
+            names.update({a.asname or a.name: node.module for a in node.names})
+        elif isinstance(node, ast.Expr) and isinstance(node.value, ast.Constant):
+            continue  # the docstring
+        elif isinstance(node, ast.Assign) and [ast.unparse(t) for t in node.targets] == [
+            "__all__"
+        ]:
+            continue
+        else:
+            return None
+    return names
+
+
 def _imports(tree: ast.AST) -> set[str]:
     """``kc`` modules imported anywhere in ``tree`` (``from kc import x`` -> ``kc.x`` if a
-    module, else ``kc``); ``kc.X`` attribute uses count when ``X`` is a module."""
+    module, else ``kc``); ``kc.X`` attribute uses count when ``X`` is a module; a name of a
+    facade package (``from kc.plotting import f``, ``plotting.f``) counts as its submodule."""
     found: set[str] = set()
-    for node in ast.walk(tree):
+    aliases: dict[str, str] = {"kc": "kc"}  # local name -> kc module
+    nodes = list(ast.walk(tree))
+    for node in nodes:
         if isinstance(node, ast.Import):
-            found |= {a.name for a in node.names if a.name == "kc" or a.name.startswith("kc.")}
+            for a in node.names:
+                if a.name == "kc" or a.name.startswith("kc."):
+                    found.add(a.name)
+                    if a.asname:
+                        aliases[a.asname] = a.name
         elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
             if node.module == "kc" or node.module.startswith("kc."):
                 found.add(node.module)
+                facade = _facade_of(node.module) or {}
                 for alias in node.names:
                     sub = f"{node.module}.{alias.name}"
                     if _module_file(sub) is not None:
                         found.add(sub)
-        elif (
-            isinstance(node, ast.Attribute)
-            and isinstance(node.value, ast.Name)
-            and node.value.id == "kc"
-            and _module_file(f"kc.{node.attr}") is not None
-        ):
-            found.add(f"kc.{node.attr}")
+                        aliases[alias.asname or alias.name] = sub
+                    elif alias.name == "*":
+                        found |= set(facade.values())
+                    elif alias.name in facade:
+                        found.add(facade[alias.name])
+    for node in nodes:
+        parts = _dotted(node) if isinstance(node, ast.Attribute) else None
+        if not parts or parts[0] not in aliases:
+            continue
+        module = aliases[parts[0]]
+        for attr in parts[1:]:
+            facade = _facade_of(module)
+            if _module_file(f"{module}.{attr}") is not None:
+                module = f"{module}.{attr}"
+                found.add(module)
+            elif facade is not None and attr in facade:
+                found.add(facade[attr])
+                break
+            else:
+                break
     return found
 
 
@@ -96,7 +162,10 @@ def modules_used(source: str) -> set[str]:
         todo += [".".join(parts[:i]) for i in range(1, len(parts))]  # enclosing packages
         file = _module_file(name)
         assert file is not None
-        todo += list(_module_imports(name, file.stat().st_mtime_ns))
+        deps = _module_imports(name, file.stat().st_mtime_ns)
+        if _facade_of(name) is not None:  # its submodules count only when their names are used
+            deps = frozenset(d for d in deps if not d.startswith(name + "."))
+        todo += list(deps)
     return seen
 
 

@@ -80,3 +80,40 @@ def test_key_follows_parameters_source_and_paper_data(tmp_path, monkeypatch) -> 
         runkey.notebook_digest(nbformat.read(path, as_version=4).cells)
         == runkey.run_key(path, {"SEED": 0})["notebook"]
     )
+
+
+def test_a_facade_package_counts_only_the_submodules_whose_names_are_used() -> None:
+    used = runkey.modules_used("from kc import plotting\nplotting.plot_table1(None)")
+    assert {"kc.plotting", "kc.plotting.tables"} <= used
+    assert not {"kc.plotting.beyond", "kc.studies.grounding", "kc.studies.planted"} & used
+    assert "kc.plotting.tables" in runkey.modules_used("from kc.plotting import plot_table1")
+    assert "kc.plotting.fig4" in runkey.modules_used("import kc.plotting as P\nP.seed_curves")
+    assert "kc.plotting.beyond" in runkey.modules_used("import kc\nkc.plotting.plot_grounding")
+    everything = runkey.modules_used("from kc.plotting import *")
+    assert {"kc.plotting.beyond", "kc.plotting.fig4", "kc.studies.grounding"} <= everything
+    # a package with code of its own is not a facade: all its imports count
+    assert "kc.similarity.cca" in runkey.modules_used("from kc.similarity import compare_all")
+
+
+def test_key_ignores_studies_a_notebook_reaches_only_through_the_plotting_facade(
+    tmp_path, package_copy
+) -> None:
+    source = "from kc import plotting\nfrom kc.studies import instability\nplotting.plot_table1"
+    path = _notebook(tmp_path, source)
+    base = runkey.run_key(path, {})
+    grounding = package_copy / "studies" / "grounding.py"
+    grounding.write_text(grounding.read_text() + "\nEXTRA = 1\n")
+    assert runkey.run_key(path, {})["key"] == base["key"]
+    tables = package_copy / "plotting" / "tables.py"
+    tables.write_text(tables.read_text() + "\nEXTRA = 1\n")
+    assert runkey.run_key(path, {})["key"] != base["key"]
+
+
+def test_key_ignores_the_docstring_of_an_attribute(tmp_path, package_copy) -> None:
+    path = _notebook(tmp_path, "from kc.toy import planted_pair")
+    base = runkey.run_key(path, {})
+    toy = package_copy / "toy.py"
+    toy.write_text(toy.read_text() + '\nEXTRA = 1\n"""What EXTRA is."""\n')
+    once = runkey.run_key(path, {})["key"]
+    toy.write_text(toy.read_text().replace("What EXTRA is.", "What EXTRA is,\nwrapped."))
+    assert runkey.run_key(path, {})["key"] == once != base["key"]
