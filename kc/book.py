@@ -33,7 +33,7 @@ import logging
 import pkgutil
 import re
 import sys
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -250,15 +250,25 @@ Run `kc run {name}` (or `make notebooks`) and then `kc book` (or `make book`).
 """
 
 
-def _placeholder(name: str) -> str:
+def _placeholder(name: str, record: Mapping[str, Any] | None = None) -> str:
+    """The page of a notebook without an executed copy; ``record``: its run record, if any
+    (a failed or interrupted last run is named, with where its partial copy is kept)."""
     entry = runner.manifest_entry(name)
     planned = entry is not None and entry.planned
     exists = (runner.notebooks_dir() / f"{name}.ipynb").is_file()
-    state = (
-        "is planned and not written yet"
-        if planned and not exists
-        else "has not been executed for this build"
-    )
+    status = (record or {}).get("status")
+    if planned and not exists:
+        state = "is planned and not written yet"
+    elif status in ("failed", "interrupted"):
+        error = str(record.get("error") or "").split(":", 1)[0]  # the exception's name only
+        state = (
+            f"did not finish its last run: {status} on {record.get('finished', '?')} under the "
+            f"`{record.get('profile', '?')}` profile after {record.get('seconds', 0):.0f} s"
+            + (f" ({error})" if error else "")
+            + f"; the partial executed copy is `notebooks/{name}.failed.ipynb` in the outputs"
+        )
+    else:
+        state = "has not been executed for this build"
     return _PLACEHOLDER.format(
         name=name,
         title=entry.title if entry else name,
@@ -391,7 +401,7 @@ def update_results(root: Path | None = None, output_root: str | Path = "outputs"
             wanted[f"{name}.ipynb"] = json.dumps(nb, indent=1) + "\n"
             made[name] = "notebook"
         else:
-            wanted[f"{name}.md"] = _placeholder(name)
+            wanted[f"{name}.md"] = _placeholder(name, _run_record(outputs, name))
             made[name] = "placeholder"
     figure = results / THEORY_FIGURE
     if state.get("theory_figure") != code or not figure.is_file():

@@ -530,3 +530,14 @@ def test_reproduce_page_example_names_real_functions() -> None:
     assert {"instability", "variances", "components", "model"} <= set(
         kc.ConsistencyResult.__dataclass_fields__
     )
+
+
+def test_a_failed_or_interrupted_notebook_gets_a_placeholder_that_says_so() -> None:
+    record = {"status": "interrupted", "finished": "2026-11-29T14:30:00+00:00", "profile": "small",
+              "seconds": 2371.0, "error": "PapermillExecutionError: KeyboardInterrupt /work/x"}  # fmt: skip
+    page = book._placeholder("grounding", record)
+    assert "did not finish its last run: interrupted on 2026-11-29T14:30:00+00:00" in page
+    assert "`small` profile after 2371 s (PapermillExecutionError)" in page
+    assert "`notebooks/grounding.failed.ipynb`" in page and "/work" not in page
+    assert "has not been executed" in book._placeholder("grounding", {"status": "ok"})
+    assert "has not been executed" in book._placeholder("grounding")
