@@ -180,3 +180,24 @@ def test_fit_tensors_caches_its_scores_by_the_features_content(tmp_path, monkeyp
     # other features: fitted again
     gr._fit_tensors(s, (train[0] + 1, train[1]), test)
     assert len(calls) == 2
+
+
+def test_by_position_averages_draws_orders_levels_and_orients_distances():
+    rows = [
+        {"test": "augmentation", "a": "0.5#0", "b": "2.0#1", "kc_consistency": 0.8, "procrustes": 0.2},
+        {"test": "augmentation", "a": "0.5#1", "b": "2.0#0", "kc_consistency": 0.6, "procrustes": 0.4},
+        {"test": "augmentation", "a": "0.0#0", "b": "0.5#0", "kc_consistency": 0.9, "procrustes": 0.1},
+        {"test": "layer", "a": "conv1", "b": "conv2", "kc_consistency": 0.5, "procrustes": 0.5},
+    ]  # fmt: skip
+    pairs = pd.DataFrame(rows)
+    table = gr.by_position(pairs, "augmentation", ["kc_consistency", "procrustes"])
+    assert list(table.index) == ["0.0", "0.5"]
+    assert table.loc["0.5", ("kc_consistency", "2.0")] == pytest.approx(0.7)
+    assert table.loc["0.5", ("procrustes", "2.0")] == pytest.approx(-0.3)  # a distance, negated
+    assert math.isnan(table.loc["0.0", ("kc_consistency", "2.0")])
+    layer = gr.by_position(pairs, "layer", ["kc_consistency"])
+    assert layer.loc["conv1", ("kc_consistency", "conv2")] == 0.5
+    with pytest.raises(ValueError, match="no pairs of test 'functional'"):
+        gr.by_position(pairs, "functional")
+    with pytest.raises(ValueError, match="unknown measures \\['linear_cka'\\]"):
+        gr.by_position(pairs, "layer", ["linear_cka"])

@@ -24,6 +24,7 @@ __all__ = [
     "MEASURES",
     "SCORES",
     "auprc",
+    "by_position",
     "claims",
     "js_divergence",
     "scores",
@@ -168,6 +169,34 @@ def scores(pairs: pd.DataFrame, measures: Sequence[str] = MEASURES) -> pd.DataFr
                 out[m]["aug_violation"] = violation_rate(sim, levels)
             out[m]["aug_auprc"] = auprc(oriented(aug, [m])[m], aug["same_group"])
     return pd.DataFrame(out).T.rename_axis("measure").reset_index()
+
+
+def by_position(
+    pairs: pd.DataFrame, test: str, measures: Sequence[str] = ("kc_consistency", "linear_cka")
+) -> pd.DataFrame:
+    """Mean similarity for every pair of positions of one test: layers (``"layer"``, averaged
+    over the networks) or noise levels (``"augmentation"``, averaged over the draws).
+
+    Returns:
+        Rows: the first position (x), columns: (measure, second position), labelled by layer
+        name or noise level; every measure oriented so that higher means more similar.
+    """
+    sub = pairs[pairs["test"] == test]
+    if sub.empty:
+        raise ValueError(f"no pairs of test {test!r}; the pairs hold {sorted(set(pairs['test']))}")
+    unknown = [m for m in measures if m not in pairs.columns]
+    if unknown:
+        raise ValueError(f"unknown measures {unknown}; the pairs hold {list(pairs.columns)}")
+    frame = oriented(sub, measures)
+    frame["x"] = sub["a"].astype(str).str.split("#").str[0]
+    frame["target"] = sub["b"].astype(str).str.split("#").str[0]
+    order = list(dict.fromkeys([*frame["x"], *frame["target"]]))
+    if test == "augmentation":
+        order = sorted(order, key=float)
+    table = frame.pivot_table(index="x", columns="target", values=list(measures), aggfunc="mean")
+    table = table.reindex(index=[o for o in order if o in set(frame["x"])])
+    return table.reindex(columns=[(m, o) for m in measures for o in order
+                                  if (m, o) in table.columns])  # fmt: skip
 
 
 def winners(table: pd.DataFrame) -> pd.DataFrame:
