@@ -263,7 +263,7 @@ def _placeholder(name: str, record: Mapping[str, Any] | None = None) -> str:
         error = str(record.get("error") or "").split(":", 1)[0]  # the exception's name only
         state = (
             f"did not finish its last run: {status} on {record.get('finished', '?')} under the "
-            f"`{record.get('profile', '?')}` profile after {record.get('seconds', 0):.0f} s"
+            f"`{record.get('profile', '?')}` profile after {float(record.get('seconds') or 0):.0f} s"
             + (f" ({error})" if error else "")
             + f"; the partial executed copy is `notebooks/{name}.failed.ipynb` in the outputs"
         )

@@ -539,5 +539,6 @@ def test_a_failed_or_interrupted_notebook_gets_a_placeholder_that_says_so() -> N
     assert "did not finish its last run: interrupted on 2026-11-29T14:30:00+00:00" in page
     assert "`small` profile after 2371 s (PapermillExecutionError)" in page
     assert "`notebooks/grounding.failed.ipynb`" in page and "/work" not in page
+    assert "after 0 s; the partial" in book._placeholder("grounding", {"status": "failed"})
     assert "has not been executed" in book._placeholder("grounding", {"status": "ok"})
     assert "has not been executed" in book._placeholder("grounding")
