@@ -34,7 +34,7 @@ def _entries(kind: str) -> list[tuple[dict[str, Any], dict[str, Any]]]:
     (listed by :func:`kc.cache.ls`); of entries with the same config (computed by different
     versions of the code), only the newest."""
     newest: dict[str, cache.CacheEntry] = {}
-    for entry in cache.ls(kind) if (cache.cache_root() / kind).is_dir() else []:
+    for entry in cache.ls(kind):
         if entry.status != "ok":
             continue
         config = json.dumps(entry.config, sort_keys=True)
@@ -61,19 +61,15 @@ def _find(config: Any, name: str) -> Any:
     return None
 
 
-def _root_config(meta: dict[str, Any]) -> dict[str, Any]:
+def _root_config(config: dict[str, Any], configs: dict[str, dict[str, Any]]) -> dict[str, Any]:
     """The config of the network a derived entry (pruned, born-again) descends from: follow
-    ``base`` keys (a teacher, an earlier generation) down to a trained network."""
-    config = meta["config"]
+    ``base`` keys (a teacher, an earlier generation) through ``configs`` (key -> config of the
+    trained entries) down to a trained network."""
     for _ in range(16):
         base = config.get("base") or config.get("teacher")
-        if not isinstance(base, str):
+        if not isinstance(base, str) or base not in configs:
             return config
-        found = [cache.cache_root() / kind / f"{base}.json" for kind in TRAINED]
-        found = [f for f in found if f.is_file()]
-        if not found:
-            return config
-        config = json.loads(found[0].read_text())["config"]
+        config = configs[base]
     return config
 
 
@@ -84,9 +80,14 @@ def costs(train_limit: int | None, fit_limit: int | None) -> list[dict[str, Any]
     rows: dict[tuple[str, str], dict[str, Any]] = defaultdict(
         lambda: {"n": 0, "seconds": 0.0, "steps": 0, "created": []}
     )
+    configs: dict[str, dict[str, Any]] = {}
+    for kind in TRAINED:  # every sidecar's config, listed once (the first kind wins a clash)
+        for entry in cache.ls(kind):
+            if entry.config is not None:
+                configs.setdefault(entry.key, entry.config)
     for kind in TRAINED:
         for meta, value in _entries(kind):
-            root = _root_config(meta)
+            root = _root_config(meta["config"], configs)
             if train_limit is not None and _find(root, "train_limit") != train_limit:
                 continue
             report = value.get("report") or {}
