@@ -48,6 +48,7 @@ from tqdm import tqdm
 from kc import cache, zoo
 from kc import experiments as ex
 from kc.data import make_task
+from kc.measure import ConsistencyResult
 from kc.similarity import compare_all, ridge_r2
 from kc.studies.baselines import CCA_MAPS, MAPS, kc_columns
 from kc.studies.common import GFit, pick
@@ -222,6 +223,14 @@ def _digest(t: Tensor) -> str:
     return hashlib.sha256(t.detach().cpu().contiguous().numpy().tobytes()).hexdigest()[:20]
 
 
+def _kc_row(res: ConsistencyResult, order: int) -> dict:
+    """Knowledge consistency's columns of a pair (:func:`kc_columns`) and its fit's steps and
+    convergence (1.0 or 0.0, so that the two directions of a pair can be averaged)."""
+    fit = res.info["fit"]
+    return {**kc_columns(res.variances, res.instability, order),
+            "fit_steps": int(fit["steps"]), "fit_converged": float(fit["converged"])}  # fmt: skip
+
+
 def _fit_tensors(s: Settings, train: tuple[Tensor, Tensor], test: tuple[Tensor, Tensor]) -> dict:
     """g on feature tensors that are not named layers (hooks, noisy inputs). Same budget as
     the ``get_consistency`` fits: at most ``G_STEPS`` optimiser steps. The scores are cached
@@ -236,9 +245,7 @@ def _fit_tensors(s: Settings, train: tuple[Tensor, Tensor], test: tuple[Tensor, 
     def compute() -> dict:
         res = consistency(train[0], train[1], test=test, progress=False,
                           device=ex.tr.resolve_device(s.table1.device), **fit)  # fmt: skip
-        return {**kc_columns(res.variances, res.instability, s.g.order),
-                "fit_steps": int(res.info["fit"]["steps"]),
-                "fit_converged": float(res.info["fit"]["converged"])}  # fmt: skip
+        return _kc_row(res, s.g.order)
 
     version = ex._version(ex._G_CODE + ("kc.measure",))
     return dict(cache.cached("grounding-g", config, compute, version=version, label="grounding"))
@@ -301,9 +308,7 @@ def _kc_pair(s: Settings, x: ex.NetSpec, t: ex.NetSpec, progress: bool) -> dict:
     # The study's one call of get_consistency (Table 1's arguments, so its fits are reused).
     res = ex.get_consistency(x, s.layer, t, s.layer, task="all", **s.g.kwargs(s.arch),
                              device=s.table1.device, progress=progress)  # fmt: skip
-    fit = res.info["fit"]
-    return {**kc_columns(res.variances, res.instability, s.g.order),
-            "fit_steps": int(fit["steps"]), "fit_converged": float(fit["converged"])}  # fmt: skip
+    return _kc_row(res, s.g.order)
 
 
 def noisy(images: Tensor, level: float, seed: int) -> Tensor:
