@@ -7,7 +7,7 @@ ARCH := $(shell uname -m)
 PROFILE ?= small
 STAMP := $(VENV)/.installed
 
-.PHONY: book test test-all notebooks setup data lint clean-outputs bench lab
+.PHONY: book site reproduce status test test-all notebooks setup data lint clean-outputs bench lab
 
 setup: $(STAMP) data
 
@@ -42,13 +42,32 @@ test-all: setup
 notebooks: setup
 	$(BIN)/kc run --all --profile $(PROFILE)
 
-# The book is built even when a notebook fails; the exit status still reports the failure.
-# Notebooks unchanged since their last run are skipped (`kc run --force` re-runs them). After
-# Ctrl-C (exit 130) nothing more is done: `make book` again resumes where it stopped.
+# The book from the published results (book/published/$(PROFILE), committed for `small`):
+# `kc run --all` first says which notebooks are missing or stale and executes only those (a
+# fresh clone executes nothing when every result is fresh; `kc status` lists them), then the
+# site is built. The book is built even when a notebook fails; the exit status still reports
+# the failure. After Ctrl-C (exit 130) nothing more is done: `make book` again resumes.
 book: setup
 	status=0; $(BIN)/kc run --all --profile $(PROFILE) || status=$$?; \
 	[ $$status -ne 130 ] || exit 130; \
-	$(BIN)/kc book && exit $$status
+	$(BIN)/kc book --profile $(PROFILE) && exit $$status
+
+# The site from the published results as they are, executing nothing (stale pages carry a
+# banner, missing ones a placeholder): what CI builds and browses.
+site: setup
+	$(BIN)/kc book --profile $(PROFILE)
+
+status: setup
+	$(BIN)/kc status --profile $(PROFILE)
+
+# Every notebook recomputed from an empty cache of its own into outputs/reproduce/$(PROFILE)
+# (run again after an interruption: finished notebooks and cached entries are kept), then
+# compared with the published results: per CSV column the largest difference, every changed
+# verdict (exit 1 when anything differs).
+reproduce: setup
+	KC_CACHE=$(CURDIR)/outputs/reproduce/cache $(BIN)/kc run --all --profile $(PROFILE) \
+		--output-root outputs/reproduce/$(PROFILE)
+	$(BIN)/kc compare outputs/reproduce/$(PROFILE) --profile $(PROFILE)
 
 # JupyterLab on the notebooks with this venv's kernel (python3). A kernel starts in the
 # notebook's folder, so the cache is pinned to the repository's (outputs of a notebook run by

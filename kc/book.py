@@ -384,8 +384,16 @@ def update_results(root: Path | None = None, output_root: str | Path = "outputs"
             return path.read_text()
         return api_page()
 
+    from kc.results import status
+
+    notebooks = [page for page in pages if runner.manifest_entry(page) is not None]
+    stale = {
+        s.name: s.why
+        for s in status(outputs, profile=None, notebooks=notebooks)
+        if s.state == "stale"
+    }
     generated = {
-        SCORECARD: lambda: scorecard_page(scorecard_rows(outputs)),
+        SCORECARD: lambda: scorecard_page(scorecard_rows(outputs, stale=stale)),
         SUMMARY: lambda: summary_page(pages, outputs),
         API: api,
     }
@@ -397,7 +405,9 @@ def update_results(root: Path | None = None, output_root: str | Path = "outputs"
             wanted[f"{name}.md"] = generated[name]()
             made[name] = name
         elif executed.is_file():
-            nb = publish_notebook(executed, name, _run_record(outputs, name), outputs, root)
+            nb = publish_notebook(
+                executed, name, _run_record(outputs, name), outputs, root, stale.get(name, "")
+            )
             wanted[f"{name}.ipynb"] = json.dumps(nb, indent=1) + "\n"
             made[name] = "notebook"
         else:

@@ -10,6 +10,9 @@ Examples::
     kc cache verify --delete
     kc book
     kc book --toc
+    kc status
+    kc compare outputs/reproduce
+    kc verify fig2_architecture
 
 ``main(argv)`` returns the exit code, so the command is testable without a subprocess.
 """
@@ -62,6 +65,10 @@ def _cmd_run(args: argparse.Namespace) -> int:
     parameters = _parameters(args.param)
     if args.device is not None:
         parameters["DEVICE"] = args.device
+    if args.output_root is None:
+        from kc.results import default_output_root
+
+        args.output_root = str(default_output_root(args.profile))
     options = _executor_options(args)
     if args.dry_run:
         names = [nb.name for nb in runner.MANIFEST] if args.all else [args.notebook]
@@ -111,7 +118,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
         first = (str(error).strip() or type(error).__name__).splitlines()[-1]
         name = Path(str(args.notebook)).stem
         record = runner.read_record(Path(args.output_root), name)
-        copy = record.get("failed_notebook") or Path(args.output_root) / "notebooks"
+        copy = Path(args.output_root) / (record.get("failed_notebook") or "notebooks")
         print(f"kc run: {name} failed: {type(error).__name__}: {first}", file=sys.stderr)
         for line in record.get("warnings") or []:
             print(f"warning: {line}", file=sys.stderr)
@@ -214,9 +221,10 @@ def _cmd_cache(args: argparse.Namespace) -> int:
 
 def _cmd_book(args: argparse.Namespace) -> int:
     from kc import book
+    from kc.results import default_output_root
 
     return book.book_command(
-        args.output_root,
+        args.output_root or default_output_root(args.profile),
         only_toc=args.toc,
         no_build=args.no_build,
         strict=not args.no_strict,
@@ -233,11 +241,14 @@ def build_parser() -> argparse.ArgumentParser:
         prog="kc",
         description="Knowledge consistency (Liang et al., ICLR 2020): run the notebooks that "
         "reproduce the paper and build the book.",
-        epilog="subcommands: run, list, cache, book. `kc SUBCOMMAND --help` for details.",
+        epilog="subcommands: run, list, status, compare, verify, cache, book. "
+        "`kc SUBCOMMAND --help` for details.",
     )
     parser.add_argument("-v", "--verbose", action="store_true", help="more log messages")
     parser.add_argument("--version", action="version", version=f"kc {_version()}")
-    sub = parser.add_subparsers(dest="command", metavar="{run,list,cache,book}")
+    sub = parser.add_subparsers(
+        dest="command", metavar="{run,list,status,compare,verify,cache,book}"
+    )
 
     run = sub.add_parser(
         "run",
@@ -271,8 +282,10 @@ def build_parser() -> argparse.ArgumentParser:
     )
     run.add_argument(
         "--output-root",
-        default="outputs",
-        help="root of executed notebooks, CSV and figures (default: outputs)",
+        default=None,
+        help="root of executed notebooks, CSV and figures (default: the profile's results "
+        "folder book/published/<profile>, of which the small profile's is committed; "
+        "outputs for a profile file)",
     )
     run.add_argument("--kernel", default="python3", help="Jupyter kernel (default: python3)")
     run.add_argument("--log-output", action="store_true", help="stream cell output to the log")
@@ -334,7 +347,10 @@ def build_parser() -> argparse.ArgumentParser:
         "`jupyter-book build . -W -n --keep-going`. `kc book --toc` regenerates _toc.yml from "
         "the manifest (kc.runner.MANIFEST).",
     )
-    book.add_argument("--output-root", default="outputs", help="where `kc run` wrote")
+    book.add_argument(
+        "--output-root", default=None, help="where `kc run` wrote (default: book/published/<profile>)"
+    )
+    book.add_argument("--profile", default="small", help="whose results (default: small)")
     book.add_argument("--no-build", action="store_true", help="only prepare book/results")
     book.add_argument("--no-strict", action="store_true", help="build without -W -n")
     book.add_argument(
@@ -346,7 +362,103 @@ def build_parser() -> argparse.ArgumentParser:
         "--toc", action="store_true", help="only write _toc.yml from the manifest, then stop"
     )
     book.set_defaults(func=_cmd_book)
+    _results_parsers(sub)
     return parser
+
+
+def _results_parsers(sub: Any) -> None:
+    """``kc status``, ``kc compare`` and ``kc verify``."""
+    status = sub.add_parser(
+        "status",
+        help="fresh, stale or missing: every notebook's results against the code of now",
+        description="One line per notebook of the manifest: fresh (its results stand for the "
+        "notebook, parameters, kc code and paper data of now), stale (naming what changed "
+        "since its results were computed) or missing, with the recorded wall time.",
+    )
+    status.add_argument("--profile", default="small", help="whose results (default: small)")
+    status.add_argument("--output-root", default=None, help="default: book/published/<profile>")
+    status.add_argument("-p", "--param", nargs=2, action="append", metavar=("NAME", "VALUE"))
+    status.add_argument(
+        "--check", action="store_true", help="exit 1 unless every notebook is fresh"
+    )
+    status.set_defaults(func=_cmd_status)
+
+    compare = sub.add_parser(
+        "compare",
+        help="what differs between two result trees (default reference: the committed results)",
+        description="Per notebook: the largest absolute difference of every numeric CSV column "
+        "that differs (rows by position), differing text cells, and every verdict that changed. "
+        "Timing columns (seconds, from_cache, ...) are shown but never count. Exit 1 when "
+        "anything differs.",
+    )
+    compare.add_argument("new", help="the output root of the new run (e.g. outputs/reproduce)")
+    compare.add_argument(
+        "reference", nargs="?", default=None, help="default: book/published/<profile>"
+    )
+    compare.add_argument("--profile", default="small", help="the default reference's profile")
+    compare.add_argument("--notebook", action="append", help="only these notebooks")
+    compare.add_argument("--tolerance", type=float, default=0.0, help="ignore smaller gaps")
+    compare.add_argument("-a", "--all-columns", action="store_true", help="list equal columns too")
+    compare.set_defaults(func=_cmd_compare)
+
+    verify = sub.add_parser(
+        "verify",
+        help="re-run one notebook into a scratch folder and compare it with the committed results",
+        description="Execute NOTEBOOK (always, with the current cache) into "
+        "<output-root>/<profile>, then compare its CSVs and verdicts with the committed "
+        "results, as `kc compare`. Exit 1 when anything differs.",
+    )
+    verify.add_argument("notebook", help="manifest name")
+    verify.add_argument("--profile", default="small")
+    verify.add_argument("-p", "--param", nargs=2, action="append", metavar=("NAME", "VALUE"))
+    verify.add_argument("--output-root", default="outputs/verify", help="default: outputs/verify")
+    verify.add_argument("--reference", default=None, help="default: book/published/<profile>")
+    verify.add_argument("--tolerance", type=float, default=0.0)
+    verify.set_defaults(func=_cmd_verify)
+
+
+def _cmd_status(args: argparse.Namespace) -> int:
+    from kc import results
+
+    rows = results.status(args.output_root, args.profile, parameters=_parameters(args.param))
+    root = args.output_root or results.default_output_root(args.profile)
+    print(f"results of profile {args.profile} in {root}")
+    print(results.status_table(rows))
+    return 1 if args.check and any(r.state != "fresh" for r in rows) else 0
+
+
+def _cmd_compare(args: argparse.Namespace) -> int:
+    from kc import compare, results
+
+    reference = args.reference or results.default_output_root(args.profile)
+    for root in (args.new, reference):
+        if not Path(root).is_dir():
+            raise FileNotFoundError(f"no result tree at {root}")
+    diffs = compare.compare_trees(args.new, reference, args.notebook)
+    print(f"{args.new} against {reference}")
+    print(compare.report(diffs, args.tolerance, verbose=args.all_columns))
+    return 1 if compare.summary_counts(diffs, args.tolerance)["differ"] else 0
+
+
+def _cmd_verify(args: argparse.Namespace) -> int:
+    from kc import compare, results
+
+    name = Path(args.notebook).stem
+    reference = Path(args.reference or results.default_output_root(args.profile))
+    if not (reference / name).is_dir():
+        raise FileNotFoundError(f"no committed results of {name} in {reference}")
+    scratch = Path(args.output_root) / str(args.profile)
+    runner.execute(
+        args.notebook,
+        profile=args.profile,
+        parameters=_parameters(args.param) or None,
+        output_root=scratch,
+        force=True,
+    )
+    diffs = [compare.compare_notebook(name, scratch, reference)]
+    print(f"{scratch} against {reference}")
+    print(compare.report(diffs, args.tolerance))
+    return 1 if compare.summary_counts(diffs, args.tolerance)["differ"] else 0
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -14,6 +14,7 @@ record.
 from __future__ import annotations
 
 import contextlib
+import json
 import logging
 import os
 import tempfile
@@ -23,7 +24,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from kc import phases, records
+from kc import phases, records, results
 from kc.manifest import manifest_entry, working_dir
 from kc.notebook_params import notebook_parameters
 from kc.records import KERNEL_LOG, RUN_RECORD
@@ -119,6 +120,14 @@ class RunOptions:
     force: bool = False
 
 
+def _publishable(executed: Path, root: Path) -> None:
+    """Rewrite an executed copy in place: each figure kept once (in its file) and no absolute
+    path of the output root or the repository (:mod:`kc.results`)."""
+    nb = json.loads(results.portable_text(executed.read_text(encoding="utf-8"), root))
+    results.pack_figures(nb, root)
+    executed.write_text(json.dumps(nb, indent=1, ensure_ascii=False) + "\n", encoding="utf-8")
+
+
 def run_in_process(notebook: Path, options: RunOptions) -> records.RunResult:
     """Run one notebook in this process, or skip it when it is up to date.
 
@@ -143,7 +152,7 @@ def run_in_process(notebook: Path, options: RunOptions) -> records.RunResult:
     key = runkey.run_key(notebook, values)
     folder, out = root / "notebooks", root / name
     executed, failed = folder / f"{name}.ipynb", folder / f"{name}.failed.ipynb"
-    fresh, why = records.up_to_date(root, name, key)
+    fresh, why = records.up_to_date(root, name, key, values)
     if fresh and not options.force:
         log.debug("%s: skipped: %s", name, why)
         return records.RunResult(name, "skipped", 0.0, executed, note=why)
@@ -151,11 +160,14 @@ def run_in_process(notebook: Path, options: RunOptions) -> records.RunResult:
     out.mkdir(parents=True, exist_ok=True)
     record: dict[str, Any] = {
         "notebook": name,
-        "source": str(notebook),
+        "source": results.portable_text(str(notebook), root),
         "profile": values.get("PROFILE"),
-        "parameters": values,
-        "executed_notebook": str(executed),
+        "parameters": {k: results.portable_text(v, root) if k == "OUTPUT_DIR" else v
+                       for k, v in values.items()},
+        "executed_notebook": f"notebooks/{name}.ipynb",
         "started": records.now(),
+        "load_at_start": round(os.getloadavg()[0], 2),
+        **results.provenance(),
         "run_key": key,
     }
     why = "--force" if fresh else why
@@ -193,7 +205,7 @@ def run_in_process(notebook: Path, options: RunOptions) -> records.RunResult:
                 seconds=round(time.perf_counter() - start, 3),
                 load=round(os.getloadavg()[0], 2),
                 error=f"{type(error).__name__}: {str(error).strip()[-2000:]}",
-                failed_notebook=str(kept) if kept else None,
+                failed_notebook=f"notebooks/{kept.name}" if kept else None,
                 warnings=_read_lines(warnings_file),
             )
             records.write_record(out, record)
@@ -203,6 +215,7 @@ def run_in_process(notebook: Path, options: RunOptions) -> records.RunResult:
             if kept is not None:
                 log.error("%s failed; its executed copy (with the traceback) is %s", name, kept)
             raise
+    _publishable(tmp, root)
     os.chmod(tmp, file_mode())
     os.replace(tmp, executed)
     failed.unlink(missing_ok=True)  # a failed copy from an earlier run is stale now

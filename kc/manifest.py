@@ -63,7 +63,7 @@ MANIFEST: tuple[Notebook, ...] = (
         "fig2_architecture",
         "Fig. 2",
         "The consistency network g for K = 3, drawn from the model, with parameters per branch",
-        ("fig2_architecture.png", "fig2_architecture.svg", "fig2_architecture.csv",
+        ("fig2_architecture.png", "fig2_architecture.csv",
          "fig2_sizes.csv", "verdicts.md", "verdicts.json"),
     ),
     Notebook(

@@ -25,7 +25,7 @@ import yaml
 
 from kc import notebook_params, runner
 
-__all__ = ["publish_notebook", "repository_settings", "rerun_command"]
+__all__ = ["publish_notebook", "repository_settings", "rerun_command", "stale_banner"]
 
 
 def _yaml_value(value: Any) -> str:
@@ -111,6 +111,11 @@ def _header(
     when = str(record.get("started", ""))[:10]
     seconds = record.get("seconds")
     took = f" in {seconds:.0f} s" if isinstance(seconds, int | float) else ""
+    if record.get("commit"):
+        threads = record.get('threads')
+        machine = f", {record.get('cores')} cores, {threads} thread{'' if threads == 1 else 's'}" if record.get("cores") else ""
+        load = f", load {record.get('load')}" if record.get("load") is not None else ""
+        took += f" (code at commit `{str(record['commit'])[:10]}`{machine}{load})"
     example = next(((k, v) for k, v in shown if k not in ("DEVICE",)), None)
     other = ""
     if example is not None:
@@ -139,7 +144,7 @@ def _header(
             rerun_command(name, parameters),
             "```",
             "",
-            f"{other.strip()} Outputs go to `outputs/{name}/`. The download button at the top "
+            f"{other.strip()} Outputs go to `{_shown_root(profile)}/{name}/`. The download button at the top "
             "of the page gives this executed notebook; its collapsed *Parameters* cell holds the "
             "values above.",
             ":::",
@@ -147,9 +152,24 @@ def _header(
     )
 
 
+def _shown_root(profile: str) -> str:
+    """Where ``kc run`` writes by default for ``profile``, as the page shows it."""
+    from kc.results import default_output_root
+
+    root = default_output_root(profile)
+    try:
+        return root.relative_to(runner.project_root()).as_posix()
+    except ValueError:
+        return root.as_posix()
+
+
 def _private_paths(outputs: Path, root: Path) -> list[tuple[str, str]]:
     """(path on the build machine, what the page shows instead), longest first."""
-    pairs = {str(outputs.resolve()): "outputs", str(root.resolve()): "."}
+    try:  # results inside the repository (book/published/<profile>) keep their place
+        shown = outputs.resolve().relative_to(root.resolve()).as_posix()
+    except ValueError:
+        shown = "outputs"
+    pairs = {str(outputs.resolve()): shown, str(root.resolve()): "."}
     home = str(Path.home())
     if home not in ("/", ""):
         pairs.setdefault(home, "~")
@@ -241,8 +261,31 @@ def _defaults(notebook: Path) -> dict[str, Any]:
     return values
 
 
+def stale_banner(name: str, why: str) -> dict[str, Any]:
+    """The warning cell at the top of a page whose numbers predate a change (``why``)."""
+    return {
+        "cell_type": "markdown",
+        "id": "kc-stale-banner",
+        "metadata": {"tags": ["kc-stale-banner"]},
+        "source": "\n".join(
+            [
+                ":::{warning} Stale results",
+                f"The numbers on this page were computed before a change they depend on: "
+                f"**{why}**. They are shown as they were; the scorecard counts their claims "
+                f"apart. `kc run {name}` recomputes them and `kc status` lists every page's state.",
+                ":::",
+            ]
+        ),
+    }
+
+
 def publish_notebook(
-    executed: Path, name: str, record: Mapping[str, Any], outputs: Path, root: Path
+    executed: Path,
+    name: str,
+    record: Mapping[str, Any],
+    outputs: Path,
+    root: Path,
+    stale: str = "",
 ) -> dict[str, Any]:
     """The executed notebook made fit for the book (a new notebook dict; nothing written).
 
@@ -250,10 +293,16 @@ def publish_notebook(
     * the notebook's default ``parameters`` cell is removed from the page (it stays in the
       downloaded file) and papermill's ``injected-parameters`` cell is collapsed;
     * ``OUTPUT_DIR`` and every other path of the build machine become ``outputs`` / ``.``;
-    * figures get captions and labels (see :func:`_caption_figures`).
+    * figures kept as files beside the results are embedded again
+      (:func:`kc.results.unpack_figures`), then get captions and labels
+      (see :func:`_caption_figures`);
+    * with ``stale`` (what changed since the run), a warning banner after the title.
     """
+    from kc.results import unpack_figures
+
     paths = _private_paths(outputs, root)
     nb = json.loads(_scrub(executed.read_text(), paths))
+    unpack_figures(nb, outputs)
     meta = nb.setdefault("metadata", {})
     papermill = meta.get("papermill", {})
     parameters = dict(papermill.get("parameters") or record.get("parameters") or {})
@@ -280,5 +329,7 @@ def publish_notebook(
     }
     first_md = next((i for i, c in enumerate(cells) if c.get("cell_type") == "markdown"), -1)
     cells.insert(first_md + 1, header)
+    if stale:
+        cells.insert(first_md + 1, stale_banner(name, stale))
     _caption_figures(nb, name, str(parameters.get("PROFILE", "?")))
     return nb

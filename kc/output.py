@@ -1,7 +1,9 @@
 """The one module that writes a notebook's outputs: tables, figures and claims.
 
 Every notebook writes into ``<OUTPUT_DIR>/<notebook name>/``: tables as CSV (diffable),
-figures as PNG and SVG, and its claims as ``verdicts.json`` (read by the book's scorecard)
+figures as PNG (one copy each: :func:`save_figure` shows the file's own bytes in the notebook,
+and ``kc run`` keeps only a reference to the file in the executed copy, see
+:mod:`kc.results`), and its claims as ``verdicts.json`` (read by the book's scorecard)
 and ``verdicts.md`` (for people). Studies and plotting functions return data and figures;
 only notebooks call this module.
 
@@ -20,6 +22,7 @@ Example:
 
 from __future__ import annotations
 
+import base64
 import json
 import math
 import os
@@ -74,19 +77,45 @@ def save_table(df: pd.DataFrame, name: str, out_dir: str | Path) -> Path:
     return path
 
 
-def save_figure(fig: Any, name: str, out_dir: str | Path, dpi: int = PNG_DPI) -> Path:
-    """Write a matplotlib figure as ``name.png`` (at ``dpi``) and ``name.svg``; return the PNG.
+FIGURE_KEY = "kc_figure"
+"""Output metadata naming the file a displayed figure was read from (``<notebook>/<name>.png``)."""
 
-    Metadata carrying dates or versions is left out so reruns produce the same files.
+
+def save_figure(
+    fig: Any, name: str, out_dir: str | Path, dpi: int = PNG_DPI, show: bool = True
+) -> Path:
+    """Write a matplotlib figure as ``name.png`` (at ``dpi``), close it, and show that file.
+
+    The figure is shown as the PNG's own bytes, with ``{"kc_figure": "<folder>/<name>.png"}``
+    in the output's metadata, and closed so the inline backend does not draw a second copy;
+    ``kc run`` then keeps one copy of each figure (:func:`kc.results.pack_figures`). Metadata
+    carrying dates or versions is left out so reruns produce the same file.
+
+    Returns:
+        The PNG's path.
     """
-    import matplotlib
+    import matplotlib.pyplot as plt
 
     png = _target(name, out_dir, ".png")
     fig.savefig(png, dpi=dpi, bbox_inches="tight", metadata={"Software": None})
-    # A fixed salt makes the SVG's element ids, and so the file, the same on every run.
-    with matplotlib.rc_context({"svg.hashsalt": f"kc-{png.stem}"}):
-        fig.savefig(png.with_suffix(".svg"), bbox_inches="tight", metadata={"Date": None})
+    plt.close(fig)
+    if show:
+        _display_png(png)
     return png
+
+
+def _display_png(png: Path) -> None:
+    """Show ``png`` in a notebook (nothing outside IPython)."""
+    try:
+        from IPython import get_ipython
+        from IPython.display import display
+    except ImportError:  # pragma: no cover - IPython comes with papermill
+        return
+    if get_ipython() is None:
+        return
+    encoded = base64.b64encode(png.read_bytes()).decode("ascii")
+    data = {"image/png": encoded, "text/plain": f"<Figure {png.name}>"}
+    display(data, raw=True, metadata={FIGURE_KEY: f"{png.parent.name}/{png.name}"})
 
 
 def _jsonable(value: Any) -> Any:

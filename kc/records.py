@@ -35,9 +35,11 @@ __all__ = [
     "error_text",
     "estimate",
     "now",
+    "plan_line",
     "progress_line",
     "read_record",
     "recorded_seconds",
+    "staleness",
     "up_to_date",
     "write_record",
 ]
@@ -73,29 +75,84 @@ def _expected_outputs(root: Path, name: str, record: Mapping[str, Any]) -> list[
     return sorted(listed | set(record.get("outputs", [])))
 
 
-def up_to_date(root: Path, name: str, key: Mapping[str, str]) -> tuple[bool, str]:
+def staleness(
+    record: Mapping[str, Any], key: Mapping[str, Any], parameters: Mapping[str, Any] | None = None
+) -> list[str]:
+    """What changed between the run ``record`` stands for and a run with ``key``.
+
+    Args:
+        record: a run record (``run.json``).
+        key: the new run key (:func:`kc.runkey.run_key`).
+        parameters: the new run's parameters, to name the ones that differ.
+
+    Returns:
+        One phrase per changed part, naming what changed where it can: ``"kc modules:
+        kc.studies.instability"``, ``"parameters: SEEDS"``, ``"notebook cells"``, ``"paper
+        data"``; ``[]`` when the keys agree.
+
+    Example:
+        >>> old = {"run_key": {"notebook": "a", "parameters": "p", "code": "c", "data": "",
+        ...        "module_digests": {"kc.x": "1", "kc.y": "2"}}, "parameters": {"SEEDS": [0]}}
+        >>> new = {"notebook": "a", "parameters": "q", "code": "d", "data": "",
+        ...        "module_digests": {"kc.x": "1", "kc.y": "3"}}
+        >>> staleness(old, new, {"SEEDS": [0, 1]})
+        ['kc modules: kc.y', 'parameters: SEEDS']
+    """
+    from kc.runkey import NOT_KEYED
+
+    old = record.get("run_key") or {}
+    found: list[str] = []
+    if old.get("code") != key.get("code"):
+        before, after = old.get("module_digests") or {}, key.get("module_digests") or {}
+        names = sorted(m for m in set(before) | set(after) if before.get(m) != after.get(m))
+        found.append(f"kc modules: {', '.join(names)}" if names and before else "kc code")
+    if old.get("parameters") != key.get("parameters"):
+        was = {k: v for k, v in (record.get("parameters") or {}).items() if k not in NOT_KEYED}
+        now_ = {k: v for k, v in (parameters or {}).items() if k not in NOT_KEYED}
+        names = sorted(k for k in set(was) | set(now_) if was.get(k) != now_.get(k))
+        found.append(f"parameters: {', '.join(names)}" if names and parameters else "parameters")
+    if old.get("notebook") != key.get("notebook"):
+        found.append("notebook cells")
+    if old.get("data") != key.get("data"):
+        found.append("paper data")
+    return found
+
+
+def up_to_date(
+    root: Path, name: str, key: Mapping[str, Any], parameters: Mapping[str, Any] | None = None
+) -> tuple[bool, str]:
     """Whether the last run of ``name`` under ``root`` can stand for a run with ``key``.
 
     Returns:
-        ``(True, "unchanged since <time>")``, or ``(False, why it must run)``.
+        ``(True, "unchanged since <time>")``, or ``(False, why it must run)``; a changed key
+        names what changed (:func:`staleness`).
     """
     record = read_record(root, name)
     if not record:
         return False, "no earlier run"
     if record.get("status") != "ok":
         return False, f"the last run {record.get('status', 'did not finish')}"
-    old = record.get("run_key") or {}
-    changed = [
-        part for part in ("notebook", "parameters", "code", "data") if old.get(part) != key[part]
-    ]
+    changed = staleness(record, key, parameters)
     if changed:
-        return False, f"changed since the last run: {', '.join(changed)}"
+        return False, f"changed since the last run: {'; '.join(changed)}"
     if not (root / "notebooks" / f"{name}.ipynb").is_file():
         return False, "the executed notebook is missing"
     missing = [f for f in _expected_outputs(root, name, record) if not (root / name / f).exists()]
     if missing:
         return False, f"outputs missing: {', '.join(missing)}"
     return True, f"unchanged since {record.get('finished') or record.get('started')}"
+
+
+def plan_line(root: Path, name: str, why: str) -> str:
+    """One line of the plan ``kc run --all`` prints before it starts: the notebook, why it
+    runs, and how long its last recorded run took (under any output root's record)."""
+    record = read_record(root, name)
+    seconds = record.get("seconds")
+    if isinstance(seconds, int | float) and record.get("status") == "ok":
+        last = f"last run {seconds / 60:.1f} min" if seconds >= 90 else f"last run {seconds:.0f} s"
+    else:
+        last = "no recorded time"
+    return f"{name}: {why} ({last})"
 
 
 @dataclass

@@ -4,17 +4,24 @@
 successful run (``<output_root>/<name>/run.json``) when all its outputs are present. The key
 (:func:`run_key`) hashes four parts, each also stored so that a re-run can say why:
 
-- ``notebook``: every cell's type and source (outputs and execution counts excluded);
-- ``parameters``: the resolved parameters injected by papermill (canonical JSON);
+- ``notebook``: every cell's type and source (outputs and execution counts excluded), but of
+  the ``parameters`` cell only the defaults that the injected values do not replace (so the
+  smoke defaults written there can change without staling a ``small`` run);
+- ``parameters``: the resolved parameters injected by papermill (canonical JSON), except
+  ``OUTPUT_DIR``, which says where the outputs go, not what they are;
 - ``code``: the code of the ``kc`` modules the notebook uses (:func:`modules_used`): the static
   closure of its ``kc`` imports (imports anywhere in a module, function-level ones included,
   plus the ``__init__`` of every enclosing package, plus ``kc.X`` attribute uses after
   ``import kc``), hashed without docstrings, comments and other bare strings
-  (:func:`kc.cache.source_digest`), together with the versions of Python, torch, torchvision
-  and numpy. A *facade* package, whose ``__init__`` only re-exports names of its submodules
+  (:func:`kc.cache.source_digest`). A *facade* package, whose ``__init__`` only re-exports names of its submodules
   (``kc.plotting``), contributes only the submodules whose names are used
   (``plotting.plot_table1`` -> ``kc.plotting.tables``), not all of them;
 - ``data``: the paper data the notebook reads (``kc.paper``'s tables, when ``kc.paper`` is used).
+
+The key also stores, outside the hash, the digest of every module (``module_digests``), so that
+:func:`kc.records.staleness` can name the modules that changed, and the versions of Python,
+torch, torchvision and numpy (``versions``): a committed result stays fresh on a machine with
+another numpy, and ``kc status`` shows the versions it ran with.
 
 Example:
     >>> sorted(modules_used("from kc.toy import planted_pair"))[:2]
@@ -34,7 +41,10 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
-__all__ = ["modules_used", "notebook_digest", "run_key"]
+__all__ = ["NOT_KEYED", "modules_used", "notebook_digest", "run_key"]
+
+NOT_KEYED = frozenset({"OUTPUT_DIR"})
+"""Injected parameters that say where a run writes, not what it computes."""
 
 PACKAGE_DIR = Path(__file__).resolve().parent
 _MAGIC = re.compile(r"^\s*[%!?]")
@@ -173,9 +183,53 @@ def _sha(text: str) -> str:
     return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
-def notebook_digest(cells: Iterable[Mapping[str, Any]]) -> str:
-    """Hash of the cells' types and sources (outputs, counts and metadata excluded)."""
-    return _sha(json.dumps([[c.get("cell_type"), c.get("source", "")] for c in cells]))
+def notebook_digest(
+    cells: Iterable[Mapping[str, Any]], injected: Iterable[str] | None = None
+) -> str:
+    """Hash of the cells' types and sources (outputs, counts and metadata excluded).
+
+    With ``injected`` (the names papermill sets), the first cell tagged ``parameters``
+    counts only by the names it declares and the defaults of the names not injected.
+
+    Example:
+        >>> cell = {"cell_type": "code", "metadata": {"tags": ["parameters"]}, "source": "A = 1"}
+        >>> other = dict(cell, source="A = 2")
+        >>> notebook_digest([cell], ["A"]) == notebook_digest([other], ["A"])
+        True
+        >>> notebook_digest([cell]) == notebook_digest([other])
+        False
+    """
+    names = None if injected is None else set(injected)
+    parts: list[list[Any]] = []
+    for cell in cells:
+        source: Any = cell.get("source", "")
+        tags = (cell.get("metadata") or {}).get("tags", [])
+        if names is not None and cell.get("cell_type") == "code" and "parameters" in tags:
+            declared = _assignments(str(source))
+            source = {k: (None if k in names else v) for k, v in sorted(declared.items())}
+            names = None  # papermill injects after the first such cell only
+        parts.append([cell.get("cell_type"), source])
+    return _sha(json.dumps(parts))
+
+
+def _assignments(source: str) -> dict[str, str]:
+    """``{name: right-hand side}`` of the top-level assignments in ``source`` (the whole
+    source under ``""`` when it does not parse)."""
+    try:
+        tree = ast.parse(source)
+    except SyntaxError:
+        return {"": source}
+    found: dict[str, str] = {}
+    for node in tree.body:
+        value = getattr(node, "value", None)
+        targets = node.targets if isinstance(node, ast.Assign) else []
+        if isinstance(node, ast.AnnAssign) and value is not None:
+            targets = [node.target]
+        if not targets and not isinstance(node, ast.Expr):
+            found[f"<statement {len(found)}>"] = ast.unparse(node)
+        for target in targets:
+            found[ast.unparse(target)] = ast.unparse(value) if value is not None else ""
+    return found
 
 
 def _versions() -> str:
@@ -188,12 +242,14 @@ def _versions() -> str:
     return ";".join(found)
 
 
-def run_key(notebook: Path, parameters: Mapping[str, Any]) -> dict[str, str]:
+def run_key(notebook: Path, parameters: Mapping[str, Any]) -> dict[str, Any]:
     """The run key of ``notebook`` executed with ``parameters``.
 
     Returns:
-        ``{"notebook", "parameters", "code", "data", "modules", "key"}``: four 16-hex-digit
-        hashes, the modules hashed (comma-separated) and ``key``, the hash of the four.
+        ``{"notebook", "parameters", "code", "data", "modules", "module_digests", "versions",
+        "key"}``: four 16-hex-digit hashes, the modules hashed (comma-separated), each module's
+        own digest, the library versions and ``key``, the hash of the four (the other entries
+        are not part of it).
     """
     from kc.cache import canonical_json, source_digest
     from kc.notebook_params import read_cells
@@ -210,12 +266,17 @@ def run_key(notebook: Path, parameters: Mapping[str, Any]) -> dict[str, str]:
             data = hashlib.sha256(paper_tables_path().read_bytes()).hexdigest()[:16]
         except FileNotFoundError:
             data = "missing"
-    parts = {
-        "notebook": notebook_digest(cells),
-        "parameters": _sha(canonical_json(dict(parameters))),
-        "code": _sha(source_digest(files) + _versions()),
+    values = {k: v for k, v in parameters.items() if k not in NOT_KEYED}
+    parts: dict[str, Any] = {
+        "notebook": notebook_digest(cells, parameters),
+        "parameters": _sha(canonical_json(values)),
+        "code": source_digest(files),
         "data": data,
     }
     parts["key"] = _sha(json.dumps(parts, sort_keys=True))
     parts["modules"] = ",".join(modules)
+    parts["module_digests"] = {
+        m: source_digest([f]) for m, f in ((m, _module_file(m)) for m in modules) if f is not None
+    }
+    parts["versions"] = _versions()
     return parts

@@ -230,9 +230,19 @@ def run_all(
             results[name] = RunResult(name, status, error=str(error))
     check_explicit_for(parameters, [path for _, path in todo])
     fresh: dict[str, bool] = {}
+    plan: list[str] = []
     for name, path in todo:  # every notebook's parameters checked before anything runs
         values = notebook_parameters(path, profile, parameters, root, strict=False)
-        fresh[name] = not force and up_to_date(root, name, runkey.run_key(path, values))[0]
+        ok, why = up_to_date(root, name, runkey.run_key(path, values), values)
+        fresh[name] = ok and not force
+        if not fresh[name]:
+            plan.append(records.plan_line(root, name, "--force" if ok else why))
+    log.info(
+        "%s",
+        f"{len(plan)} of {len(todo)} notebooks to run in {root}"
+        + ("" if plan else " (every other one is unchanged since its last run)")
+        + "".join(f"\n  {line}" for line in plan),
+    )
 
     def finish(name: str, start: float, outcome: Callable[[], Any]) -> None:
         try:

@@ -9,7 +9,7 @@ without the file is one :data:`NOT_RUN` row) and :func:`scorecard_page` writes t
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -37,6 +37,7 @@ class ScoreRow:
         profile: the profile the notebook ran with ("" when not run).
         id: the claim's id.
         numbers: the numbers that decided the status.
+        stale: what changed since the notebook's results were computed ("" when fresh).
     """
 
     notebook: str
@@ -48,6 +49,7 @@ class ScoreRow:
     profile: str
     id: str = ""
     numbers: dict[str, float | None] = field(default_factory=dict)
+    stale: str = ""
 
 
 _CLAIM_KEYS = ("id", "item", "claim", "paper", "status", "evidence")
@@ -83,10 +85,14 @@ def read_verdicts(path: Path) -> dict[str, Any]:
 
 
 def scorecard_rows(
-    outputs: Path, manifest: Sequence[runner.Notebook] = runner.MANIFEST
+    outputs: Path,
+    manifest: Sequence[runner.Notebook] = runner.MANIFEST,
+    stale: Mapping[str, str] | None = None,
 ) -> list[ScoreRow]:
     """The scorecard's rows: every claim of every ``<outputs>/<nb>/verdicts.json``, in manifest
-    order, and one :data:`NOT_RUN` row per notebook without that file."""
+    order, and one :data:`NOT_RUN` row per notebook without that file. ``stale`` maps a
+    notebook whose results are stale to what changed (:func:`kc.results.status`)."""
+    stale = stale or {}
     rows: list[ScoreRow] = []
     for nb in manifest:
         path = Path(outputs) / nb.name / "verdicts.json"
@@ -106,6 +112,7 @@ def scorecard_rows(
                     profile=str(data["profile"]),
                     id=str(c["id"]),
                     numbers=dict(c.get("numbers") or {}),
+                    stale=stale.get(nb.name, ""),
                 )
             )
     return rows
@@ -125,9 +132,23 @@ _SHOWN_STATUS = {
 
 
 def scorecard_page(rows: Sequence[ScoreRow]) -> str:
-    """The scorecard page (MyST Markdown): counts per status, then one table row per claim."""
-    counts = {s: sum(r.status == s for r in rows) for s in (*STATUSES, NOT_RUN)}
-    claims = len(rows) - counts[NOT_RUN]
+    """The scorecard page (MyST Markdown): counts per status (claims of stale notebooks counted
+    apart), then one table row per claim."""
+    fresh = [r for r in rows if not r.stale]
+    counts = {s: sum(r.status == s for r in fresh) for s in (*STATUSES, NOT_RUN)}
+    claims = len(fresh) - counts[NOT_RUN]
+    stale_rows = [r for r in rows if r.stale]
+    stale_counts = {s: sum(r.status == s for r in stale_rows) for s in STATUSES}
+    stale_books = sorted({r.notebook for r in stale_rows})
+    stale_line = (
+        f"**Stale: {len(stale_rows)} more claims** from {len(stale_books)} notebooks whose code, "
+        "parameters or paper data changed after their numbers were computed, counted apart: "
+        f"{stale_counts['reproduced']} reproduced, {stale_counts['not reproduced']} not "
+        f"reproduced, {stale_counts['not testable']} not testable ({', '.join(stale_books)}); "
+        "they are marked *stale* below."
+        if stale_rows
+        else ""
+    )
     profiles = sorted({r.profile for r in rows if r.profile})
     lines = [
         "# Claims scorecard",
@@ -138,12 +159,14 @@ def scorecard_page(rows: Sequence[ScoreRow]) -> str:
         "example one layer where the claim compares two); it is not a failed reproduction. A "
         "notebook that has not been executed for this build shows as *not run*.",
         "",
-        f"**{claims} claims**: {counts['reproduced']} reproduced, "
+        f"**{claims} claims**{' from fresh results' if stale_rows else ''}: "
+        f"{counts['reproduced']} reproduced, "
         f"{counts['not reproduced']} not reproduced, {counts['not testable']} not testable; "
         f"{counts[NOT_RUN]} notebooks not run. Profiles: "
         f"{', '.join(f'`{p}`' for p in profiles) or 'none'}. Run times are on "
         "{doc}`the summary of the runs <summary>`.",
         "",
+        *([stale_line, ""] if stale_line else []),
         "The first column links to the chapter (the notebook) that checks the claim.",
         "",
         "| item (chapter) | claim | paper | ours | evidence (ours) | profile |",
@@ -156,6 +179,7 @@ def scorecard_page(rows: Sequence[ScoreRow]) -> str:
             claim = f"({entry.title if entry else r.notebook})"
         lines.append(
             f"| {{doc}}`{table_cell(r.item)} <{r.notebook}>` | {table_cell(claim)} | {table_cell(r.paper)} "
-            f"| {_SHOWN_STATUS[r.status]} | {table_cell(r.evidence)} | {table_cell(r.profile)} |"
+            f"| {_SHOWN_STATUS[r.status]}{' (*stale*)' if r.stale else ''} "
+            f"| {table_cell(r.evidence)} | {table_cell(r.profile)} |"
         )
     return "\n".join(lines) + "\n"

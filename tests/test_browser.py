@@ -11,7 +11,8 @@ A full-page screenshot of each page is saved in the test's output folder,
 ``outputs/tests/browser/`` (``$KC_TEST_OUTPUTS/browser/`` when that is set).
 
 By default the site is the session's smoke book. ``KC_BROWSER_BOOK=1`` checks the book that
-``make book`` built in this repository instead (``_build/html``, made from ``outputs/``)::
+``make book`` or ``make site`` built in this repository instead (``_build/html``, made from the
+published results ``book/published/small/``; CI does this after the suite)::
 
     KC_BROWSER_BOOK=1 .venv/bin/python -m pytest -q tests/test_browser.py
 """
@@ -70,7 +71,9 @@ class _Quiet(http.server.SimpleHTTPRequestHandler):
 @pytest.fixture(scope="session")
 def site(smoke_root: Path) -> Site:
     if os.environ.get("KC_BROWSER_BOOK"):  # the repository's own book, as `make book` left it
-        made = Site(ROOT, ROOT / "outputs", 0, {})
+        from kc.results import results_dir
+
+        made = Site(ROOT, results_dir(os.environ.get("KC_BROWSER_PROFILE", "small")), 0, {})
         if not (made.html / "index.html").is_file():
             pytest.fail(f"KC_BROWSER_BOOK is set but {made.html} has no index.html: run make book")
         return made

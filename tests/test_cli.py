@@ -264,7 +264,8 @@ def test_ctrl_c_prints_one_line_and_keeps_the_good_notebook(tmp_path) -> None:
     assert good.read_bytes() == before and failed.is_file()
     assert not list((out / "notebooks").glob(".*"))  # no temporary left behind
     record = json.loads((out / "sleepy" / "run.json").read_text())
-    assert record["status"] == "interrupted" and record["failed_notebook"] == str(failed.resolve())
+    assert record["status"] == "interrupted"
+    assert record["failed_notebook"] == "notebooks/sleepy.failed.ipynb"  # relative to the root
     assert (out / "sleepy" / "kernel.log").is_file()  # the kernel's own messages went here
     # resuming: the interrupted run is not "unchanged", so it runs and the failed copy goes
     assert main(argv) == 0 and not failed.exists()

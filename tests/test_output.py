@@ -42,18 +42,34 @@ def test_save_table_round_trip(tmp_path) -> None:
     assert save_table(df, "table1.csv", tmp_path) == path  # no doubled suffix
 
 
-def test_save_figure_png_and_svg(tmp_path) -> None:
+def test_save_figure_writes_one_png_and_closes_the_figure(tmp_path) -> None:
     fig, ax = plt.subplots(figsize=(2, 2))
     ax.plot([0, 1], [1, 0])
     png = save_figure(fig, "curve", tmp_path)
-    svg = png.with_suffix(".svg")
-    assert png == tmp_path / "curve.png" and svg.is_file()
+    assert png == tmp_path / "curve.png"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["curve.png"]  # no SVG beside it
+    assert not plt.fignum_exists(fig.number)  # closed: the inline backend shows no second copy
     with Image.open(png) as image:
         assert image.info["dpi"][0] == pytest.approx(120, abs=1)
-    first = (png.read_bytes(), svg.read_bytes())
+    first = png.read_bytes()
     save_figure(fig, "curve", tmp_path)
-    assert (png.read_bytes(), svg.read_bytes()) == first  # reruns give identical files
-    plt.close(fig)
+    assert png.read_bytes() == first  # reruns give identical files
+
+
+def test_save_figure_shows_the_file_with_its_name(tmp_path, monkeypatch) -> None:
+    import base64
+
+    import IPython
+    import IPython.display
+
+    shown = []
+    monkeypatch.setattr(IPython, "get_ipython", lambda: object())
+    monkeypatch.setattr(IPython.display, "display", lambda *a, **k: shown.append((a, k)))
+    fig, ax = plt.subplots(figsize=(2, 2))
+    png = save_figure(fig, "curve", tmp_path)
+    ((data,), kwargs) = shown[0]
+    assert base64.b64decode(data["image/png"]) == png.read_bytes()
+    assert kwargs["metadata"] == {"kc_figure": f"{tmp_path.name}/curve.png"} and kwargs["raw"]
 
 
 def _claims():
