@@ -156,19 +156,19 @@ def _shown_root(profile: str) -> str:
     """Where ``kc run`` writes by default for ``profile``, as the page shows it."""
     from kc.results import default_output_root
 
-    root = default_output_root(profile)
-    try:
-        return root.relative_to(runner.project_root()).as_posix()
-    except ValueError:
-        return root.as_posix()
+    shipped = default_output_root(profile) != Path("outputs")
+    return f"book/published/{profile}" if shipped else "outputs"
 
 
 def _private_paths(outputs: Path, root: Path) -> list[tuple[str, str]]:
     """(path on the build machine, what the page shows instead), longest first."""
-    try:  # results inside the repository (book/published/<profile>) keep their place
-        shown = outputs.resolve().relative_to(root.resolve()).as_posix()
+    shown = "outputs"
+    try:  # published results (book/published/<profile>) keep their place
+        inside = outputs.resolve().relative_to(root.resolve()).as_posix()
+        if inside.startswith("book/published/"):
+            shown = inside
     except ValueError:
-        shown = "outputs"
+        pass
     pairs = {str(outputs.resolve()): shown, str(root.resolve()): "."}
     home = str(Path.home())
     if home not in ("/", ""):

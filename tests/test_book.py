@@ -499,7 +499,8 @@ def test_pages_workflow_builds_the_small_book() -> None:
     text = (ROOT / ".github" / "workflows" / "book.yml").read_text()
     jobs = workflow["jobs"]
     assert {"build", "deploy"} <= set(jobs)
-    assert "make book PROFILE=small" in text and "data/cache" in text
+    assert "make book PROFILE=small" in text and "make status PROFILE=small" in text
+    assert "data/cache" not in text and "actions/cache" not in text  # built from published results
     assert "actions/upload-pages-artifact" in text and "actions/deploy-pages" in text
     assert workflow["permissions"]["pages"] == "write"
 

@@ -290,3 +290,16 @@ def test_the_published_results_hold_every_manifest_notebook_that_ran() -> None:
         assert not missing, f"{name} misses {missing}"
         assert not list((folder / name).glob("*.svg")) and not (folder / name / "kernel.log").exists()
         resolve_notebook(name)
+
+
+def test_verify_reproduces_the_published_cheapest_notebook(tmp_path, monkeypatch, capsys) -> None:
+    """`kc verify` re-runs the cheapest small-profile notebook from an empty cache and finds
+    its published CSVs and verdicts again."""
+    if not (results.results_dir("small") / CHEAP).is_dir():
+        pytest.skip(f"{CHEAP} has no published results in this checkout")
+    monkeypatch.setenv("KC_CACHE", str(tmp_path / "cache"))
+    code = main(["verify", CHEAP, "--output-root", str(tmp_path / "verify")])
+    out = capsys.readouterr().out
+    assert code == 0, out
+    assert f"{CHEAP}: same" in out and "1 of 1 notebooks compared are the same" in out
+    assert (tmp_path / "verify" / "small" / CHEAP / "run.json").is_file()
