@@ -219,6 +219,31 @@ def test_publish_notebook(tmp_path) -> None:
     assert nb["metadata"]["papermill"]["parameters"]["OUTPUT_DIR"] == "outputs"
 
 
+def test_a_stale_page_has_a_banner_and_its_claims_are_counted_apart(tmp_path) -> None:
+    outputs = tmp_path / "outputs"
+    path = _executed_notebook(tmp_path / "t.ipynb", outputs)
+    nb = book.publish_notebook(
+        path, "table1_instability", {}, outputs, tmp_path, stale="kc modules: kc.fit"
+    )
+    banner = nb["cells"][1]
+    assert banner["id"] == "kc-stale-banner" and ":::{warning} Stale results" in banner["source"]
+    assert "**kc modules: kc.fit**" in banner["source"]
+    assert "kc run table1_instability" in banner["source"]
+    assert not any(c.get("id") == "kc-stale-banner" for c in book.publish_notebook(
+        path, "table1_instability", {}, outputs, tmp_path)["cells"])
+
+    _write_verdicts(tmp_path, "table1_instability", FIXTURE_VERDICTS)
+    rows = book.scorecard_rows(tmp_path, stale={"table1_instability": "parameters: SEEDS"})
+    stale = [r for r in rows if r.notebook == "table1_instability"]
+    assert stale and all(r.stale == "parameters: SEEDS" for r in stale)
+    page = book.scorecard_page(rows)
+    assert "**0 claims** from fresh results" in page
+    assert f"**Stale: {len(stale)} more claims** from 1 notebooks" in page
+    assert page.count("(*stale*)") == len(stale)
+    fresh_page = book.scorecard_page(book.scorecard_rows(tmp_path))
+    assert "Stale:" not in fresh_page and "(*stale*)" not in fresh_page
+
+
 def test_publish_notebook_keeps_a_given_caption(tmp_path) -> None:
     path = _executed_notebook(tmp_path / "t.ipynb", tmp_path / "o")
     nb = nbformat.read(path, as_version=4)
