@@ -1,16 +1,21 @@
 """Run records: what a notebook's last run was, whether it can be skipped, how long is left.
 
 Each run writes ``<output_root>/<name>/run.json`` (:func:`write_record`), holding ``notebook``,
-``source``, ``profile``, ``parameters`` (as injected), ``executed_notebook``, ``started`` and
-``finished`` (UTC, ISO 8601), ``status`` (``"ok"``, ``"failed"`` or ``"interrupted"``),
-``seconds``, ``load`` (the 1-minute load average when it ended), ``run_key`` (``notebook``,
-``parameters``, ``code``, ``data``, ``key``, ``modules``; see :mod:`kc.runkey`), ``warnings``
-(the cache's warnings while it ran), and ``outputs`` and ``missing_outputs`` after a success,
-or ``error`` and ``failed_notebook`` (the kept partial copy) after a failure. A skipped notebook
-keeps the record of the run it stands for.
+``source`` (relative to the repository), ``profile``, ``parameters`` (as injected),
+``executed_notebook`` (relative to the output root), ``started`` and ``finished`` (UTC,
+ISO 8601), ``status`` (``"ok"``, ``"failed"`` or ``"interrupted"``), ``seconds``,
+``load_at_start`` and ``load`` (the 1-minute load average when it started and ended),
+``commit`` and ``dirty`` (the repository's commit, and whether ``kc/``, ``notebooks/`` or the
+paper data had uncommitted changes), ``cores`` and ``threads``, ``run_key`` (``notebook``,
+``parameters``, ``code``, ``data``, ``key``, ``modules``, ``module_digests``, ``versions``; see
+:mod:`kc.runkey`), ``warnings`` (the cache's warnings while it ran), and ``outputs`` and
+``missing_outputs`` after a success, or ``error`` and ``failed_notebook`` (the kept partial
+copy, relative to the output root) after a failure. A skipped notebook keeps the record of the
+run it stands for. Nothing in a record names a path of the machine inside the repository, so a
+record can be committed (:mod:`kc.results`).
 
-:func:`up_to_date` decides the skip: the key of the last successful run equals the new key and
-every output is present. :func:`progress_line` and :func:`estimate` give the position, the
+:func:`up_to_date` decides the skip: the key of the last successful run equals the new key
+(:func:`staleness` names what changed when it does not) and every output is present. :func:`progress_line` and :func:`estimate` give the position, the
 elapsed time and the time left from the records of earlier runs. :class:`RunResult` and
 :class:`RunSummary` are the outcomes that ``kc run`` prints.
 """
@@ -145,7 +150,7 @@ def up_to_date(
 
 def plan_line(root: Path, name: str, why: str) -> str:
     """One line of the plan ``kc run --all`` prints before it starts: the notebook, why it
-    runs, and how long its last recorded run took (under any output root's record)."""
+    runs, and how long its last successful run took (its record under ``root``)."""
     record = read_record(root, name)
     seconds = record.get("seconds")
     if isinstance(seconds, int | float) and record.get("status") == "ok":
