@@ -31,11 +31,11 @@ def finite_csv(path: Path, nan_allowed: tuple[str, ...] = ()) -> pd.DataFrame:
 
 
 def figures_exist(out: Path, *names: str) -> None:
-    """PNG and SVG of every figure, non-empty."""
+    """The PNG of every figure, non-empty, and no second copy of it (no SVG)."""
     for name in names:
-        for suffix in (".png", ".svg"):
-            path = out / f"{name}{suffix}"
-            assert path.exists() and path.stat().st_size > 1000, f"missing or empty {path.name}"
+        path = out / f"{name}.png"
+        assert path.exists() and path.stat().st_size > 1000, f"missing or empty {path.name}"
+        assert not path.with_suffix(".svg").exists()
 
 
 def computed_claims(out: Path, notebook: str, ids: list[str]) -> list[dict]:

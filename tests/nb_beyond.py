@@ -35,9 +35,9 @@ def finite_csv(path: Path, columns: list[str]) -> pd.DataFrame:
 
 
 def check_figure(out: Path, name: str) -> None:
-    for suffix in (".png", ".svg"):
-        path = out / f"{name}{suffix}"
-        assert path.exists() and path.stat().st_size > 1000, path.name
+    path = out / f"{name}.png"
+    assert path.exists() and path.stat().st_size > 1000, path.name
+    assert not path.with_suffix(".svg").exists()  # each figure kept once
 
 
 def check_verdicts(out: Path, notebook: str, ids: set[str]) -> list[dict]:

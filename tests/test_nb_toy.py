@@ -29,7 +29,7 @@ def test_toy_notebook(run_smoke, smoke_root):
     assert cka["permuted"] == pytest.approx(1.0, abs=1e-6) and cka["linear"] < 0.95
     directions = read_csv(out / "toy_directions.csv")["instability"]
     assert directions[0] < directions[1]
-    for name in ("toy_cases.png", "toy_components.svg", "toy_lambda.csv", "verdicts.md"):
+    for name in ("toy_cases.png", "toy_components.png", "toy_lambda.csv", "verdicts.md"):
         assert (out / name).exists(), name
     claims = read_claims(out, "00_toy_consistency")
     assert len(claims) == 6 and {c["status"] for c in claims.values()} <= {"reproduced", "not reproduced"}
