@@ -32,12 +32,15 @@ data:
 		 echo "chromium could not be installed; tests/test_browser.py will be skipped") ; \
 	fi
 
-# The tests and the docstring examples of kc (testpaths and --doctest-modules in pyproject.toml).
+# The tests and the docstring examples of kc (testpaths and --doctest-modules in pyproject.toml),
+# in one pytest-xdist worker per core (JOBS=1 for one process); the book and browser tests share
+# one worker (--dist loadgroup), so the session's smoke site is built once.
+JOBS ?= $(shell nproc 2>/dev/null || echo 2)
 test: setup
-	$(BIN)/python -m pytest -q
+	$(BIN)/python -m pytest -q -n $(JOBS) --dist loadgroup --durations=10
 
 test-all: setup
-	$(BIN)/python -m pytest -q -m ''
+	$(BIN)/python -m pytest -q -n $(JOBS) --dist loadgroup -m ''
 
 notebooks: setup
 	$(BIN)/kc run --all --profile $(PROFILE)

@@ -10,11 +10,12 @@ test fixture. Every other notebook shows as a placeholder / "not run".
 from __future__ import annotations
 
 import json
+import os
 import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
-from kc import book, runner
+from kc import book
 
 ROOT = Path(__file__).resolve().parents[1]
 FIXTURE_NOTEBOOK = "table1_instability"
@@ -83,10 +84,11 @@ def built_site(smoke_root: Path) -> Site:
     global _SITE
     if _SITE is not None:
         return _SITE
-    smoke_outputs = smoke_root / "outputs"
-    if not (smoke_outputs / "notebooks" / "00_toy_consistency.ipynb").is_file():
-        runner.run_notebook("00_toy_consistency", profile="smoke", output_root=smoke_outputs)
-    site_dir = smoke_root / "site"
+    from conftest import smoke_run
+
+    smoke_outputs = smoke_run(smoke_root, "00_toy_consistency")
+    # one site per xdist worker (test_book and test_browser share a group, so one is built)
+    site_dir = smoke_root / f"site-{os.environ.get('PYTEST_XDIST_WORKER', 'main')}"
     outputs = site_dir / "outputs"
     (outputs / "notebooks").mkdir(parents=True)
     shutil.copy(

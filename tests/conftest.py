@@ -1,14 +1,21 @@
 """Shared fixtures.
 
-``run_smoke`` executes a notebook of the manifest under the ``smoke`` profile, with one
-temporary cache shared by the whole test session (notebooks reuse each other's trained
-networks there, as they do under ``small``) and outputs in a temporary folder.
+``run_smoke`` executes a notebook of the manifest under the ``smoke`` profile into one output
+tree shared by the whole test session, with one cache (notebooks reuse each other's trained
+networks there, as they do under ``small``). Under pytest-xdist (``make test`` runs two
+workers) the tree is shared by the workers: each notebook is run under a lock of its own, so
+it runs once per session whichever worker asks first, and the other reads its outputs (the
+run key skips a notebook whose outputs are there). A run with explicit parameters goes to a
+folder of its own, so it never overwrites what another test reads.
 """
 
 from __future__ import annotations
 
+import hashlib
+import json
+import os
 import signal
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
@@ -17,22 +24,65 @@ import pandas as pd
 import pytest
 
 
+def pytest_configure(config) -> None:
+    """One torch thread per xdist worker (and per notebook kernel it starts): two workers on
+    two cores, not four threads fighting over them."""
+    if os.environ.get("PYTEST_XDIST_WORKER"):
+        os.environ["OMP_NUM_THREADS"] = "1"
+        import torch
+
+        torch.set_num_threads(1)
+
+
 @pytest.fixture(scope="session")
 def smoke_root(tmp_path_factory) -> Path:
-    return tmp_path_factory.mktemp("smoke")
+    """The session's smoke tree: ``outputs/``, ``cache/``, ``variants/`` and ``locks/``; one
+    folder for all xdist workers of the run."""
+    if not os.environ.get("PYTEST_XDIST_WORKER"):
+        return tmp_path_factory.mktemp("smoke")
+    shared = tmp_path_factory.getbasetemp().parent / "smoke"
+    shared.mkdir(exist_ok=True)
+    return shared
+
+
+def smoke_run(
+    smoke_root: Path, notebook: str | Path, parameters: Mapping[str, Any] | None = None
+) -> Path:
+    """Run ``notebook`` (a manifest name or a path) under smoke in the session's tree, once
+    per session and parameters: under a lock per notebook, skipped by its run key when another
+    test or worker ran it already. Returns the output root it went to."""
+    from filelock import FileLock
+
+    from kc.runner import run_notebook
+
+    name = Path(str(notebook)).stem
+    root = smoke_root / "outputs"
+    if parameters:
+        digest = hashlib.sha256(json.dumps(parameters, sort_keys=True).encode()).hexdigest()
+        root = smoke_root / "variants" / digest[:12]
+    (smoke_root / "locks").mkdir(exist_ok=True)
+    cache, before = str(smoke_root / "cache"), os.environ.get("KC_CACHE")
+    os.environ["KC_CACHE"] = cache
+    try:
+        with FileLock(str(smoke_root / "locks" / f"{name}.lock")):
+            run_notebook(
+                notebook, profile="smoke", parameters=parameters or None, output_root=root
+            )
+    finally:
+        if before is None:
+            os.environ.pop("KC_CACHE", None)
+        else:
+            os.environ["KC_CACHE"] = before
+    return root
 
 
 @pytest.fixture
 def run_smoke(smoke_root: Path, monkeypatch) -> Callable[..., Path]:
-    """Run a notebook under the smoke profile; returns its output folder."""
-    from kc.runner import run_notebook
-
+    """Run a notebook under the smoke profile (:func:`smoke_run`); returns its output folder."""
     monkeypatch.setenv("KC_CACHE", str(smoke_root / "cache"))
 
     def run(name: str, **parameters) -> Path:
-        out = smoke_root / "outputs"
-        run_notebook(name, profile="smoke", parameters=parameters or None, output_root=out)
-        return out / name
+        return smoke_run(smoke_root, name, parameters) / Path(name).stem
 
     return run
 

@@ -16,13 +16,10 @@ NOTEBOOKS = Path(__file__).resolve().parents[1] / "notebooks"
 def run_beyond(smoke_root: Path, monkeypatch, name: str, **parameters) -> Path:
     """Run ``notebooks/<name>.ipynb`` under smoke like ``run_smoke`` (the manifest entry may not
     exist yet, so the notebook is given by its path); returns its output folder."""
-    from kc.runner import run_notebook
+    from conftest import smoke_run
 
     monkeypatch.setenv("KC_CACHE", str(smoke_root / "cache"))
-    root = smoke_root / "outputs"
-    run_notebook(NOTEBOOKS / f"{name}.ipynb", profile="smoke", parameters=parameters or None,
-                 output_root=root)  # fmt: skip
-    return root / name
+    return smoke_run(smoke_root, NOTEBOOKS / f"{name}.ipynb", parameters) / name
 
 
 def finite_csv(path: Path, columns: list[str]) -> pd.DataFrame:

@@ -24,6 +24,9 @@ HAS_JUPYTER_BOOK = (
 )
 
 
+# with the book tests on one xdist worker, the session's site is built once
+pytestmark = pytest.mark.xdist_group("book_site")
+
 @pytest.fixture(scope="session")
 def site(smoke_root: Path) -> Site:
     if not HAS_JUPYTER_BOOK:

@@ -36,6 +36,8 @@ import pytest
 from kc import book
 from tests.book_site import ROOT, Site, built_site
 
+# with the book tests on one xdist worker, the session's site is built once
+pytestmark = pytest.mark.xdist_group("book_site")
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMEDRIVER = shutil.which("chromedriver") or "/usr/bin/chromedriver"
 LOCAL = "127.0.0.1"

@@ -6,14 +6,13 @@ from conftest import read_claims, read_csv
 
 
 @pytest.mark.notebooks
-def test_fig2_notebook(run_smoke, smoke_root):
-    run_smoke(
+def test_fig2_notebook(run_smoke):
+    out = run_smoke(
         "fig2_architecture",
         FIG2_ORDER=2,
         FIG2_IN_CHANNELS=16,
         FIG2_OUT_CHANNELS=8,
     )
-    out = smoke_root / "outputs" / "fig2_architecture"
     table = read_csv(out / "fig2_architecture.csv")
     assert list(table["branch"]) == [0, 1, 2]
     assert list(table["own_params"]) == [8 * 16 * 9, 16 * 16 * 9 + 1, 16 * 16 * 9 + 1]

@@ -288,8 +288,28 @@ def test_the_published_results_hold_every_manifest_notebook_that_ran() -> None:
         assert (folder / "notebooks" / f"{name}.ipynb").is_file()
         missing = [f for f in names[name].outputs if not (folder / name / f).is_file()]
         assert not missing, f"{name} misses {missing}"
-        assert not list((folder / name).glob("*.svg")) and not (folder / name / "kernel.log").exists()
+        assert not list((folder / name).glob("*.svg"))
         resolve_notebook(name)
+
+
+def test_git_keeps_only_the_small_profiles_results() -> None:
+    """Kernel logs, partial copies and other profiles' folders never reach a commit."""
+    import subprocess
+
+    if shutil.which("git") is None or not (ROOT / ".git").exists():
+        pytest.skip("not a git checkout")
+    ignored = [
+        "book/published/small/fig2_architecture/kernel.log",
+        "book/published/small/notebooks/fig2_architecture.failed.ipynb",
+        "book/published/smoke/fig2_architecture/fig2_architecture.csv",
+        "book/published/paper/notebooks/t.ipynb",
+    ]
+    kept = ["book/published/small/fig2_architecture/fig2_architecture.csv"]
+    for path in ignored + kept:
+        code = subprocess.run(
+            ["git", "check-ignore", "-q", path], cwd=ROOT, check=False
+        ).returncode
+        assert code == (0 if path in ignored else 1), path
 
 
 def test_verify_reproduces_the_published_cheapest_notebook(tmp_path, monkeypatch, capsys) -> None:
