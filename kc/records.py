@@ -112,10 +112,15 @@ def staleness(
         names = sorted(m for m in set(before) | set(after) if before.get(m) != after.get(m))
         found.append(f"kc modules: {', '.join(names)}" if names and before else "kc code")
     if old.get("parameters") != key.get("parameters"):
-        was = {k: v for k, v in (record.get("parameters") or {}).items() if k not in NOT_KEYED}
-        now_ = {k: v for k, v in (parameters or {}).items() if k not in NOT_KEYED}
+        if "effective" in old and "effective" in key:  # every value, defaults included
+            was, now_ = old["effective"], key["effective"]
+        else:
+            was = record.get("parameters") or {}
+            now_ = parameters or {}
+        was = {k: v for k, v in was.items() if k not in NOT_KEYED}
+        now_ = {k: v for k, v in now_.items() if k not in NOT_KEYED}
         names = sorted(k for k in set(was) | set(now_) if was.get(k) != now_.get(k))
-        found.append(f"parameters: {', '.join(names)}" if names and parameters else "parameters")
+        found.append(f"parameters: {', '.join(names)}" if names else "parameters")
     if old.get("notebook") != key.get("notebook"):
         found.append("notebook cells")
     if old.get("data") != key.get("data"):

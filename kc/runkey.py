@@ -5,10 +5,12 @@ successful run (``<output_root>/<name>/run.json``) when all its outputs are pres
 (:func:`run_key`) hashes four parts, each also stored so that a re-run can say why:
 
 - ``notebook``: every cell's type and source (outputs and execution counts excluded), but of
-  the ``parameters`` cell only the defaults that the injected values do not replace (so the
-  smoke defaults written there can change without staling a ``small`` run);
-- ``parameters``: the resolved parameters injected by papermill (canonical JSON), except
-  ``OUTPUT_DIR``, which says where the outputs go, not what they are;
+  the ``parameters`` cell only the names it declares (their values are the next part);
+- ``parameters``: the values the notebook computes with (canonical JSON): its declared
+  defaults, replaced by the values papermill injects, except ``OUTPUT_DIR``, which says where
+  the outputs go, not what they are. So the smoke defaults written in the notebook can change
+  without staling a ``small`` run, and a value may move between a profile and a notebook's
+  defaults without changing the key;
 - ``code``: the code of the ``kc`` modules the notebook uses (:func:`modules_used`): the static
   closure of its ``kc`` imports (imports anywhere in a module, function-level ones included,
   plus the ``__init__`` of every enclosing package, plus ``kc.X`` attribute uses after
@@ -41,7 +43,7 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
-__all__ = ["NOT_KEYED", "modules_used", "notebook_digest", "run_key"]
+__all__ = ["NOT_KEYED", "effective_parameters", "modules_used", "notebook_digest", "run_key"]
 
 NOT_KEYED = frozenset({"OUTPUT_DIR"})
 """Injected parameters that say where a run writes, not what it computes."""
@@ -247,9 +249,9 @@ def run_key(notebook: Path, parameters: Mapping[str, Any]) -> dict[str, Any]:
 
     Returns:
         ``{"notebook", "parameters", "code", "data", "modules", "module_digests", "versions",
-        "key"}``: four 16-hex-digit hashes, the modules hashed (comma-separated), each module's
-        own digest, the library versions and ``key``, the hash of the four (the other entries
-        are not part of it).
+        "effective", "key"}``: four 16-hex-digit hashes, the modules hashed (comma-separated),
+        each module's own digest, the library versions, the values hashed as ``parameters`` and
+        ``key``, the hash of the four (the other entries are not part of it).
     """
     from kc.cache import canonical_json, source_digest
     from kc.notebook_params import read_cells
@@ -266,9 +268,9 @@ def run_key(notebook: Path, parameters: Mapping[str, Any]) -> dict[str, Any]:
             data = hashlib.sha256(paper_tables_path().read_bytes()).hexdigest()[:16]
         except FileNotFoundError:
             data = "missing"
-    values = {k: v for k, v in parameters.items() if k not in NOT_KEYED}
+    values = {k: v for k, v in effective_parameters(cells, parameters).items() if k not in NOT_KEYED}
     parts: dict[str, Any] = {
-        "notebook": notebook_digest(cells, parameters),
+        "notebook": notebook_digest(cells, set(values) | set(parameters)),
         "parameters": _sha(canonical_json(values)),
         "code": source_digest(files),
         "data": data,
@@ -279,4 +281,31 @@ def run_key(notebook: Path, parameters: Mapping[str, Any]) -> dict[str, Any]:
         m: source_digest([f]) for m, f in ((m, _module_file(m)) for m in modules) if f is not None
     }
     parts["versions"] = _versions()
+    parts["effective"] = values
     return parts
+
+
+def effective_parameters(
+    cells: Iterable[Mapping[str, Any]], injected: Mapping[str, Any]
+) -> dict[str, Any]:
+    """The values a notebook runs with: the defaults of its first ``parameters`` cell (a
+    literal as its value, any other expression as ``"<expr ...>"``), replaced by ``injected``.
+
+    Example:
+        >>> cell = {"cell_type": "code", "metadata": {"tags": ["parameters"]},
+        ...         "source": "A = 1\\nB = [0, 1]\\nC = len(B)"}
+        >>> effective_parameters([cell], {"A": 3})
+        {'A': 3, 'B': [0, 1], 'C': '<expr len(B)>'}
+    """
+    values: dict[str, Any] = {}
+    for cell in cells:
+        tags = (cell.get("metadata") or {}).get("tags", [])
+        if cell.get("cell_type") == "code" and "parameters" in tags:
+            for name, text in _assignments(str(cell.get("source", ""))).items():
+                try:
+                    values[name] = ast.literal_eval(text)
+                except (ValueError, SyntaxError):
+                    values[name] = f"<expr {text}>"
+            break
+    values.update(injected)
+    return values

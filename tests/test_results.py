@@ -103,6 +103,9 @@ def test_run_key_ignores_where_outputs_go_and_overridden_defaults(tmp_path) -> N
     assert runkey.run_key(e, {"A": 3})["key"] != key["key"]
     assert runkey.run_key(a, {"A": 4})["key"] != key["key"]
     assert "versions" in key and "torch" in key["versions"]
+    # a value moved from the notebook's defaults into the profile keeps the key
+    assert runkey.run_key(a, {"A": 3, "B": 2})["key"] == key["key"]
+    assert key["effective"] == {"A": 3, "B": 2}
 
 
 def test_staleness_names_modules_parameters_cells_and_data() -> None:
