@@ -60,7 +60,7 @@ def rerun_command(name: str, parameters: Mapping[str, Any]) -> str:
     """
     profile = str(parameters.get("PROFILE", "small"))
     known = profile in runner.available_profiles()
-    base = _profile_values(profile) if known else {}
+    base = notebook_params.profile_values(_profile_values(profile), name) if known else {}
     command = ["kc", "run", name, "--profile", profile if known else f"{profile}.yaml"]
     for key, value in parameters.items():
         if key in ("PROFILE", "OUTPUT_DIR") or (key in base and base[key] == value):

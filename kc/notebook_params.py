@@ -1,7 +1,9 @@
 """The parameters a notebook is run with: its profile, its declared defaults, explicit values.
 
-A profile (``kc/profiles/<name>.yaml`` or a path to a YAML file) is a flat mapping of UPPER_CASE
-names; :func:`notebook_parameters` keeps the names the notebook's ``parameters`` cell declares
+A profile (``kc/profiles/<name>.yaml`` or a path to a YAML file) is a mapping of UPPER_CASE
+names, plus an optional ``NOTEBOOKS`` section of values for one notebook only (``NOTEBOOKS:
+{table3_refinement: {NETWORKS: ...}}``; :func:`profile_values`), for a name two notebooks
+declare with different meanings; :func:`notebook_parameters` keeps the names the notebook's ``parameters`` cell declares
 (:func:`declared_parameters`), adds ``PROFILE`` and ``OUTPUT_DIR`` (absolute, from the output
 root; it cannot be given explicitly), applies explicit values last and checks every value against
 the notebook's default and the cheap checks of :mod:`kc.params`. Names a profile or ``-p`` gives
@@ -32,6 +34,7 @@ __all__ = [
     "notebook_parameters",
     "parse_value",
     "profile_file",
+    "profile_values",
     "read_cells",
 ]
 
@@ -74,10 +77,39 @@ def load_profile(profile: str | Path) -> dict[str, Any]:
     if not isinstance(data, dict):
         raise ValueError(f"profile {path} must be a mapping, got {type(data).__name__}")
     bad = [k for k in data if not isinstance(k, str) or not _NAME.match(k)]
+    sections = data.get(SECTIONS, {})
+    if not isinstance(sections, dict):
+        raise ValueError(f"profile {path}: {SECTIONS} must map notebook names to values")
+    names = {nb.name for nb in manifest.MANIFEST}
+    for notebook, values in sections.items():
+        if notebook not in names:
+            raise ValueError(
+                f"profile {path}: {SECTIONS} names {notebook!r}, not a notebook of the manifest"
+                f"{params.closest(str(notebook), names)}"
+            )
+        if not isinstance(values, dict):
+            raise ValueError(f"profile {path}: {SECTIONS}.{notebook} must be a mapping")
+        bad += [f"{notebook}.{k}" for k in values if not isinstance(k, str) or not _NAME.match(k)]
     if bad:
         raise ValueError(f"profile {path} has names that are not UPPER_CASE identifiers: {bad}")
     data["PROFILE"] = path.stem
     return data
+
+
+SECTIONS = "NOTEBOOKS"
+"""The key of a profile's per-notebook values."""
+
+
+def profile_values(loaded: Mapping[str, Any], notebook: str) -> dict[str, Any]:
+    """A loaded profile as one notebook sees it: the shared values, then its own section.
+
+    Example:
+        >>> profile_values({"SEEDS": [0], "NOTEBOOKS": {"t3": {"NETWORKS": [1]}}}, "t3")
+        {'SEEDS': [0], 'NETWORKS': [1]}
+    """
+    values = {k: v for k, v in loaded.items() if k != SECTIONS}
+    values.update((loaded.get(SECTIONS) or {}).get(notebook) or {})
+    return values
 
 
 def parse_value(text: str) -> Any:
@@ -163,11 +195,16 @@ def notebook_parameters(
         )
     loaded = load_profile(profile)
     params.check_names(
-        [k for k in loaded if k != "PROFILE"],
+        [k for k in loaded if k not in ("PROFILE", SECTIONS)],
         known_parameters([notebook]),
         f"profile {profile_file(profile)}",
     )
-    values = {k: v for k, v in loaded.items() if k in declared}
+    own = (loaded.get(SECTIONS) or {}).get(Path(notebook).stem) or {}
+    if own and declared:
+        params.check_names(
+            list(own), declared, f"profile {profile_file(profile)}, {SECTIONS}.{Path(notebook).stem},"
+        )
+    values = {k: v for k, v in profile_values(loaded, Path(notebook).stem).items() if k in declared}
     values["PROFILE"] = loaded["PROFILE"]
     values["OUTPUT_DIR"] = str(Path(output_root).resolve())
     explicit = dict(parameters or {})
@@ -202,7 +239,10 @@ def _nullable() -> set[str]:
     """Names some shipped profile sets to ``null`` (so ``None`` is a valid value for them)."""
     found: set[str] = set()
     for name in available_profiles():
-        found |= {k for k, v in load_profile(name).items() if v is None}
+        loaded = load_profile(name)
+        found |= {k for k, v in loaded.items() if v is None}
+        for section in (loaded.get(SECTIONS) or {}).values():
+            found |= {k for k, v in section.items() if v is None}
     return found
 
 

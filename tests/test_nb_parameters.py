@@ -7,6 +7,7 @@ import pytest
 import yaml
 from conftest import notebook_params
 
+from kc.notebook_params import SECTIONS, profile_values
 from kc.runner import MANIFEST, PROFILES_DIR, notebooks_dir
 
 # planned notebooks are checked once their file exists
@@ -24,7 +25,7 @@ def _profile(name: str) -> dict:
 
 @pytest.mark.parametrize("notebook", NOTEBOOKS)
 def test_notebook_defaults_are_the_smoke_profile(notebook: str) -> None:
-    params, smoke = notebook_params(notebook), _profile("smoke")
+    params, smoke = notebook_params(notebook), profile_values(_profile("smoke"), notebook)
     shared = sorted(set(params) & set(smoke))
     assert "PROFILE" in shared and "OUTPUT_DIR" in shared
     differ = {n: (params[n], smoke[n]) for n in shared if params[n] != smoke[n]}
@@ -34,8 +35,13 @@ def test_notebook_defaults_are_the_smoke_profile(notebook: str) -> None:
 @pytest.mark.parametrize("profile", PROFILES)
 def test_profiles_name_only_parameters_some_notebook_declares(profile: str) -> None:
     declared = set().union(*(notebook_params(nb) for nb in NOTEBOOKS))
-    unknown = sorted(set(_profile(profile)) - declared)
+    values = _profile(profile)
+    unknown = sorted(set(values) - declared - {SECTIONS})
     assert not unknown, f"{profile}.yaml names parameters no notebook declares: {unknown}"
+    for notebook, own in (values.get(SECTIONS) or {}).items():
+        assert notebook in NOTEBOOKS, f"{profile}.yaml: {SECTIONS} names {notebook}"
+        unknown = sorted(set(own) - set(notebook_params(notebook)))
+        assert not unknown, f"{profile}.yaml: {notebook} does not declare {unknown}"
 
 
 def test_the_g_budget_is_counted_in_steps() -> None:
