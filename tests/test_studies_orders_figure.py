@@ -23,7 +23,7 @@ def _run(monkeypatch, **lab):
 def test_settings_from_params_and_errors():
     s = of.Settings.from_params(smoke_params())
     assert (s.arch, s.layer, s.seeds[:2], s.n_show) == ("vgg16", "conv4_3", (0, 1), 4)
-    assert s.g.g_lr == 0.01 and s.g.g_steps == 1000 and s.net["test_limit"] == 500
+    assert s.g.g_lr == 0.01 and s.g.g_steps == 200 and s.net["test_limit"] == 500
     with pytest.raises(ValueError, match=r"ORDERS_NETWORK must be \[arch, layer\]"):
         of.Settings.from_params(smoke_params(ORDERS_NETWORK=["vgg16", "conv9"]))
     with pytest.raises(ValueError, match="two distinct seeds"):
