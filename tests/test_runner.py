@@ -32,6 +32,8 @@ VOCABULARY |= {"PLANTED_N", "PLANTED_STEPS", "PLANTED_SEEDS", "PLANTED_DEPTHS", 
 VOCABULARY |= {"PROBE_FIT_LIMIT"}
 # Table 1's convergence check and feature-point experiment (issue 8).
 VOCABULARY |= {"CONVERGENCE_BUDGETS", "FEATURE_POINT_CHECK"}
+# values for one notebook only: Tables 3 and 4's columns (NETWORKS)
+VOCABULARY |= {"NOTEBOOKS"}
 
 
 def make_notebook(folder: Path, name: str, params: str, body: str) -> Path:
@@ -242,7 +244,7 @@ def test_run_all_goes_on_after_a_failure(tmp_path) -> None:
     # the failed copy is kept beside (never over) the last good one, and the record says where
     failed = out / "notebooks" / "bad.failed.ipynb"
     assert failed.is_file() and not (out / "notebooks" / "bad.ipynb").exists()
-    assert record["failed_notebook"] == str(failed.resolve())
+    assert record["failed_notebook"] == "notebooks/bad.failed.ipynb"  # relative to the root
     assert "bad.failed.ipynb" in str(summary)
 
 
@@ -389,8 +391,12 @@ def test_notebook_defaults_are_the_smoke_profile(notebook: str) -> None:
 @pytest.mark.parametrize("name", ["smoke", "small", "paper"])
 def test_profiles_name_only_declared_parameters(name: str) -> None:
     known = runner.known_parameters()
-    unknown = sorted(set(runner.load_profile(name)) - known)
+    profile = runner.load_profile(name)
+    unknown = sorted(set(profile) - known - {"NOTEBOOKS"})
     assert not unknown, f"{name}.yaml names {unknown}, which no notebook declares"
+    for notebook, own in profile.get("NOTEBOOKS", {}).items():
+        declared = runner.declared_parameters(runner.resolve_notebook(notebook))
+        assert set(own) <= set(declared), (name, notebook, sorted(set(own) - set(declared)))
 
 
 # ------------------------------------------------------------------------------------ skipping
@@ -522,3 +528,23 @@ def test_cache_warnings_reach_the_run_record(tmp_path, monkeypatch) -> None:
     )
     assert result.warnings == record["warnings"]
     assert "warning (warns): kc.cache: deleting unreadable" in str(runner.RunSummary([result]))
+
+
+def test_a_profile_section_gives_one_notebook_its_own_values(tmp_path) -> None:
+    """NOTEBOOKS: {name: {...}} overrides the shared values for that notebook only, and names
+    in a section are checked against that notebook's parameters."""
+    from kc.notebook_params import notebook_parameters
+
+    small = runner.load_profile("small")
+    t3 = notebook_parameters(runner.resolve_notebook("table3_refinement"), "small")
+    t4 = notebook_parameters(runner.resolve_notebook("table4_redundant"), "small")
+    assert t3["NETWORKS"] == small["NOTEBOOKS"]["table3_refinement"]["NETWORKS"]
+    assert len(t3["NETWORKS"]) == 5 and len(t4["NETWORKS"]) == 4 and t3["SEEDS"] == t4["SEEDS"]
+    assert "NOTEBOOKS" not in t3
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("SEEDS: [0, 1]\nNOTEBOOKS:\n  table3_refinement:\n    NETWORK: []\n")
+    with pytest.raises(ValueError, match=r"NOTEBOOKS.table3_refinement, has NETWORK"):
+        notebook_parameters(runner.resolve_notebook("table3_refinement"), bad)
+    bad.write_text("NOTEBOOKS:\n  table33_refinement:\n    NETWORKS: []\n")
+    with pytest.raises(ValueError, match="not a notebook of the manifest"):
+        runner.load_profile(bad)
