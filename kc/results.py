@@ -22,7 +22,6 @@ Example:
 from __future__ import annotations
 
 import base64
-import json
 import os
 import subprocess
 from collections.abc import Mapping, Sequence
@@ -284,7 +283,3 @@ def status_table(rows: Sequence[NotebookStatus]) -> str:
     lines.append(", ".join(f"{n} {s}" for s, n in counts.items()))
     return "\n".join(lines)
 
-
-def read_notebook(path: Path) -> dict[str, Any]:
-    """An ``.ipynb`` as a dict."""
-    return json.loads(path.read_text(encoding="utf-8"))
