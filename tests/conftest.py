@@ -43,11 +43,29 @@ def pytest_configure(config: pytest.Config) -> None:
     torch.set_num_threads(threads)
 
 
-def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+@pytest.hookimpl(trylast=True)
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     """Tests that use the smoke tree or the book site go to one worker (``--dist loadgroup``)."""
     for item in items:
         if {"smoke_tree", "site"} & set(getattr(item, "fixturenames", ())):
             item.add_marker(pytest.mark.xdist_group(SMOKE_GROUP))
+    if getattr(config.option, "loadgroup", False):
+        _group_suffixes(items)
+
+
+def _group_suffixes(items: list[pytest.Item]) -> None:
+    """``<nodeid>@<group>`` for the items of an xdist group, the ids ``--dist loadgroup``
+    schedules by. pytest-xdist 3.8 sets them through ``item._nodeid``, which pytest 9 no longer
+    reads (its node ids live in ``item._id``), so without this every group is split."""
+    try:
+        from _pytest.nodeid import NodeId
+    except ImportError:  # pytest < 9: xdist's own suffixes work
+        return
+    for item in items:
+        marks = item.iter_markers("xdist_group")
+        groups = sorted({str(m.args[0] if m.args else m.kwargs.get("name", "default")) for m in marks})
+        if groups and "@" not in item.nodeid.rpartition("]")[2] and hasattr(item, "_id"):
+            item._id = NodeId.parse(f"{item.nodeid}@{'_'.join(groups)}")
 
 
 def _shared_folder(tmp_path_factory: pytest.TempPathFactory) -> Path:

@@ -220,7 +220,8 @@ def test_run_notebook_injects_the_profile(tmp_path) -> None:
     values = read_values(out / "tiny" / "values.csv")
     assert values["PROFILE"] == "smoke"
     assert values["SEEDS"] == [4, 5]  # explicit beats the profile
-    assert values["LR"] == 0.001 and values["WIDTH"] == 0.125  # from smoke.yaml
+    smoke = runner.load_profile("smoke")  # tiny's own defaults are LR 0.5 and WIDTH 3.0
+    assert (values["LR"], values["WIDTH"]) == (smoke["LR"], smoke["WIDTH"])
     assert values["CWD"] == str(nb_dir.resolve())  # outside a repository: the notebook's folder
     assert set(values["DEFINED"]) == {"PROFILE", "OUTPUT_DIR", "SEEDS", "LR", "WIDTH", "NAME"}
     record = json.loads((out / "tiny" / "run.json").read_text())
