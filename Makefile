@@ -33,14 +33,17 @@ data:
 	fi
 
 # The tests and the docstring examples of kc (testpaths and --doctest-modules in pyproject.toml),
-# in one pytest-xdist worker per core (JOBS=1 for one process); the book and browser tests share
-# one worker (--dist loadgroup), so the session's smoke site is built once.
+# in one pytest-xdist worker per core (JOBS=1 for one process). The tests that read the smoke
+# tree (every notebook run once under smoke) and the book and browser tests share one worker
+# (--dist loadgroup): it builds the tree and the site while the other runs the rest.
+# `test` is the default tier (before every commit, 10 minutes on 2 cores), `test-all` adds the
+# tests marked slow (CONTRIBUTING.md, "Test tiers").
 JOBS ?= $(shell nproc 2>/dev/null || echo 2)
 test: setup
 	$(BIN)/python -m pytest -q -n $(JOBS) --dist loadgroup --durations=10
 
 test-all: setup
-	$(BIN)/python -m pytest -q -n $(JOBS) --dist loadgroup -m ''
+	$(BIN)/python -m pytest -q -n $(JOBS) --dist loadgroup --durations=10 -m ''
 
 notebooks: setup
 	$(BIN)/kc run --all --profile $(PROFILE)

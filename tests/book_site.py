@@ -1,8 +1,8 @@
 """One small book site per test session, shared by tests/test_book.py and tests/test_browser.py.
 
 The site is the repository's book (``_config.yml``, ``_toc.yml``, ``book/``) built in a temporary
-folder from smoke outputs: the tutorial notebook executed under the ``smoke`` profile (reused
-when the notebook tests already ran it in this session) and, so that the scorecard shows claim
+folder from smoke outputs: the tutorial notebook as the session's smoke tree executed it
+(tests/smoke_tree.py) and, so that the scorecard shows claim
 rows whatever the notebooks write, a ``verdicts.json`` for ``table1_instability`` marked as a
 test fixture. Every other notebook shows as a placeholder / "not run".
 """
@@ -10,12 +10,12 @@ test fixture. Every other notebook shows as a placeholder / "not run".
 from __future__ import annotations
 
 import json
-import os
 import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
 from kc import book
+from tests.smoke_tree import SmokeTree
 
 ROOT = Path(__file__).resolve().parents[1]
 FIXTURE_NOTEBOOK = "table1_instability"
@@ -79,26 +79,21 @@ def book_skeleton(folder: Path) -> Path:
     return root
 
 
-def built_site(smoke_root: Path) -> Site:
-    """Build the session's site once (``smoke_root`` is conftest's session folder)."""
+def built_site(tree: SmokeTree, folder: Path) -> Site:
+    """Build the session's site in ``folder`` once per process, from the smoke ``tree`` (the
+    book and browser tests are one xdist group, so one worker builds it)."""
     global _SITE
     if _SITE is not None:
         return _SITE
-    from conftest import smoke_run
-
-    smoke_outputs = smoke_run(smoke_root, "00_toy_consistency")
-    # one site per xdist worker (test_book and test_browser share a group, so one is built)
-    site_dir = smoke_root / f"site-{os.environ.get('PYTEST_XDIST_WORKER', 'main')}"
-    outputs = site_dir / "outputs"
+    toy = "00_toy_consistency"
+    executed = tree.executed(toy)
+    outputs = folder / "outputs"
     (outputs / "notebooks").mkdir(parents=True)
-    shutil.copy(
-        smoke_outputs / "notebooks" / "00_toy_consistency.ipynb",
-        outputs / "notebooks" / "00_toy_consistency.ipynb",
-    )
-    shutil.copytree(smoke_outputs / "00_toy_consistency", outputs / "00_toy_consistency")
+    shutil.copy(executed, outputs / "notebooks" / f"{toy}.ipynb")
+    shutil.copytree(tree.output(toy), outputs / toy)
     (outputs / FIXTURE_NOTEBOOK).mkdir()
     (outputs / FIXTURE_NOTEBOOK / "verdicts.json").write_text(json.dumps(FIXTURE_VERDICTS))
-    root = book_skeleton(site_dir)
+    root = book_skeleton(folder)
     prepared, result = book.make_book(root, outputs)  # as `kc book` does, stamp included
     _SITE = Site(root, outputs, result.code, prepared.made)
     return _SITE

@@ -1,90 +1,111 @@
 """Shared fixtures.
 
-``run_smoke`` executes a notebook of the manifest under the ``smoke`` profile into one output
-tree shared by the whole test session, with one cache (notebooks reuse each other's trained
-networks there, as they do under ``small``). Under pytest-xdist (``make test`` runs two
-workers) the tree is shared by the workers: each notebook is run under a lock of its own, so
-it runs once per session whichever worker asks first, and the other reads its outputs (the
-run key skips a notebook whose outputs are there). A run with explicit parameters goes to a
-folder of its own, so it never overwrites what another test reads.
+``smoke_tree`` is the session's smoke output tree (tests/smoke_tree.py): every notebook of the
+manifest executed once under the ``smoke`` profile, with one temporary cache (notebooks reuse
+each other's trained networks there, as they do under ``small``), shared by all pytest-xdist
+workers of the run. Tests that read it are put in one xdist group (``--dist loadgroup`` runs
+them on one worker while the other runs the rest). Every worker also gets its own default
+cache (``$KC_CACHE``), so no test reads or writes a cache folder another process writes, and
+``cpu_count // workers`` torch threads.
 """
 
 from __future__ import annotations
 
-import hashlib
-import json
 import os
 import signal
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
 
 import pandas as pd
 import pytest
+from smoke_tree import SmokeTree, read_timings, shared_tree
+
+#: The xdist group of the tests that read the smoke tree or the book site built from it.
+SMOKE_GROUP = "smoke"
 
 
-def pytest_configure(config) -> None:
-    """One torch thread per xdist worker (and per notebook kernel it starts): two workers on
-    two cores, not four threads fighting over them."""
-    if os.environ.get("PYTEST_XDIST_WORKER"):
-        os.environ["OMP_NUM_THREADS"] = "1"
-        import torch
+def _workers() -> int:
+    return int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1"))
 
-        torch.set_num_threads(1)
+
+def pytest_configure(config: pytest.Config) -> None:
+    """Under pytest-xdist, split the cores between the workers (one thread each on 2 cores);
+    notebook kernels inherit ``OMP_NUM_THREADS``."""
+    if "PYTEST_XDIST_WORKER" not in os.environ:
+        return
+    threads = max(1, (os.cpu_count() or 1) // _workers())
+    os.environ["OMP_NUM_THREADS"] = str(threads)
+    os.environ["MKL_NUM_THREADS"] = str(threads)
+    import torch
+
+    torch.set_num_threads(threads)
+
+
+@pytest.hookimpl(trylast=True)
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Tests that use the smoke tree or the book site go to one worker (``--dist loadgroup``)."""
+    for item in items:
+        if {"smoke_tree", "site"} & set(getattr(item, "fixturenames", ())):
+            item.add_marker(pytest.mark.xdist_group(SMOKE_GROUP))
+    if getattr(config.option, "loadgroup", False):
+        _group_suffixes(items)
+
+
+def _group_suffixes(items: list[pytest.Item]) -> None:
+    """``<nodeid>@<group>`` for the items of an xdist group, the ids ``--dist loadgroup``
+    schedules by. pytest-xdist 3.8 sets them through ``item._nodeid``, which pytest 9 no longer
+    reads (its node ids live in ``item._id``), so without this every group is split."""
+    try:
+        from _pytest.nodeid import NodeId
+    except ImportError:  # pytest < 9: xdist's own suffixes work
+        return
+    for item in items:
+        marks = item.iter_markers("xdist_group")
+        groups = sorted({str(m.args[0] if m.args else m.kwargs.get("name", "default")) for m in marks})
+        if groups and "@" not in item.nodeid.rpartition("]")[2] and hasattr(item, "_id"):
+            item._id = NodeId.parse(f"{item.nodeid}@{'_'.join(groups)}")
+
+
+def _shared_folder(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A folder of this test run shared by its xdist workers (the parent of their basetemps)."""
+    base = tmp_path_factory.getbasetemp()
+    return base.parent if "PYTEST_XDIST_WORKER" in os.environ else base
+
+
+@pytest.fixture(scope="session", autouse=True)
+def private_cache(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+    """This process's default cache for the whole session (tests may set their own)."""
+    folder = tmp_path_factory.mktemp("kc-cache")
+    old = os.environ.get("KC_CACHE")
+    os.environ["KC_CACHE"] = str(folder)
+    yield folder
+    if old is None:
+        os.environ.pop("KC_CACHE", None)
+    else:
+        os.environ["KC_CACHE"] = old
 
 
 @pytest.fixture(scope="session")
-def smoke_root(tmp_path_factory) -> Path:
-    """The session's smoke tree: ``outputs/``, ``cache/``, ``variants/`` and ``locks/``; one
-    folder for all xdist workers of the run."""
-    if not os.environ.get("PYTEST_XDIST_WORKER"):
-        return tmp_path_factory.mktemp("smoke")
-    shared = tmp_path_factory.getbasetemp().parent / "smoke"
-    shared.mkdir(exist_ok=True)
-    return shared
+def smoke_tree(tmp_path_factory: pytest.TempPathFactory) -> SmokeTree:
+    """Every notebook run once under smoke, shared by the workers (built by the first to ask)."""
+    return shared_tree(_shared_folder(tmp_path_factory))
 
 
-def smoke_run(
-    smoke_root: Path, notebook: str | Path, parameters: Mapping[str, Any] | None = None
-) -> Path:
-    """Run ``notebook`` (a manifest name or a path) under smoke in the session's tree, once
-    per session and parameters: under a lock per notebook, skipped by its run key when another
-    test or worker ran it already. Returns the output root it went to."""
-    from filelock import FileLock
-
-    from kc.runner import run_notebook
-
-    name = Path(str(notebook)).stem
-    root = smoke_root / "outputs"
-    if parameters:
-        digest = hashlib.sha256(json.dumps(parameters, sort_keys=True).encode()).hexdigest()
-        root = smoke_root / "variants" / digest[:12]
-    (smoke_root / "locks").mkdir(exist_ok=True)
-    cache, before = str(smoke_root / "cache"), os.environ.get("KC_CACHE")
-    os.environ["KC_CACHE"] = cache
+def pytest_terminal_summary(terminalreporter: Any, config: pytest.Config) -> None:
+    """The seconds of each notebook of the smoke tree, when this run built one."""
+    factory = getattr(config, "_tmp_path_factory", None)
+    if factory is None or getattr(config, "workerinput", None) is not None:
+        return
     try:
-        with FileLock(str(smoke_root / "locks" / f"{name}.lock")):
-            run_notebook(
-                notebook, profile="smoke", parameters=parameters or None, output_root=root
-            )
-    finally:
-        if before is None:
-            os.environ.pop("KC_CACHE", None)
-        else:
-            os.environ["KC_CACHE"] = before
-    return root
-
-
-@pytest.fixture
-def run_smoke(smoke_root: Path, monkeypatch) -> Callable[..., Path]:
-    """Run a notebook under the smoke profile (:func:`smoke_run`); returns its output folder."""
-    monkeypatch.setenv("KC_CACHE", str(smoke_root / "cache"))
-
-    def run(name: str, **parameters) -> Path:
-        return smoke_run(smoke_root, name, parameters) / Path(name).stem
-
-    return run
+        timings = read_timings(factory.getbasetemp())
+    except OSError:
+        return
+    if timings:
+        terminalreporter.section("smoke tree: seconds per notebook")
+        for name, seconds in sorted(timings.items(), key=lambda kv: -kv[1]):
+            terminalreporter.write_line(f"{seconds:7.1f}  {name}")
 
 
 def read_claims(out: Path, notebook: str) -> dict[str, dict]:

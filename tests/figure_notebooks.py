@@ -1,4 +1,4 @@
-"""Running a figure notebook under the smoke profile and reading what it wrote."""
+"""Reading what a figure notebook wrote in the smoke tree."""
 
 from __future__ import annotations
 
@@ -8,17 +8,6 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-
-ROOT = Path(__file__).resolve().parents[1]
-
-
-def run_figure_notebook(run_smoke, smoke_root: Path, name: str) -> Path:
-    """Run ``notebooks/<name>.ipynb`` with the shared smoke cache; return its output folder.
-
-    The notebook is run by path, so the test does not depend on its manifest entry.
-    """
-    run_smoke(str(ROOT / "notebooks" / f"{name}.ipynb"))
-    return smoke_root / "outputs" / name
 
 
 def finite_csv(path: Path, nan_allowed: tuple[str, ...] = ()) -> pd.DataFrame:

@@ -10,17 +10,6 @@ import pandas as pd
 
 from kc.claims import STATUSES
 
-NOTEBOOKS = Path(__file__).resolve().parents[1] / "notebooks"
-
-
-def run_beyond(smoke_root: Path, monkeypatch, name: str, **parameters) -> Path:
-    """Run ``notebooks/<name>.ipynb`` under smoke like ``run_smoke`` (the manifest entry may not
-    exist yet, so the notebook is given by its path); returns its output folder."""
-    from conftest import smoke_run
-
-    monkeypatch.setenv("KC_CACHE", str(smoke_root / "cache"))
-    return smoke_run(smoke_root, NOTEBOOKS / f"{name}.ipynb", parameters) / name
-
 
 def finite_csv(path: Path, columns: list[str]) -> pd.DataFrame:
     """Read a CSV the notebook wrote and check that ``columns`` are present and finite."""

@@ -24,14 +24,13 @@ HAS_JUPYTER_BOOK = (
 )
 
 
-# with the book tests on one xdist worker, the session's site is built once
-pytestmark = pytest.mark.xdist_group("book_site")
 
 @pytest.fixture(scope="session")
-def site(smoke_root: Path) -> Site:
+def site(smoke_tree, tmp_path_factory: pytest.TempPathFactory) -> Site:
+    # conftest puts the tests that use it in the xdist group of the smoke tree: one build
     if not HAS_JUPYTER_BOOK:
         pytest.skip("jupyter-book (the `book` extra) is not installed")
-    return built_site(smoke_root)
+    return built_site(smoke_tree, tmp_path_factory.mktemp("site"))
 
 
 # ---------------------------------------------------------------------------------------------

@@ -36,8 +36,6 @@ import pytest
 from kc import book
 from tests.book_site import ROOT, Site, built_site
 
-# with the book tests on one xdist worker, the session's site is built once
-pytestmark = pytest.mark.xdist_group("book_site")
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMEDRIVER = shutil.which("chromedriver") or "/usr/bin/chromedriver"
 LOCAL = "127.0.0.1"
@@ -71,7 +69,7 @@ class _Quiet(http.server.SimpleHTTPRequestHandler):
 
 
 @pytest.fixture(scope="session")
-def site(smoke_root: Path) -> Site:
+def site(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Site:
     if os.environ.get("KC_BROWSER_BOOK"):  # the repository's own book, as `make book` left it
         from kc.results import results_dir
 
@@ -79,7 +77,8 @@ def site(smoke_root: Path) -> Site:
         if not (made.html / "index.html").is_file():
             pytest.fail(f"KC_BROWSER_BOOK is set but {made.html} has no index.html: run make book")
         return made
-    built = built_site(smoke_root)
+    # the smoke tree only when it is needed: KC_BROWSER_BOOK checks a book without building it
+    built = built_site(request.getfixturevalue("smoke_tree"), tmp_path_factory.mktemp("site"))
     if built.code != 0:
         pytest.fail("the book did not build; see tests/test_book.py")
     return built
@@ -195,7 +194,7 @@ def _network(entries: list[dict]) -> tuple[list[str], list[str]]:
     return urls, failures
 
 
-def test_every_page_in_chromium(site: Site, server: str, browser, smoke_root: Path) -> None:
+def test_every_page_in_chromium(site: Site, server: str, browser) -> None:
     from selenium.webdriver.support.ui import WebDriverWait
 
     base = os.environ.get("KC_TEST_OUTPUTS") or ROOT / "outputs" / "tests"

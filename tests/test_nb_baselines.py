@@ -3,14 +3,14 @@
 import numpy as np
 import pytest
 from conftest import read_csv
-from nb_beyond import check_figure, check_verdicts, finite_csv, run_beyond
+from nb_beyond import check_figure, check_verdicts, finite_csv
 
 from kc.similarity import MEASURES
 
 
 @pytest.mark.notebooks
-def test_baselines_notebook(smoke_root, monkeypatch):
-    out = run_beyond(smoke_root, monkeypatch, "baselines")
+def test_baselines_notebook(smoke_tree):
+    out = smoke_tree.output("baselines")
     kc = ["instability", "kc_consistency", "share_x0", "share_x1", "share_x2", "share_higher"]
     table = finite_csv(out / "baselines.csv", [*MEASURES, *kc])
     # 5 Table 1 layers x (1 seed pair + 2 directions of the halves)

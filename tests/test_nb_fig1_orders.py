@@ -1,12 +1,12 @@
 """The Fig. 1 notebook (orders of one filter's consistent components) under the smoke profile."""
 
 import pytest
-from figure_notebooks import computed_claims, figures_exist, finite_csv, run_figure_notebook
+from figure_notebooks import computed_claims, figures_exist, finite_csv
 
 
 @pytest.mark.notebooks
-def test_fig1_orders_notebook(run_smoke, smoke_root):
-    out = run_figure_notebook(run_smoke, smoke_root, "fig1_orders")
+def test_fig1_orders_notebook(smoke_tree):
+    out = smoke_tree.output("fig1_orders")
     # paper_var_ratio is the paper's Table 2 for the layer rows only (NaN for the filter rows)
     shares = finite_csv(out / "fig1_orders.csv", nan_allowed=("paper_var_ratio",))
     layer = shares[shares["scope"] == "layer"]

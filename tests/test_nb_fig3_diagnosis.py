@@ -1,12 +1,12 @@
 """The Fig. 3 notebook (blind spots and unreliable components) under the smoke profile."""
 
 import pytest
-from figure_notebooks import computed_claims, figures_exist, finite_csv, run_figure_notebook
+from figure_notebooks import computed_claims, figures_exist, finite_csv
 
 
 @pytest.mark.notebooks
-def test_fig3_diagnosis_notebook(run_smoke, smoke_root):
-    out = run_figure_notebook(run_smoke, smoke_root, "fig3_diagnosis")
+def test_fig3_diagnosis_notebook(smoke_tree):
+    out = smoke_tree.output("fig3_diagnosis")
     shares = finite_csv(out / "fig3_diagnosis.csv")
     assert len(shares) == 6 and set(shares["direction"]) == {"blind spots", "unreliable"}
     for _, rows in shares.groupby("direction"):

@@ -7,20 +7,14 @@ import pytest
 from conftest import read_csv
 
 from kc.claims import STATUSES
-from kc.runner import load_profile, notebooks_dir
+from kc.runner import load_profile
 
 NAME = "fig4_born_again"
 
 
-def run_by_path(run_smoke, smoke_root):
-    """Run the notebook by path (independent of the manifest); its output folder."""
-    run_smoke(str(notebooks_dir() / f"{NAME}.ipynb"))
-    return smoke_root / "outputs" / NAME
-
-
 @pytest.mark.notebooks
-def test_fig4_born_again_notebook(run_smoke, smoke_root):
-    out = run_by_path(run_smoke, smoke_root)
+def test_fig4_born_again_notebook(smoke_tree):
+    out = smoke_tree.output(NAME)
     smoke = load_profile("smoke")
     gens, seeds = smoke["GENERATIONS"], smoke["FIG4_SEEDS"]
 

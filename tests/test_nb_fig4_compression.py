@@ -8,20 +8,14 @@ from conftest import read_csv
 from scipy import stats
 
 from kc.claims import STATUSES
-from kc.runner import load_profile, notebooks_dir
+from kc.runner import load_profile
 
 NAME = "fig4_compression"
 
 
-def run_by_path(run_smoke, smoke_root):
-    """Run the notebook by path (independent of the manifest); its output folder."""
-    run_smoke(str(notebooks_dir() / f"{NAME}.ipynb"))
-    return smoke_root / "outputs" / NAME
-
-
 @pytest.mark.notebooks
-def test_fig4_compression_notebook(run_smoke, smoke_root):
-    out = run_by_path(run_smoke, smoke_root)
+def test_fig4_compression_notebook(smoke_tree):
+    out = smoke_tree.output(NAME)
     smoke = load_profile("smoke")
     amounts, seeds = sorted(smoke["PRUNE_AMOUNTS"]), smoke["FIG4_SEEDS"]
 

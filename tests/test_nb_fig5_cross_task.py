@@ -1,12 +1,12 @@
 """The Fig. 5 notebook (fine-grained vs binary task, Sec. 4.6) under the smoke profile."""
 
 import pytest
-from figure_notebooks import computed_claims, figures_exist, finite_csv, run_figure_notebook
+from figure_notebooks import computed_claims, figures_exist, finite_csv
 
 
 @pytest.mark.notebooks
-def test_fig5_cross_task_notebook(run_smoke, smoke_root):
-    out = run_figure_notebook(run_smoke, smoke_root, "fig5_cross_task")
+def test_fig5_cross_task_notebook(smoke_tree):
+    out = smoke_tree.output("fig5_cross_task")
     runs = finite_csv(out / "fig5_cross_task.csv")
     assert len(runs) == 2 * 2 and runs["instability"].between(0, 2).all()  # smoke: SEEDS [0, 1]
     summary = finite_csv(out / "fig5_cross_task_summary.csv").set_index("direction")

@@ -2,16 +2,22 @@
 
 import numpy as np
 import pytest
-from nb_beyond import check_figure, check_verdicts, finite_csv, run_beyond
+from conftest import notebook_params
+from nb_beyond import check_figure, check_verdicts, finite_csv
 
 
 @pytest.mark.notebooks
-def test_grounding_notebook(smoke_root, monkeypatch):
-    out = run_beyond(smoke_root, monkeypatch, "grounding")
+def test_grounding_notebook(smoke_tree):
+    out = smoke_tree.output("grounding")
     pairs = finite_csv(out / "grounding_pairs.csv", ["linear_cka", "kc_consistency", "share_x0"])
-    # AlexNet: 5 conv layers (10 pairs) per seed; 4 networks (6 pairs); 3 levels x 2 draws (15)
-    assert pairs.groupby("test").size().to_dict() == {"layer": 20, "functional": 6,
-                                                      "augmentation": 15}  # fmt: skip
+    # AlexNet: 5 conv layers (10 pairs) per seed; 4 networks (6 pairs); every pair of the
+    # NOISE_LEVELS x NOISE_REPEATS noisy copies
+    params = notebook_params("grounding")
+    copies = len(params["NOISE_LEVELS"]) * params["NOISE_REPEATS"]
+    assert pairs.groupby("test").size().to_dict() == {
+        "layer": 10 * len(params["SEEDS"]), "functional": 6,
+        "augmentation": copies * (copies - 1) // 2,
+    }  # fmt: skip
     table = finite_csv(out / "grounding.csv", ["layer_violation", "aug_violation", "aug_auprc"])
     assert len(table) == 8 and "kc_consistency" in set(table["measure"])
     assert table["layer_violation"].between(0, 1).all() and table["aug_auprc"].between(0, 1).all()

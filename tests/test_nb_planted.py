@@ -1,12 +1,12 @@
 """The planted notebook (identifiability of the order decomposition) runs under smoke."""
 
 import pytest
-from nb_beyond import check_figure, check_verdicts, finite_csv, run_beyond
+from nb_beyond import check_figure, check_verdicts, finite_csv
 
 
 @pytest.mark.notebooks
-def test_planted_notebook(smoke_root, monkeypatch):
-    out = run_beyond(smoke_root, monkeypatch, "planted")
+def test_planted_notebook(smoke_tree):
+    out = smoke_tree.output("planted")
     shares = ["planted_linear", "share_x0", "planted_nonlinear", "share_higher", "planted_noise",
               "instability", "err_linear", "err_higher", "err_noise", "linear_cka"]  # fmt: skip
     table = finite_csv(out / "planted.csv", shares)

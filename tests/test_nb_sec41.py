@@ -8,8 +8,8 @@ from kc.paper import SEC41_ROWS
 
 
 @pytest.mark.notebooks
-def test_sec41_notebook(run_smoke):
-    out = run_smoke("sec41_diagnosis")
+def test_sec41_notebook(smoke_tree):
+    out = smoke_tree.output("sec41_diagnosis")
     table = read_csv(out / "sec41.csv")
     assert list(table.columns) == ["setting", "row", "column", "value", "se", "unit"]
     assert len(table) == 9

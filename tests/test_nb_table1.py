@@ -15,8 +15,8 @@ SETTINGS = {"different initializations", "different training data"}
 
 
 @pytest.mark.notebooks
-def test_table1_notebook(run_smoke):
-    out = run_smoke("table1_instability")
+def test_table1_notebook(smoke_tree):
+    out = smoke_tree.output("table1_instability")
     table = read_csv(out / "table1.csv")
     assert list(table.columns) == [
         "setting", "arch", "layer", "column", "instability", "std", "min", "max", "n_fits",
@@ -38,7 +38,8 @@ def test_table1_notebook(run_smoke):
 
     nets = read_csv(out / "table1_networks.csv")
     assert len(nets) == 3 * (2 + 2) and nets["accuracy"].between(0, 100).all()
-    assert set(nets.loc[nets["task"] != "all", "train_limit"]) == {300}  # half of TRAIN_LIMIT
+    half = notebook_params("table1_instability")["TRAIN_LIMIT"] // 2
+    assert set(nets.loc[nets["task"] != "all", "train_limit"]) == {half}
 
     claims = read_claims(out, "table1_instability")
     # per case: AlexNet's and VGG-16's layers, network depth, the deepest (ResNet-34 has one

@@ -2,14 +2,16 @@
 
 import numpy as np
 import pytest
-from conftest import read_claims, read_csv
+from conftest import notebook_params, read_claims, read_csv
 
 ROWS = ["Network A", "Network B", "x0", "x0+x1", "x0+x1+x2"]
 
 
 @pytest.mark.notebooks
-def test_table3_notebook(run_smoke):
-    out = run_smoke("table3_refinement")  # smoke: two of the five columns
+def test_table3_notebook(smoke_tree):
+    out = smoke_tree.output("table3_refinement")
+    params = notebook_params("table3_refinement")
+    assert len(params["NETWORKS"]) == 2  # smoke: two of the five columns
     table = read_csv(out / "table3.csv")
     assert list(table.columns) == ["column", "row", "accuracy", "spread", "min", "max", "n_pairs"]
     assert len(table) == 2 * len(ROWS)
@@ -20,8 +22,8 @@ def test_table3_notebook(run_smoke):
 
     runs = read_csv(out / "table3_runs.csv")
     # the fairness protocol: one budget and the same images for every row
-    assert runs["epochs"].nunique() == 1 and runs["n_train"].eq(128).all()
-    assert runs["n_test"].eq(128).all()
+    assert runs["epochs"].nunique() == 1 and runs["n_train"].eq(params["FIT_LIMIT"]).all()
+    assert runs["n_test"].eq(params["TEST_LIMIT"]).all()
     assert runs["accuracy_before"].between(0, 100).all()
     assert runs["instability"].ge(0).all() and np.isfinite(runs["instability"]).all()
 
@@ -36,3 +38,12 @@ def test_table3_notebook(run_smoke):
     assert claims["table3.beyond_spread"]["status"] == "not testable"
     assert claims["table3.ResNet-18.gain"]["status"] in {"reproduced", "not reproduced"}
     assert (out / "table3.png").exists() and (out / "table3_timings.csv").exists()
+
+    # the scale probe: the same columns with g and the heads on PROBE_FIT_LIMIT images
+    probe_limit = params["PROBE_FIT_LIMIT"]
+    probe_runs = read_csv(out / "table3_probe_runs.csv")
+    assert probe_runs["n_train"].max() <= probe_limit
+    assert (probe_runs["n_test"] == params["TEST_LIMIT"]).all()
+    probe = read_csv(out / "table3_probe.csv")
+    assert sorted(probe["images"].unique()) == sorted([probe_limit, params["FIT_LIMIT"]])
+    assert len(probe) == 2 * 2 and np.isfinite(probe["gain"]).all()

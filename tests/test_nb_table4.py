@@ -2,14 +2,16 @@
 
 import numpy as np
 import pytest
-from conftest import read_claims, read_csv
+from conftest import notebook_params, read_claims, read_csv
 
 SETTINGS = ["VOC-animal", "Mix-CUB", "Mix-Dogs"]
 
 
 @pytest.mark.notebooks
-def test_table4_notebook(run_smoke):
-    out = run_smoke("table4_redundant", PROBE_FIT_LIMIT=64)  # smoke: the ResNet-18 column
+def test_table4_notebook(smoke_tree):
+    out = smoke_tree.output("table4_redundant")
+    params = notebook_params("table4_redundant")
+    assert params["NETWORKS"] == [["resnet18", "last14"]]  # smoke: the ResNet-18 column
     table = read_csv(out / "table4.csv")
     assert list(table.columns) == [
         "setting",
@@ -41,9 +43,11 @@ def test_table4_notebook(run_smoke):
     assert claims["table4.beyond_spread"]["status"] == "not testable"  # smoke: one pair
     assert (out / "table4.png").exists() and (out / "table4_timings.csv").exists()
 
-    # the scale probe: the same cells with 64 fitting images, heads fine-tuned on those 64
+    # the scale probe: the same cells with g and the heads on PROBE_FIT_LIMIT fitting images
+    probe_limit = params["PROBE_FIT_LIMIT"]
     probe_runs = read_csv(out / "table4_probe_runs.csv")
-    assert probe_runs["n_train"].max() <= 64 and (probe_runs["n_test"] == runs["n_test"].max()).all()
+    assert probe_runs["n_train"].max() <= probe_limit
+    assert (probe_runs["n_test"] == runs["n_test"].max()).all()
     probe = read_csv(out / "table4_probe.csv")
-    assert sorted(probe["images"].astype(str).unique()) == ["128", "64"]
+    assert sorted(probe["images"].unique()) == sorted([probe_limit, params["FIT_LIMIT"]])
     assert len(probe) == 2 * 3 and np.isfinite(probe["gain"]).all()

@@ -16,8 +16,8 @@ from kc.runner import notebooks_dir, project_root
 
 
 @pytest.mark.notebooks
-def test_toy_notebook(run_smoke, smoke_root):
-    out = run_smoke("00_toy_consistency")
+def test_toy_notebook(smoke_tree):
+    out = smoke_tree.output("00_toy_consistency")
     table = read_csv(out / "toy_cases.csv")
     assert list(table["case"]) == ["permuted", "linear", "nonlinear", "half", "independent"]
     assert {"Var(x0)", "Var(x1)", "Var(x2)", "Var(delta)", "Var(x*)", "instability"} <= set(table)
@@ -34,7 +34,7 @@ def test_toy_notebook(run_smoke, smoke_root):
     claims = read_claims(out, "00_toy_consistency")
     assert len(claims) == 6 and {c["status"] for c in claims.values()} <= {"reproduced", "not reproduced"}
     # every check printed its verdict on the solution
-    executed = nbformat.read(smoke_root / "outputs" / "notebooks" / "00_toy_consistency.ipynb", 4)
+    executed = nbformat.read(smoke_tree.executed("00_toy_consistency"), 4)
     printed = "".join(
         o.get("text", "") for c in executed.cells if c.cell_type == "code" for o in c.outputs
     )

@@ -83,7 +83,7 @@ def test_from_params_names_the_missing_parameters():
         ({"finetune_lr": 0.0}, "finetune_lr must be > 0, got 0.0"),
         ({"layer": "conv9"}, "unknown layer 'conv9' of vgg16"),
         ({"seeds": (1, 1)}, "seeds must be one or more distinct ints"),
-        ({"n_show": 0}, "n_show must lie in \\[1, test_limit=128\\], got 0"),
+        ({"n_show": 0}, f"n_show must lie in \\[1, test_limit={smoke_params()['TEST_LIMIT']}\\], got 0"),
     ],
 )
 def test_settings_reject_bad_values(kwargs, match):
@@ -167,7 +167,8 @@ def test_pruning_nothing_keeps_the_original_knowledge(tmp_path, monkeypatch):
     assert runs.loc[0.0, "instability"] < runs.loc[0.9, "instability"]
     assert list(result.maps) == ["x* original", "g(x), 90.0%", "x-Delta, 0.0%",
                                  "x-Delta, 90.0%"]  # fmt: skip
-    assert result.images.shape == (2, 1, 32, 32) and all(
+    size = smoke_params()["INPUT_SIZE"]
+    assert result.images.shape == (2, 1, size, size) and all(
         m.shape[0] == 2 for m in result.maps.values()
     )
 

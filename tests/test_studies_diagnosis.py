@@ -42,7 +42,7 @@ def fitted():
 
 
 def test_study_from_the_notebooks_parameters():
-    study = dg.DiagnosisStudy.from_params(notebook_params("sec41_diagnosis", SEEDS=[3, 1]))
+    study = dg.DiagnosisStudy.from_params(notebook_params("sec41_diagnosis", SEEDS=[3, 1], TRAIN_LIMIT=600))
     assert study.seed == 3 and study.head_init == "fresh"
     assert study.paper_names == {"weak": "alexnet conv5", "strong": "resnet34 last14"}
     spec = study.spec("alexnet")

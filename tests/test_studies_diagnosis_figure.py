@@ -78,4 +78,6 @@ def test_figures_one_per_direction(monkeypatch):
     assert set(figs) == set(dfig.DIRECTIONS)
     for fig in figs.values():
         overlays = [im for ax in fig.axes for im in ax.get_images()[1:]]
-        assert len(overlays) == 3 * 4 and all(im.get_array().shape == (32, 32) for im in overlays)
+        size = smoke_params()["INPUT_SIZE"]
+        assert len(overlays) == 3 * 4
+        assert all(im.get_array().shape == (size, size) for im in overlays)

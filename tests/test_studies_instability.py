@@ -46,7 +46,7 @@ def test_case1_pairs_cover_every_pair_once_or_in_both_directions(seeds: list[int
 
 
 def test_specs_follow_the_shared_convention_and_halve_case2_images() -> None:
-    study = study_of(SEEDS=[0, 1, 2], TRAIN_LIMIT=600, EVAL_LIMIT=None)
+    study = study_of(SEEDS=[0, 1, 2], TRAIN_LIMIT=600, EVAL_LIMIT=None, WIDTH=0.125, INPUT_SIZE=32)
     expected = ex.NetSpec(
         "vgg16", datasets=("fashion-mnist",), task="all", seed=2, epochs=1, width=0.125,
         input_size=32, train_limit=600, optimizer="adam", lr=1e-3, batch_size=64,

@@ -21,9 +21,10 @@ def _run(monkeypatch, **lab):
 
 
 def test_settings_from_params_and_errors():
-    s = of.Settings.from_params(smoke_params())
-    assert (s.arch, s.layer, s.seeds[:2], s.n_show) == ("vgg16", "conv4_3", (0, 1), 4)
-    assert s.g.g_lr == 0.01 and s.g.g_steps == 200 and s.net["test_limit"] == 500
+    p = smoke_params()
+    s = of.Settings.from_params(p)
+    assert (s.arch, s.layer, s.seeds[:2], s.n_show) == ("vgg16", "conv4_3", (0, 1), p["N_SHOW"])
+    assert (s.g.g_lr, s.g.g_steps, s.net["test_limit"]) == (p["G_LR"], p["G_STEPS"], p["EVAL_LIMIT"])
     with pytest.raises(ValueError, match=r"ORDERS_NETWORK must be \[arch, layer\]"):
         of.Settings.from_params(smoke_params(ORDERS_NETWORK=["vgg16", "conv9"]))
     with pytest.raises(ValueError, match="two distinct seeds"):
@@ -61,7 +62,8 @@ def test_run_picks_the_loud_filter_and_its_strongest_images(monkeypatch):
     parts = sum(result.maps[k] for k in ("x0", "x1", "x2", "x_Delta"))
     torch.testing.assert_close(parts, result.maps["x*"])
     assert len(result.shown.index) == 4 and len(set(result.shown.labels)) == 4
-    assert result.shown.images.shape == (4, 1, 32, 32)
+    size = smoke_params()["INPUT_SIZE"]
+    assert result.shown.images.shape == (4, 1, size, size)
     channels = of.channels_table(result)
     assert channels.loc[0, "channel"] == 4 and channels.loc[0, "chosen"]
 
@@ -104,6 +106,7 @@ def test_figure_has_the_grid_and_the_shares(monkeypatch):
     _, result = _run(monkeypatch)
     fig = plotting.orders_figure(result)
     overlays = [im for ax in fig.axes for im in ax.get_images()[1:]]
-    assert len(overlays) == 5 * 4 and all(im.get_array().shape == (32, 32) for im in overlays)
+    size = smoke_params()["INPUT_SIZE"]
+    assert len(overlays) == 5 * 4 and all(im.get_array().shape == (size, size) for im in overlays)
     bars = [ax for ax in fig.axes if ax.patches]
     assert len(bars) == 1 and len(bars[0].patches) == 2 * 4

@@ -319,7 +319,7 @@ def test_scale_probe_rejects_mismatched_inputs() -> None:
 
 
 def test_study_with_fewer_fitting_images() -> None:
-    t4 = rf.RefinementStudy.from_params(notebook_params("table4_redundant"), 4)
+    t4 = rf.RefinementStudy.from_params(notebook_params("table4_redundant", FIT_LIMIT=128), 4)
     probe = t4.with_fit_limit(64)
     assert probe.g.fit_limit == 64 and t4.g.fit_limit == 128
     assert (probe.cells, probe.pairs, probe.budget) == (t4.cells, t4.pairs, t4.budget)
