@@ -84,6 +84,7 @@ lab: setup
 
 lint: setup
 	$(BIN)/ruff check kc tests benchmarks
+	$(BIN)/lint-imports
 
 # Cold then warm `kc run --all` + `kc book` of $(PROFILE) in a fresh cache, with the phase
 # breakdown and the load beside every figure (benchmarks/README.md).

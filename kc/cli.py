@@ -29,7 +29,7 @@ from typing import Any
 
 import yaml
 
-from kc import runner
+from kc.run import runner
 
 __all__ = ["build_parser", "main"]
 
@@ -66,7 +66,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
     if args.device is not None:
         parameters["DEVICE"] = args.device
     if args.output_root is None:
-        from kc.results import default_output_root
+        from kc.run.results import default_output_root
 
         args.output_root = str(default_output_root(args.profile))
     options = _executor_options(args)
@@ -175,7 +175,7 @@ def _mark(status: str) -> str:
 
 
 def _cmd_cache(args: argparse.Namespace) -> int:
-    from kc import cache  # lazily: torch is imported only for the cache commands
+    from kc.engine import cache
 
     root = cache.cache_root()
     if args.cache_command == "ls":
@@ -203,6 +203,13 @@ def _cmd_cache(args: argparse.Namespace) -> int:
             for kind, size in sorted(cache.du_by_kind().items()):
                 print(f"{_size(size):>10}  {kind}")
         print(f"{_size(cache.du(args.kind)):>10}  total ({args.kind or 'all kinds'}) in {root}")
+    elif args.cache_command == "rekey":
+        moved = cache.rekey(args.old, args.new, args.kind, dry_run=not args.yes)
+        verb = "moved" if args.yes else "would move"
+        for old, new in moved:
+            print(f"{verb} {old.parent.name}/{old.stem} -> {new.stem}")
+        print(f"{verb} {len(moved)} entries from code version {args.old} to {args.new} in {root}"
+              + ("" if args.yes or not moved else "; pass --yes"))  # fmt: skip
     else:
         what = f"kind {args.kind!r}" if args.kind else "everything"
         if not args.yes:
@@ -220,8 +227,8 @@ def _cmd_cache(args: argparse.Namespace) -> int:
 
 
 def _cmd_book(args: argparse.Namespace) -> int:
-    from kc import book
-    from kc.results import default_output_root
+    from kc.book import pages as book
+    from kc.run.results import default_output_root
 
     return book.book_command(
         args.output_root or default_output_root(args.profile),
@@ -316,11 +323,11 @@ def build_parser() -> argparse.ArgumentParser:
         "cache",
         help="inspect or clean the on-disk cache",
         description="The content-addressed cache of trained networks, features and fitted g "
-        "(kc.cache): $KC_CACHE, else data/cache. Files are created with your umask; for a cache "
+        "(kc.engine.cache): $KC_CACHE, else data/cache. Files are created with your umask; for a cache "
         "shared by a group use `umask 002` and a group-owned folder with `chmod g+s`.",
     )
     cache_sub = cache.add_subparsers(
-        dest="cache_command", metavar="{ls,du,verify,clean}", required=True
+        dest="cache_command", metavar="{ls,du,verify,clean,rekey}", required=True
     )
     for name, text in (
         (
@@ -330,11 +337,21 @@ def build_parser() -> argparse.ArgumentParser:
         ("du", "disk usage"),
         ("verify", "load every entry and report the bad ones (exit 1 if any)"),
         ("clean", "delete cached objects"),
+        (
+            "rekey",
+            "move the entries of code version OLD to NEW (see the sidecars' `version`), for a "
+            "change of code known to compute the same thing; without --yes only says what it "
+            "would move",
+        ),
     ):
         p = cache_sub.add_parser(name, help=text, description=text)
         p.add_argument("--kind", help="only this kind (e.g. a folder name under the cache)")
-        if name == "clean":
-            p.add_argument("-y", "--yes", action="store_true", help="do not ask")
+        if name in ("clean", "rekey"):
+            p.add_argument("-y", "--yes", action="store_true", help="do not ask" if name ==
+                           "clean" else "move them")  # fmt: skip
+        if name == "rekey":
+            p.add_argument("old", metavar="OLD", help="the code version entries are stored under")
+            p.add_argument("new", metavar="NEW", help="the code version to store them under")
         if name == "verify":
             p.add_argument("--delete", action="store_true", help="delete the bad entries")
     cache.set_defaults(func=_cmd_cache)
@@ -345,7 +362,7 @@ def build_parser() -> argparse.ArgumentParser:
         description="Generate book/results (the executed notebooks, or placeholders for the "
         "missing ones; the claims scorecard; the run summary; the API reference) and run "
         "`jupyter-book build . -W -n --keep-going`. `kc book --toc` regenerates _toc.yml from "
-        "the manifest (kc.runner.MANIFEST).",
+        "the manifest (kc.run.runner.MANIFEST).",
     )
     book.add_argument(
         "--output-root", default=None, help="where `kc run` wrote (default: book/published/<profile>)"
@@ -418,7 +435,7 @@ def _results_parsers(sub: Any) -> None:
 
 
 def _cmd_status(args: argparse.Namespace) -> int:
-    from kc import results
+    from kc.run import results
 
     rows = results.status(args.output_root, args.profile, parameters=_parameters(args.param))
     root = args.output_root or results.default_output_root(args.profile)
@@ -428,7 +445,7 @@ def _cmd_status(args: argparse.Namespace) -> int:
 
 
 def _cmd_compare(args: argparse.Namespace) -> int:
-    from kc import compare, results
+    from kc.run import compare, results
 
     reference = args.reference or results.default_output_root(args.profile)
     for root in (args.new, reference):
@@ -441,7 +458,7 @@ def _cmd_compare(args: argparse.Namespace) -> int:
 
 
 def _cmd_verify(args: argparse.Namespace) -> int:
-    from kc import compare, results
+    from kc.run import compare, results
 
     name = Path(args.notebook).stem
     reference = Path(args.reference or results.default_output_root(args.profile))

@@ -8,7 +8,7 @@ import pytest
 import torch
 
 import kc
-from kc.fit import MIN_FIT_IMAGES, ridge_patches
+from kc.core.fit import MIN_FIT_IMAGES, ridge_patches
 
 N_TRAIN, N_TEST = 384, 128
 

@@ -1,0 +1,296 @@
+"""Running the notebooks: one (:func:`run_notebook`, :func:`execute`) or all (:func:`run_all`).
+
+:func:`run_notebook` runs one notebook:
+
+1. the profile (``kc/run/profiles/<profile>.yaml`` or a path to a YAML file) is loaded;
+2. only the parameters the notebook's ``parameters`` cell declares are kept;
+3. ``PROFILE`` and ``OUTPUT_DIR`` (absolute, from the output root; it cannot be given
+   explicitly) are added, then explicit ``parameters`` override (:mod:`kc.run.notebook_params`);
+4. papermill executes it with the working directory set to the repository root (the folder
+   holding ``pyproject.toml`` above the notebook; the notebook's own folder for notebooks outside
+   the repository), so relative paths such as ``outputs`` or ``data/cache`` mean the same thing
+   as in a shell at the root (:mod:`kc.run.execution`);
+5. the executed notebook goes to ``<output_root>/notebooks/<name>.ipynb`` and a record of the run
+   (profile, parameters, wall time, status, run key, cache warnings) to
+   ``<output_root>/<name>/run.json`` (:mod:`kc.run.records`).
+
+Before anything runs, the profile's names are checked against the names the notebooks declare
+and every value against the notebook's default and the cheap checks of :mod:`kc.run.params`. A
+notebook whose run key (:mod:`kc.run.runkey`) equals the key of its last successful run, and whose
+outputs are all present, is skipped (``force=True`` re-runs it).
+
+With ``executor="local"`` or ``"slurm"`` each notebook is one submitit job (:mod:`kc.run.jobs`) that
+calls :func:`execute` in-process; jobs share the on-disk cache.
+
+The pieces live in their own modules and are importable from here as before: the manifest
+(:mod:`kc.run.manifest`), parameters and profiles (:mod:`kc.run.notebook_params`), run records, the skip
+decision and the progress line (:mod:`kc.run.records`), one in-process run (:mod:`kc.run.execution`),
+submitit jobs (:mod:`kc.run.jobs`).
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+import traceback
+from collections.abc import Callable, Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+from kc.run import jobs, manifest, records, runkey
+from kc.run.execution import NotebookInterrupted, RunOptions, run_in_process
+from kc.run.jobs import make_executor
+from kc.run.manifest import (
+    MANIFEST,
+    Notebook,
+    manifest_entry,
+    notebooks_dir,
+    project_root,
+    resolve_notebook,
+)
+from kc.run.notebook_params import (
+    PROFILES_DIR,
+    available_profiles,
+    check_explicit,
+    check_explicit_for,
+    declared_parameters,
+    known_parameters,
+    load_profile,
+    notebook_parameters,
+    parse_value,
+    read_cells,
+)
+from kc.run.records import (
+    RUN_RECORD,
+    RunResult,
+    RunSummary,
+    progress_line,
+    read_record,
+    up_to_date,
+)
+
+__all__ = [
+    "EXECUTORS",
+    "MANIFEST",
+    "PROFILES_DIR",
+    "RUN_RECORD",
+    "Notebook",
+    "NotebookInterrupted",
+    "RunResult",
+    "RunSummary",
+    "available_profiles",
+    "check_explicit",
+    "declared_parameters",
+    "execute",
+    "known_parameters",
+    "load_profile",
+    "make_executor",
+    "manifest_entry",
+    "notebook_parameters",
+    "notebooks_dir",
+    "parse_value",
+    "progress_line",
+    "project_root",
+    "read_cells",
+    "read_record",
+    "resolve_notebook",
+    "run_all",
+    "run_notebook",
+    "up_to_date",
+]
+
+log = logging.getLogger(__name__)
+
+EXECUTORS = ("inprocess", "local", "slurm")
+
+
+def run_notebook(name_or_path: str | Path, **options: Any) -> Path:
+    """Execute one notebook with a profile and return the path of the executed copy.
+
+    Takes the arguments of :func:`execute`, which also returns whether it ran or was skipped.
+    """
+    return execute(name_or_path, **options).executed  # type: ignore[return-value]
+
+
+def execute(
+    name_or_path: str | Path,
+    *,
+    profile: str | Path = "small",
+    parameters: Mapping[str, Any] | None = None,
+    output_root: str | Path = "outputs",
+    kernel_name: str = "python3",
+    log_output: bool = False,
+    executor: str = "inprocess",
+    executor_options: Mapping[str, Any] | None = None,
+    strict: bool = True,
+    force: bool = False,
+) -> RunResult:
+    """Execute one notebook with a profile, unless it is unchanged since its last run.
+
+    Args:
+        name_or_path: a manifest name (``"table1_instability"``) or a path to an ``.ipynb``.
+        profile: ``"smoke"``, ``"small"``, ``"paper"`` or a path to a profile YAML file.
+        parameters: explicit values, applied after the profile.
+        output_root: root of the outputs (``<root>/notebooks/<name>.ipynb``, ``<root>/<name>/``).
+        kernel_name: the Jupyter kernel; ``"python3"`` is the interpreter running ``kc``.
+        log_output: stream the notebook's output to the log while it runs.
+        executor: ``"inprocess"`` (default), or ``"local"`` / ``"slurm"`` for a submitit job.
+        executor_options: submitit settings, see :func:`make_executor`.
+        strict: refuse explicit parameters the notebook does not declare.
+        force: run even when the last successful run has the same run key and all outputs.
+
+    Returns:
+        A :class:`RunResult`: ``"ok"`` or ``"skipped"`` (``note`` says why), the executed copy
+        and the cache's warnings.
+
+    Raises:
+        ValueError: bad parameters (before anything runs).
+        papermill.PapermillExecutionError: a cell failed (the executed copy is kept as
+            ``<name>.failed.ipynb``; the last good ``<name>.ipynb`` is untouched).
+        NotebookInterrupted: Ctrl-C (the partial copy is kept the same way).
+    """
+    if executor not in EXECUTORS:
+        raise ValueError(f"executor must be one of {EXECUTORS}, got {executor!r}")
+    root = Path(output_root).resolve()
+    options = RunOptions(root, profile, parameters, kernel_name, log_output, strict, force)
+    return _execute(resolve_notebook(name_or_path), options, executor, executor_options)
+
+
+def _execute(
+    notebook: Path,
+    options: RunOptions,
+    executor: str,
+    executor_options: Mapping[str, Any] | None,
+) -> RunResult:
+    """Run ``notebook`` in this process, or as one submitit job and wait for it."""
+    if executor == "inprocess":
+        return run_in_process(notebook, options)
+    root = options.root
+    notebook_parameters(  # fail here, not in the job
+        notebook, options.profile, options.parameters, root, strict=options.strict
+    )
+    job_executor = make_executor(executor, root / "submitit", **(executor_options or {}))
+    job = jobs.submit(job_executor, notebook, options)
+    log.info("submitted %s as %s job %s", notebook.stem, executor, job.job_id)
+    return job.result()  # type: ignore[no-any-return]
+
+
+def run_all(
+    profile: str | Path = "small",
+    *,
+    parameters: Mapping[str, Any] | None = None,
+    output_root: str | Path = "outputs",
+    executor: str = "inprocess",
+    executor_options: Mapping[str, Any] | None = None,
+    notebooks: Sequence[str | Path] | None = None,
+    kernel_name: str = "python3",
+    log_output: bool = False,
+    force: bool = False,
+) -> RunSummary:
+    """Run the manifest's notebooks in order, continuing past failures.
+
+    Every notebook's parameters are resolved and checked before the first one runs. Each
+    notebook unchanged since its last successful run (see :func:`up_to_date`) is skipped unless
+    ``force``. Before each notebook a progress line gives its position, the elapsed time and
+    an estimate of the time left (from the run records of earlier runs).
+
+    Args:
+        profile: profile name or YAML path.
+        parameters: explicit values for every notebook that declares them; each must be
+            declared by at least one of the notebooks.
+        output_root: root of the outputs.
+        executor: ``"inprocess"`` and ``"local"`` run one notebook after the other (later
+            notebooks reuse the cache the earlier ones filled); ``"slurm"`` submits all jobs at
+            once and waits for them.
+        executor_options: submitit settings, see :func:`make_executor`.
+        notebooks: names or paths to run instead of the manifest.
+        kernel_name, log_output: as in :func:`run_notebook`.
+        force: re-run notebooks that are unchanged since their last run.
+
+    Returns:
+        A :class:`RunSummary`; planned notebooks whose file is missing are ``"skipped"``.
+
+    Raises:
+        ValueError: bad parameters for any notebook (nothing has run).
+        NotebookInterrupted: Ctrl-C.
+    """
+    if executor not in EXECUTORS:
+        raise ValueError(f"executor must be one of {EXECUTORS}, got {executor!r}")
+    profile_name = load_profile(profile)["PROFILE"]  # fails early on a bad profile
+    items = list(notebooks) if notebooks is not None else [nb.name for nb in manifest.MANIFEST]
+    root = Path(output_root).resolve()
+    results: dict[str, RunResult] = {}
+    todo: list[tuple[str, Path]] = []
+    for item in items:
+        name, entry = Path(str(item)).stem, manifest_entry(str(item))
+        try:
+            todo.append((name, resolve_notebook(item)))
+        except FileNotFoundError as error:
+            status = "skipped" if entry is not None and entry.planned else "failed"
+            results[name] = RunResult(name, status, error=str(error))
+    check_explicit_for(parameters, [path for _, path in todo])
+    fresh: dict[str, bool] = {}
+    plan: list[str] = []
+    for name, path in todo:  # every notebook's parameters checked before anything runs
+        values = notebook_parameters(path, profile, parameters, root, strict=False)
+        ok, why = up_to_date(root, name, runkey.run_key(path, values), values)
+        fresh[name] = ok and not force
+        if not fresh[name]:
+            plan.append(records.plan_line(root, name, "--force" if ok else why))
+    log.info(
+        "%s",
+        f"{len(plan)} of {len(todo)} notebooks to run in {root}"
+        + ("" if plan else " (every other one is unchanged since its last run)")
+        + "".join(f"\n  {line}" for line in plan),
+    )
+
+    def finish(name: str, start: float, outcome: Callable[[], Any]) -> None:
+        try:
+            result = outcome()
+            if isinstance(result, RunResult):
+                results[name] = result
+                if result.status == "skipped":
+                    log.info("%s: skipped: %s", name, result.note)
+            else:
+                results[name] = RunResult(
+                    name, "ok", records.recorded_seconds(root, name, start), Path(result)
+                )
+        except Exception as error:  # noqa: BLE001 - report it and go on with the others
+            log.error("%s failed: %s", name, records.error_text(error).splitlines()[0])
+            log.debug("%s", traceback.format_exc())
+            record = read_record(root, name)
+            copy = record.get("failed_notebook")
+            results[name] = RunResult(
+                name,
+                "failed",
+                records.recorded_seconds(root, name, start),
+                error=records.error_text(error),
+                note=f"executed copy: {copy}" if copy else "",
+                warnings=list(record.get("warnings") or []),
+            )
+
+    options = RunOptions(root, profile, parameters, kernel_name, log_output, False, force)
+    if executor == "slurm":  # all jobs at once, then wait for each
+        job_executor = make_executor("slurm", root / "submitit", **(executor_options or {}))
+        submitted = [
+            (name, time.time(), jobs.submit(job_executor, path, options)) for name, path in todo
+        ]
+        for name, start, job in submitted:
+            log.info("waiting for %s (slurm job %s)", name, job.job_id)
+            finish(name, start, job.result)
+    else:  # one after the other
+        expected = records.estimate(root, todo, fresh, profile_name)
+        begin = time.time()
+        for index, (name, path) in enumerate(todo, 1):
+            rest = [expected[n] for n, _ in todo[index - 1 :]]
+            known = sum(x for x in rest if x is not None)
+            log.info(
+                "%s",
+                progress_line(index, len(todo), name, time.time() - begin, known, rest.count(None)),
+            )
+            finish(
+                name,
+                time.time(),
+                lambda path=path: _execute(path, options, executor, executor_options),
+            )
+    return RunSummary([results[Path(str(item)).stem] for item in items])
