@@ -24,6 +24,12 @@ The root is, in order of precedence:
 3. ``data/cache`` in the checkout that holds the imported ``kc`` package (editable installs);
 4. ``./data/cache``.
 
+Workers that share a cache (``kc run --all`` notebooks side by side, Slurm jobs) never compute
+the same entry twice: :func:`cached` (and the networks of :mod:`kc.engine.experiments`) compute
+a missing entry inside :func:`computing`, an exclusive lock per key (``<key>.lock`` beside the
+entry, an OS file lock: released by the kernel when its holder dies, so a crashed worker leaves
+no stale lock), and look for the entry again once they hold it.
+
 Writes are atomic (temporary file in the same folder, ``fsync``, ``os.replace``); a file that
 cannot be read back is logged, deleted and recomputed, never silently used. :func:`store` writes
 the sidecar first and the object second, and :func:`load` treats an object without its sidecar
@@ -58,7 +64,7 @@ import shutil
 import tempfile
 import time
 import zipfile
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
@@ -73,6 +79,7 @@ __all__ = [
     "cached",
     "canonical_json",
     "clean",
+    "computing",
     "source_digest",
     "verify",
     "code_version",
@@ -446,6 +453,43 @@ def store(
     return path
 
 
+@contextlib.contextmanager
+def computing(
+    kind: str,
+    config: Mapping[str, Any],
+    *,
+    version: str = "",
+    label: str | None = None,
+    poll: float = 30.0,
+) -> Iterator[Path]:
+    """Hold the lock of the entry ``(kind, config, version)`` while computing it.
+
+    Waits as long as another worker (process, job) holds it, saying so every ``poll`` seconds.
+    The lock is an OS lock on ``<key>.lock``: the kernel releases it when its holder exits or
+    dies. Look the entry up again once inside: the other worker may have stored it.
+
+    Yields:
+        The entry's path.
+    """
+    from filelock import FileLock, Timeout
+
+    path = path_for(kind, config, version=version, label=label)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    lock = FileLock(str(path.with_suffix(".lock")), mode=file_mode())
+    waited = 0.0
+    while True:
+        try:
+            lock.acquire(timeout=poll)
+            break
+        except Timeout:
+            waited += poll
+            log.info("waiting for another worker computing %s/%s (%.0f s)", kind, path.stem, waited)
+    try:
+        yield path
+    finally:
+        lock.release()
+
+
 def cached(
     kind: str,
     config: Mapping[str, Any],
@@ -457,7 +501,8 @@ def cached(
     """Return the cached result of ``compute()`` for ``config``, computing and storing on a miss.
 
     ``compute`` must return something ``torch.load(weights_only=True)`` can read back: tensors,
-    numbers, strings, ``None`` and lists/tuples/dicts of those.
+    numbers, strings, ``None`` and lists/tuples/dicts of those. On a miss it runs under the
+    entry's lock (:func:`computing`), so workers sharing the cache compute it once.
 
     Example:
         >>> import os, tempfile
@@ -471,8 +516,11 @@ def cached(
     """
     value = load(kind, config, version=version, label=label)
     if value is None:
-        value = compute()
-        store(kind, config, value, version=version, label=label)
+        with computing(kind, config, version=version, label=label):
+            value = load(kind, config, version=version, label=label)
+            if value is None:
+                value = compute()
+                store(kind, config, value, version=version, label=label)
     return value
 
 

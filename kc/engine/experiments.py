@@ -32,6 +32,7 @@ import copy
 import functools
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
+from pathlib import Path
 from typing import Any
 
 import torch
@@ -232,6 +233,31 @@ def _train_kwargs(spec: NetSpec, device: torch.device, progress: bool) -> dict[s
     )
 
 
+def _train_entry(
+    spec: NetSpec,
+    make: Callable[[Dataset, Dataset, Any], tuple[nn.Module, tr.TrainReport, dict[str, Any]]],
+    path: Path,
+) -> dict[str, Any]:
+    """Train with ``make`` (resuming from the checkpoint beside ``path``); the entry to store."""
+    with phases.phase("data", ",".join(spec.datasets)):
+        train_ds = _task(spec, "train", limit=spec.train_limit)
+        test_ds = _task(spec, "test", limit=spec.test_limit)
+    checkpoint = path.with_suffix(".ckpt")
+    with phases.phase("train", spec.arch) as block:
+        model, report, info = make(train_ds, test_ds, checkpoint)
+        # kc.engine.train's clock counts the epochs only; the rest of this block's own time (a
+        # teacher or base network trained inside is a nested phase) is the test evaluation
+        # and the per-epoch checkpoint writes
+        phases.record("evaluation", block.self_seconds() - report.seconds, spec.arch)
+    return {
+        "state_dict": {k: v.cpu() for k, v in model.state_dict().items()},
+        "report": report.to_dict(),
+        "num_classes": train_ds.num_classes,
+        "in_channels": int(train_ds[0][0].shape[0]),
+        "info": info,
+    }
+
+
 def _cached_net(
     kind: str,
     config: dict[str, Any],
@@ -251,25 +277,13 @@ def _cached_net(
     entry = cache.load(kind, config, version=version, label=label)
     from_cache = entry is not None
     if entry is None:
-        with phases.phase("data", ",".join(spec.datasets)):
-            train_ds = _task(spec, "train", limit=spec.train_limit)
-            test_ds = _task(spec, "test", limit=spec.test_limit)
-        checkpoint = path.with_suffix(".ckpt")
-        with phases.phase("train", spec.arch) as block:
-            model, report, info = make(train_ds, test_ds, checkpoint)
-            # kc.engine.train's clock counts the epochs only; the rest of this block's own time (a
-            # teacher or base network trained inside is a nested phase) is the test evaluation
-            # and the per-epoch checkpoint writes
-            phases.record("evaluation", block.self_seconds() - report.seconds, spec.arch)
-        entry = {
-            "state_dict": {k: v.cpu() for k, v in model.state_dict().items()},
-            "report": report.to_dict(),
-            "num_classes": train_ds.num_classes,
-            "in_channels": int(train_ds[0][0].shape[0]),
-            "info": info,
-        }
-        cache.store(kind, config, entry, version=version, label=label)
-        checkpoint.unlink(missing_ok=True)
+        with cache.computing(kind, config, version=version, label=label):
+            entry = cache.load(kind, config, version=version, label=label)  # another worker's?
+            from_cache = entry is not None
+            if entry is None:
+                entry = _train_entry(spec, make, path)
+                cache.store(kind, config, entry, version=version, label=label)
+                path.with_suffix(".ckpt").unlink(missing_ok=True)
     report = tr.TrainReport.from_dict(entry["report"])
     model = _fresh_model(spec, entry["num_classes"], entry["in_channels"], seed=0)
     model.load_state_dict(entry["state_dict"])
