@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import sys
 import traceback
 from collections.abc import Sequence
@@ -56,6 +57,16 @@ def _executor_options(args: argparse.Namespace) -> dict[str, Any]:
         if value is not None:
             options[key] = value
     return options
+
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be a whole number >= 1, got {text!r}")
+    return value
 
 
 def _cmd_run(args: argparse.Namespace) -> int:
@@ -96,6 +107,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
             kernel_name=args.kernel,
             log_output=args.log_output,
             force=args.force,
+            jobs=args.jobs if args.executor != "slurm" else 1,
         )
         print(summary)
         return summary.returncode
@@ -298,6 +310,15 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--log-output", action="store_true", help="stream cell output to the log")
     run.add_argument(
         "--force", action="store_true", help="re-run notebooks unchanged since their last run"
+    )
+    run.add_argument(
+        "-j",
+        "--jobs",
+        type=_positive_int,
+        default=os.cpu_count() or 1,
+        help="with --all: notebooks run side by side, one thread each, as local submitit jobs "
+        "sharing the cache (an entry two of them need is computed once); default: the cores "
+        f"({os.cpu_count() or 1}); -j 1 runs them one after the other in this process",
     )
     run.add_argument(
         "--dry-run",

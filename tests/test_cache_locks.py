@@ -106,3 +106,54 @@ def test_waiting_for_a_held_lock_says_so(env: dict[str, str], caplog: pytest.Log
         holder.kill()
         holder.wait(timeout=30)
     assert "waiting for another worker computing demo/" in caplog.text
+
+
+# ------------------------------------------------------------------ kc run --all -j N
+
+SHARED_BODY = """import os, pathlib, time, torch
+from kc.engine import cache
+def compute():
+    with open(os.environ['KC_TEST_LOG'], 'a') as f:
+        f.write('computed\\n')
+    time.sleep(2)
+    return torch.tensor(float(os.environ.get('OMP_NUM_THREADS', '0')))
+threads = cache.cached('demo', {'shared': 1}, compute)
+out = pathlib.Path(OUTPUT_DIR) / NAME
+out.mkdir(parents=True, exist_ok=True)
+(out / 'threads.csv').write_text(f"name,value\\nthreads,{os.environ.get('OMP_NUM_THREADS')}\\n")
+"""
+
+
+def test_run_all_side_by_side_computes_a_shared_entry_once_and_resumes(
+    tmp_path: Path, env: dict[str, str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from test_runner import make_notebook
+
+    from kc.run import runner
+
+    log = tmp_path / "computed.txt"
+    monkeypatch.setenv("KC_TEST_LOG", str(log))
+    monkeypatch.setenv("PYTHONPATH", env["PYTHONPATH"])
+    paths = [
+        make_notebook(tmp_path, f"nb{i}", f"PROFILE = 'smoke'\nOUTPUT_DIR = 'outputs'\nNAME = 'nb{i}'",
+                      SHARED_BODY)
+        for i in range(3)
+    ]  # fmt: skip
+    out = tmp_path / "out"
+    summary = runner.run_all("smoke", notebooks=paths, output_root=out, jobs=2)
+    assert [r.status for r in summary.results] == ["ok"] * 3, str(summary)
+    assert log.read_text().splitlines() == ["computed"]  # three notebooks, one computation
+    for i in range(3):  # each ran on one thread
+        assert "threads,1" in (out / f"nb{i}" / "threads.csv").read_text()
+    # a second run resumes: nothing runs again, nothing is computed again
+    again = runner.run_all("smoke", notebooks=paths, output_root=out, jobs=2)
+    assert [r.status for r in again.results] == ["skipped"] * 3
+    assert log.read_text().splitlines() == ["computed"]
+
+
+def test_run_all_refuses_a_bad_number_of_jobs(tmp_path: Path) -> None:
+    from kc.run import runner
+
+    for bad in (0, -1, 1.5, True):
+        with pytest.raises(ValueError, match="jobs must be a whole number >= 1"):
+            runner.run_all("smoke", notebooks=[], output_root=tmp_path, jobs=bad)  # type: ignore[arg-type]

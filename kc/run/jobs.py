@@ -7,6 +7,7 @@ cache. :func:`make_executor` builds the submitit executor, :func:`submit` submit
 from __future__ import annotations
 
 import logging
+import os
 from collections.abc import Mapping
 from dataclasses import replace
 from pathlib import Path
@@ -16,7 +17,10 @@ from kc.run.execution import RunOptions, run_in_process
 from kc.run.notebook_params import profile_file
 from kc.run.records import RunResult
 
-__all__ = ["make_executor", "submit"]
+__all__ = ["THREAD_VARS", "make_executor", "submit"]
+
+#: The variables that set how many threads torch (OpenMP, MKL) computes on.
+THREAD_VARS = ("OMP_NUM_THREADS", "MKL_NUM_THREADS")
 
 
 def make_executor(
@@ -55,18 +59,23 @@ def make_executor(
     return executor
 
 
-def _job(notebook: str, options: RunOptions) -> RunResult:
-    """Body of a submitit job: run one notebook in the job's process."""
+def _job(notebook: str, options: RunOptions, threads: int | None = None) -> RunResult:
+    """Body of a submitit job: run one notebook in the job's process (and its kernel, which
+    inherits the environment) on ``threads`` threads (``None``: the library's default)."""
     logging.basicConfig(level=logging.INFO, format="[kc] %(message)s")
+    if threads is not None:
+        for var in THREAD_VARS:
+            os.environ[var] = str(threads)
     return run_in_process(Path(notebook), options)
 
 
-def submit(executor: Any, notebook: Path, options: RunOptions) -> Any:
+def submit(executor: Any, notebook: Path, options: RunOptions, *, threads: int | None = None) -> Any:
     """Submit one notebook as a job of ``executor``; returns the submitit job.
 
-    The job gets the profile as an absolute path and does not stream the notebook's output.
+    The job gets the profile as an absolute path and does not stream the notebook's output;
+    with ``threads`` its kernel computes on that many threads (``kc run --all -j N``: one each).
     """
     profile = str(profile_file(options.profile).resolve())
     parameters = dict(options.parameters or {})
     job_options = replace(options, profile=profile, parameters=parameters, log_output=False)
-    return executor.submit(_job, str(notebook), job_options)
+    return executor.submit(_job, str(notebook), job_options, threads)

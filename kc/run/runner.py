@@ -175,6 +175,40 @@ def _execute(
     return job.result()  # type: ignore[no-any-return]
 
 
+def _side_by_side(
+    todo: list[tuple[str, Path]],
+    fresh: Mapping[str, bool],
+    jobs_at_once: int,
+    expected: Mapping[str, float | None],
+    job_executor: Any,
+    options: RunOptions,
+    finish: Callable[[str, float, Callable[[], Any]], None],
+) -> None:
+    """Run ``todo`` as local jobs, ``jobs_at_once`` at a time on one thread each, in order."""
+    waiting = [(n, p) for n, p in todo if not fresh[n]]
+    for name, path in todo:
+        if fresh[name]:  # skipped in this process: nothing to wait for
+            finish(name, time.time(), lambda path=path: run_in_process(path, options))
+    running: dict[str, tuple[float, Any]] = {}
+    begin, total, done = time.time(), len(waiting), 0
+    while waiting or running:
+        while waiting and len(running) < jobs_at_once:
+            name, path = waiting.pop(0)
+            running[name] = (time.time(), jobs.submit(job_executor, path, options, threads=1))
+            rest = [expected.get(n) for n in [*running, *(n for n, _ in waiting)]]
+            known = sum(x for x in rest if x is not None) / jobs_at_once
+            log.info("%s", progress_line(done + len(running), total, name, time.time() - begin,
+                                         known, rest.count(None)) + f" ({len(running)} running)")  # fmt: skip
+        finished = [n for n, (_, job) in running.items() if job.done()]
+        for name in finished:
+            start, job = running.pop(name)
+            finish(name, start, job.result)
+            done += 1
+            log.info("%s finished (%d of %d)", name, done, total)
+        if not finished:
+            time.sleep(0.5)
+
+
 def run_all(
     profile: str | Path = "small",
     *,
@@ -186,6 +220,7 @@ def run_all(
     kernel_name: str = "python3",
     log_output: bool = False,
     force: bool = False,
+    jobs: int = 1,
 ) -> RunSummary:
     """Run the manifest's notebooks in order, continuing past failures.
 
@@ -206,6 +241,10 @@ def run_all(
         notebooks: names or paths to run instead of the manifest.
         kernel_name, log_output: as in :func:`run_notebook`.
         force: re-run notebooks that are unchanged since their last run.
+        jobs: with ``"inprocess"`` or ``"local"``, how many notebooks run side by side, each as
+            a local submitit job on one thread, started in manifest order as others finish.
+            Notebooks that need the same cache entry wait for each other (one computes it,
+            :func:`kc.engine.cache.computing`); up-to-date notebooks are skipped at once.
 
     Returns:
         A :class:`RunSummary`; planned notebooks whose file is missing are ``"skipped"``.
@@ -216,6 +255,8 @@ def run_all(
     """
     if executor not in EXECUTORS:
         raise ValueError(f"executor must be one of {EXECUTORS}, got {executor!r}")
+    if not isinstance(jobs, int) or isinstance(jobs, bool) or jobs < 1:
+        raise ValueError(f"jobs must be a whole number >= 1, got {jobs!r}")
     profile_name = load_profile(profile)["PROFILE"]  # fails early on a bad profile
     items = list(notebooks) if notebooks is not None else [nb.name for nb in manifest.MANIFEST]
     root = Path(output_root).resolve()
@@ -278,6 +319,10 @@ def run_all(
         for name, start, job in submitted:
             log.info("waiting for %s (slurm job %s)", name, job.job_id)
             finish(name, start, job.result)
+    elif jobs > 1:  # side by side, one thread each
+        expected = records.estimate(root, todo, fresh, profile_name)
+        job_executor = make_executor("local", root / "submitit", **(executor_options or {}))
+        _side_by_side(todo, fresh, jobs, expected, job_executor, options, finish)
     else:  # one after the other
         expected = records.estimate(root, todo, fresh, profile_name)
         begin = time.time()
