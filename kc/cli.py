@@ -107,7 +107,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
             kernel_name=args.kernel,
             log_output=args.log_output,
             force=args.force,
-            jobs=args.jobs if args.executor != "slurm" else 1,
+            jobs=args.jobs,
         )
         print(summary)
         return summary.returncode
@@ -122,6 +122,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
             executor=args.executor,
             executor_options=options,
             force=args.force,
+            jobs=args.jobs,
         )
     except (ValueError, FileNotFoundError):
         raise
@@ -316,9 +317,10 @@ def build_parser() -> argparse.ArgumentParser:
         "--jobs",
         type=_positive_int,
         default=os.cpu_count() or 1,
-        help="with --all: notebooks run side by side, one thread each, as local submitit jobs "
-        "sharing the cache (an entry two of them need is computed once); default: the cores "
-        f"({os.cpu_count() or 1}); -j 1 runs them one after the other in this process",
+        help="workers, one thread each: the cache work the notebooks declare (networks, fits "
+        "of g) is computed first on N local submitit jobs (Slurm jobs with --executor slurm), "
+        "then with --all the notebooks run N at a time; an entry two workers need is computed "
+        f"once. Default: the cores ({os.cpu_count() or 1}); -j 1: one after the other, here",
     )
     run.add_argument(
         "--dry-run",

@@ -30,7 +30,8 @@ from __future__ import annotations
 
 import copy
 import functools
-from collections.abc import Callable
+import inspect
+from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -52,6 +53,7 @@ __all__ = [
     "DATA_SEED",
     "NetSpec",
     "TrainedNet",
+    "consistency_key",
     "get_born_again",
     "get_consistency",
     "get_features",
@@ -626,6 +628,51 @@ def _common_task(x: NetSpec, target: NetSpec, task: str | None) -> str:
     )
 
 
+def _fit_settings(
+    order: int, lam: float, g_steps: int, g_batch_size: int, g_lr: float, seed: int,
+    sigma: str, resize: str | None, fit_kwargs: Mapping[str, Any],
+) -> dict[str, Any]:  # fmt: skip
+    """The arguments of :func:`kc.fit_consistency` that a fit of g is cached under."""
+    return dict(order=order, lam=float(lam), max_steps=g_steps, batch_size=g_batch_size,
+                lr=float(g_lr), seed=seed, sigma=sigma, resize=resize, **fit_kwargs)  # fmt: skip
+
+
+def _g_config(
+    x_net: NetLike, x_layer: str, target_net: NetLike, target_layer: str, task: str,
+    fit_limit: int, settings: Mapping[str, Any],
+) -> tuple[dict[str, Any], str]:  # fmt: skip
+    """The cache config and label of a fit of g (what :func:`get_consistency` stores)."""
+    x_key = _features_key(x_net, x_layer, "train", task, fit_limit)
+    t_key = _features_key(target_net, target_layer, "train", task, fit_limit)
+    label = f"{x_net.label}/{x_layer} -> {target_net.label}/{target_layer}"
+    return {"x": x_key, "target": t_key, "fit": dict(settings)}, label
+
+
+def consistency_key(
+    x_net: NetLike, x_layer: str, target_net: NetLike, target_layer: str, **kwargs: Any
+) -> str:
+    """The cache key of the fit of g that :func:`get_consistency` with these arguments stores,
+    computed without training, extracting or fitting anything.
+
+    Example:
+        >>> a, b = NetSpec("alexnet", seed=0), NetSpec("alexnet", seed=1)
+        >>> consistency_key(a, "conv4", b, "conv4").startswith("alexnet-fashion-mnist-all-seed0")
+        True
+        >>> consistency_key(a, "conv4", b, "conv4") != consistency_key(a, "conv4", b, "conv4", lam=8)
+        True
+    """
+    bound = inspect.signature(get_consistency).bind(x_net, x_layer, target_net, target_layer,
+                                                    **kwargs)  # fmt: skip
+    bound.apply_defaults()
+    a = bound.arguments
+    x_spec, t_spec = _spec(x_net), _spec(target_net)
+    task = _common_task(x_spec, t_spec, a["task"])
+    settings = _fit_settings(a["order"], a["lam"], a["g_steps"], a["g_batch_size"], a["g_lr"],
+                             a["seed"], a["sigma"], a["resize"], a["fit_kwargs"])  # fmt: skip
+    config, label = _g_config(x_net, x_layer, target_net, target_layer, task, a["fit_limit"], settings)
+    return cache.key("g", config, version=_version(_G_CODE), label=label)
+
+
 def get_consistency(
     x_net: NetLike,
     x_layer: str,
@@ -688,20 +735,8 @@ def get_consistency(
         except ValueError as err:
             raise ValueError(f"{split} features of {x_net.label}/{x_layer} and "
                              f"{target_net.label}/{target_layer}: {err}") from None
-    x_key = _features_key(x_net, x_layer, "train", task, fit_limit)
-    t_key = _features_key(target_net, target_layer, "train", task, fit_limit)
-    settings = dict(
-        order=order,
-        lam=float(lam),
-        max_steps=g_steps,
-        batch_size=g_batch_size,
-        lr=float(g_lr),
-        seed=seed,
-        sigma=sigma,
-        resize=resize,
-        **fit_kwargs,
-    )
-    config = {"x": x_key, "target": t_key, "fit": settings}
+    settings = _fit_settings(order, lam, g_steps, g_batch_size, g_lr, seed, sigma, resize, fit_kwargs)
+    config, label = _g_config(x_net, x_layer, target_net, target_layer, task, fit_limit, settings)
     calls = []
 
     def compute() -> dict[str, Any]:
@@ -716,7 +751,6 @@ def get_consistency(
         return {"config": dict(g.config), "state_dict": g.state_dict(),
                 "fit_report": g.fit_report.to_dict()}
 
-    label = f"{x_net.label}/{x_layer} -> {target_net.label}/{target_layer}"
     entry = cache.cached("g", config, compute, version=_version(_G_CODE), label=label)
     g = ConsistencyNet(**entry["config"])
     g.load_state_dict(entry["state_dict"])

@@ -34,6 +34,9 @@ class Notebook:
         outputs: files it writes in ``<output_root>/<name>/`` (besides ``run.json``).
         part: ``"tutorial"``, ``"paper"`` or ``"beyond"`` (the book part it belongs to).
         planned: not written yet; ``run_all`` skips it while its file is missing.
+        plan: ``"module:function"`` that returns, from the notebook's parameter values, the
+            cache work it will do (:class:`kc.engine.tasks.Task`), so that ``kc run -j N``
+            computes it on N workers before the notebook runs; ``""``: none declared.
     """
 
     name: str
@@ -42,6 +45,7 @@ class Notebook:
     outputs: tuple[str, ...] = ()
     part: str = "paper"
     planned: bool = False
+    plan: str = ""
 
 
 MANIFEST: tuple[Notebook, ...] = (
@@ -71,6 +75,7 @@ MANIFEST: tuple[Notebook, ...] = (
         "Table 1",
         "Instability of learning: different initializations, different training data",
         ("table1.csv", "table1_vs_paper.csv", "verdicts.md", "verdicts.json"),
+        plan="kc.studies.instability.plan:plan",
     ),
     Notebook(
         "table2_order_variances",

@@ -124,6 +124,7 @@ def execute(
     executor_options: Mapping[str, Any] | None = None,
     strict: bool = True,
     force: bool = False,
+    jobs: int = 1,
 ) -> RunResult:
     """Execute one notebook with a profile, unless it is unchanged since its last run.
 
@@ -138,6 +139,9 @@ def execute(
         executor_options: submitit settings, see :func:`make_executor`.
         strict: refuse explicit parameters the notebook does not declare.
         force: run even when the last successful run has the same run key and all outputs.
+        jobs: with more than 1, the cache work the notebook declares (its manifest entry's
+            ``plan``) is computed first on that many single-threaded workers (local submitit
+            jobs, or Slurm jobs with ``executor="slurm"``); the notebook then finds it cached.
 
     Returns:
         A :class:`RunResult`: ``"ok"`` or ``"skipped"`` (``note`` says why), the executed copy
@@ -153,7 +157,51 @@ def execute(
         raise ValueError(f"executor must be one of {EXECUTORS}, got {executor!r}")
     root = Path(output_root).resolve()
     options = RunOptions(root, profile, parameters, kernel_name, log_output, strict, force)
-    return _execute(resolve_notebook(name_or_path), options, executor, executor_options)
+    path = resolve_notebook(name_or_path)
+    if jobs > 1:
+        values = notebook_parameters(path, profile, parameters, root, strict=strict)
+        ok, _ = up_to_date(root, path.stem, runkey.run_key(path, values), values)
+        if force or not ok:
+            prefetch([(path, values)], jobs, executor, executor_options, root)
+    return _execute(path, options, executor, executor_options)
+
+
+def planned_tasks(notebook: Path, values: Mapping[str, Any]) -> list[Any]:
+    """The cache work ``notebook`` declares (its manifest entry's ``plan``) for its parameter
+    ``values`` (the injected ones; the defaults of its parameters cell fill the rest)."""
+    import importlib
+
+    from kc.run.notebook_params import read_cells
+
+    entry = manifest_entry(notebook.stem)
+    if entry is None or not entry.plan:
+        return []
+    module, function = entry.plan.split(":")
+    effective = runkey.effective_parameters(read_cells(notebook), values)
+    return list(getattr(importlib.import_module(module), function)(effective))
+
+
+def prefetch(
+    notebooks: Sequence[tuple[Path, Mapping[str, Any]]],
+    jobs_at_once: int,
+    executor: str,
+    executor_options: Mapping[str, Any] | None,
+    root: Path,
+) -> Any:
+    """Compute the declared cache work of ``notebooks`` (``(path, parameter values)``) on
+    ``jobs_at_once`` single-threaded workers; returns the :class:`kc.run.schedule.TaskSummary`."""
+    from kc.run.schedule import run_tasks
+
+    tasks = [t for path, values in notebooks for t in planned_tasks(path, values)]
+    if not tasks:
+        return None
+    kind = "slurm" if executor == "slurm" else "local"
+    job_executor = make_executor(kind, root / "submitit", **(executor_options or {}))
+    summary = run_tasks(tasks, jobs=jobs_at_once, executor=job_executor)
+    if summary.failed:
+        log.warning("%d declared entries failed; their notebooks compute them again: %s",
+                    len(summary.failed), "; ".join(summary.failed.values())[:500])  # fmt: skip
+    return summary
 
 
 def _execute(
@@ -241,8 +289,10 @@ def run_all(
         notebooks: names or paths to run instead of the manifest.
         kernel_name, log_output: as in :func:`run_notebook`.
         force: re-run notebooks that are unchanged since their last run.
-        jobs: with ``"inprocess"`` or ``"local"``, how many notebooks run side by side, each as
-            a local submitit job on one thread, started in manifest order as others finish.
+        jobs: with ``"inprocess"`` or ``"local"``, how many workers: the cache work the
+            notebooks to run declare (manifest ``plan``) is computed first on that many
+            single-threaded local jobs (:func:`prefetch`), then the notebooks run side by side,
+            as many at a time, one thread each, started in manifest order as others finish.
             Notebooks that need the same cache entry wait for each other (one computes it,
             :func:`kc.engine.cache.computing`); up-to-date notebooks are skipped at once.
 
@@ -272,8 +322,9 @@ def run_all(
     check_explicit_for(parameters, [path for _, path in todo])
     fresh: dict[str, bool] = {}
     plan: list[str] = []
+    values_of: dict[str, dict[str, Any]] = {}
     for name, path in todo:  # every notebook's parameters checked before anything runs
-        values = notebook_parameters(path, profile, parameters, root, strict=False)
+        values = values_of[name] = notebook_parameters(path, profile, parameters, root, strict=False)
         ok, why = up_to_date(root, name, runkey.run_key(path, values), values)
         fresh[name] = ok and not force
         if not fresh[name]:
@@ -311,6 +362,9 @@ def run_all(
             )
 
     options = RunOptions(root, profile, parameters, kernel_name, log_output, False, force)
+    if jobs > 1:  # the declared cache work first, on `jobs` workers
+        prefetch([(p, values_of[n]) for n, p in todo if not fresh[n]], jobs, executor,
+                 executor_options, root)  # fmt: skip
     if executor == "slurm":  # all jobs at once, then wait for each
         job_executor = make_executor("slurm", root / "submitit", **(executor_options or {}))
         submitted = [

@@ -30,6 +30,7 @@ import pandas as pd
 from kc.core.fit import ConvergenceWarning
 from kc.core.measure import ConsistencyResult
 from kc.engine import experiments as ex
+from kc.engine.tasks import Task, consistency_task
 from kc.studies.common import pick
 from kc.studies.instability.run import InstabilityStudy
 from kc.studies.paper import paper_column
@@ -173,13 +174,24 @@ class ConvergenceStudy:
         a, b = self.instability.case1_pairs()[0]
         return self.instability.spec(arch, a), self.instability.spec(arch, b)
 
+    def _kwargs(self, arch: str, steps: int) -> dict[str, Any]:
+        study = self.instability
+        return {**study.g.kwargs(arch), "g_steps": int(steps), "min_steps": int(steps),
+                "device": study.device}  # fmt: skip
+
     def fit(self, arch: str, layer: str, steps: int) -> ConsistencyResult:
         """Table 1's fit of the first pair at ``layer`` with exactly ``steps`` steps (cached)."""
         x, t = self.pair(arch)
-        study = self.instability
-        kwargs = {**study.g.kwargs(arch), "g_steps": int(steps)}
-        return ex.get_consistency(x, layer, t, layer, **kwargs, min_steps=int(steps),
-                                  device=study.device, progress=study.progress)  # fmt: skip
+        return ex.get_consistency(x, layer, t, layer, **self._kwargs(arch, steps),
+                                  progress=self.instability.progress)  # fmt: skip
+
+    def tasks(self) -> list[Task]:
+        """Every budget fit of :func:`budget_table`, declared before it runs."""
+        out = []
+        for arch, layer in self.instability.layer_list():
+            x, t = self.pair(arch)
+            out += [consistency_task(x, layer, t, layer, **self._kwargs(arch, s)) for s in self.steps]
+        return out
 
 
 def _where(study: ConvergenceStudy, arch: str, layer: str) -> dict[str, Any]:

@@ -34,6 +34,7 @@ import pandas as pd
 from kc.core.metrics import two_way_instability
 from kc.engine import experiments as ex
 from kc.engine import zoo
+from kc.engine.tasks import Task, consistency_task, net_task
 from kc.studies.claims import Claim, from_checks
 from kc.studies.common import GFit, net_fields, pick
 from kc.studies.paper import (
@@ -134,6 +135,32 @@ class InstabilityStudy:
         ]
         return out
 
+    def fit_list(
+        self, cases: Iterable[str] = SETTINGS
+    ) -> list[tuple[str, ex.NetSpec, ex.NetSpec, str]]:
+        """``(setting, x, x*, layer)`` of every fit of both cases, in the table's order."""
+        cases = list(cases)
+        unknown = [c for c in cases if c not in SETTINGS]
+        if unknown:
+            raise ValueError(f"unknown cases {unknown}; expected some of {list(SETTINGS)}")
+        out = []
+        for arch, layer in self.layer_list():
+            if CASE1 in cases:
+                for a, b in self.case1_pairs():
+                    out.append((CASE1, self.spec(arch, a), self.spec(arch, b), layer))
+            if CASE2 in cases:
+                h0, h1 = (self.spec(arch, self.seeds[0], t) for t in ("half0", "half1"))
+                out += [(CASE2, h0, h1, layer), (CASE2, h1, h0, layer)]
+        return out
+
+    def tasks(self, cases: Iterable[str] = SETTINGS) -> list[Task]:
+        """The networks and the fits of g that :func:`networks` and :func:`fits` compute,
+        declared before they run (:mod:`kc.engine.tasks`)."""
+        nets = [net_task(spec, device=self.device) for spec in self.specs()]
+        fits = [consistency_task(x, layer, t, layer, **self.g.kwargs(x.arch), device=self.device)
+                for _, x, t, layer in self.fit_list(cases)]  # fmt: skip
+        return [*nets, *fits]
+
     def fit(self, x_spec: ex.NetSpec, target_spec: ex.NetSpec, layer: str) -> Any:
         """:func:`kc.engine.experiments.get_consistency` with this study's settings (one cache key)."""
         return ex.get_consistency(
@@ -210,19 +237,7 @@ def fits(study: InstabilityStudy, cases: Iterable[str] = SETTINGS) -> pd.DataFra
         suffix (raw units of x*), ``from_cache`` (g loaded, not fitted) and ``seconds`` (wall
         time of the call, including feature extraction when not cached).
     """
-    cases = list(cases)
-    unknown = [c for c in cases if c not in SETTINGS]
-    if unknown:
-        raise ValueError(f"unknown cases {unknown}; expected some of {list(SETTINGS)}")
-    rows = []
-    for arch, layer in study.layer_list():
-        if CASE1 in cases:
-            for a, b in study.case1_pairs():
-                rows.append(_fit_row(study, CASE1, study.spec(arch, a), study.spec(arch, b), layer))
-        if CASE2 in cases:
-            h0, h1 = (study.spec(arch, study.seeds[0], t) for t in ("half0", "half1"))
-            rows.append(_fit_row(study, CASE2, h0, h1, layer))
-            rows.append(_fit_row(study, CASE2, h1, h0, layer))
+    rows = [_fit_row(study, *fit) for fit in study.fit_list(cases)]
     return pd.DataFrame(rows)
 
 
