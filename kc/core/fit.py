@@ -339,6 +339,7 @@ def fit_consistency(
     holdout: float = 0.1,
     warm_start: bool = False,
     weight_decay: float = 1e-4,
+    p_lr_scale: float = 1.0,
     seed: int = 0,
     sigma: str = "batch",
     kernel_size: int = 3,
@@ -401,6 +402,7 @@ def fit_consistency(
         tol, window, holdout: the stopping rule above.
         warm_start: start W(0) from least squares (default: PyTorch's random init).
         weight_decay: Adam's L2 coefficient.
+        p_lr_scale: the learning rate of the p(k) (their logits) relative to the rest's.
         seed: seeds the initialisation, the held-out slice and the batches; on the CPU
             the fit is deterministic.
         sigma, kernel_size: see :class:`ConsistencyNet`.
@@ -437,6 +439,8 @@ def fit_consistency(
     if not (0.0 <= holdout < 1.0) or tol < 0:
         raise ValueError(f"holdout must lie in [0, 1) and tol be >= 0, got {holdout} and {tol}")
     lr_final = lr / 100 if lr_final is None else lr_final
+    if not p_lr_scale > 0:
+        raise ValueError(f"p_lr_scale must be > 0, got {p_lr_scale}")
     if lr <= 0 or lr_final <= 0:
         raise ValueError(f"lr and lr_final must be > 0, got {lr} and {lr_final}")
     if norm_mode not in NORM_MODES:
@@ -476,7 +480,11 @@ def fit_consistency(
         g.weights[0].weight.data.copy_(ridge_patches(xf, tf, kernel_size))
     g.train()
 
-    opt = torch.optim.Adam(g.parameters(), lr=lr, weight_decay=weight_decay)
+    others = [q for name, q in g.named_parameters() if name != "p_logit"]
+    groups = [{"params": others, "scale": 1.0}]
+    if order > 0:
+        groups.append({"params": [g.p_logit], "scale": float(p_lr_scale)})
+    opt = torch.optim.Adam(groups, lr=lr, weight_decay=weight_decay)
     n_fit, bs = xf.shape[0], min(batch_size, xf.shape[0])
     perm, pos = torch.randperm(n_fit, generator=gen), 0
     floor = 0.01 * float(th.square().mean())  # 1% of the monitored target's power
@@ -494,7 +502,7 @@ def fit_consistency(
         idx = perm[pos:pos + bs].to(device)
         pos += bs
         for group in opt.param_groups:
-            group["lr"] = _lr_at(step, lr, lr_final, max_steps)
+            group["lr"] = _lr_at(step, lr, lr_final, max_steps) * group["scale"]
         loss = consistency_loss(g, xf[idx], tf[idx], lam)
         opt.zero_grad(set_to_none=True)
         loss.backward()
