@@ -80,6 +80,10 @@ def _expected_outputs(root: Path, name: str, record: Mapping[str, Any]) -> list[
     return sorted(listed | set(record.get("outputs", [])))
 
 
+#: How many changed modules :func:`staleness` names before it counts the rest.
+MAX_NAMED = 8
+
+
 def staleness(
     record: Mapping[str, Any], key: Mapping[str, Any], parameters: Mapping[str, Any] | None = None
 ) -> list[str]:
@@ -102,6 +106,9 @@ def staleness(
         ...        "module_digests": {"kc.x": "1", "kc.y": "3"}}
         >>> staleness(old, new, {"SEEDS": [0, 1]})
         ['kc modules: kc.y', 'parameters: SEEDS']
+        >>> moved = dict(new, module_digests={f"kc.m{i}": "9" for i in range(10)})
+        >>> staleness(old, moved)[0]
+        'kc modules: kc.m0, kc.m1, kc.m2, kc.m3, kc.m4, kc.m5, kc.m6, kc.m7, and 4 more'
     """
     from kc.run.runkey import NOT_KEYED
 
@@ -110,6 +117,8 @@ def staleness(
     if old.get("code") != key.get("code"):
         before, after = old.get("module_digests") or {}, key.get("module_digests") or {}
         names = sorted(m for m in set(before) | set(after) if before.get(m) != after.get(m))
+        if len(names) > MAX_NAMED:  # e.g. modules moved: name a few, count the rest
+            names = [*names[:MAX_NAMED], f"and {len(names) - MAX_NAMED} more"]
         found.append(f"kc modules: {', '.join(names)}" if names and before else "kc code")
     if old.get("parameters") != key.get("parameters"):
         if "effective" in old and "effective" in key:  # every value, defaults included

@@ -37,7 +37,8 @@ from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from kc.run import jobs, manifest, records, runkey
+from kc.run import jobs as submitit_jobs
+from kc.run import manifest, records, runkey
 from kc.run.execution import NotebookInterrupted, RunOptions, run_in_process
 from kc.run.jobs import make_executor
 from kc.run.manifest import (
@@ -218,7 +219,7 @@ def _execute(
         notebook, options.profile, options.parameters, root, strict=options.strict
     )
     job_executor = make_executor(executor, root / "submitit", **(executor_options or {}))
-    job = jobs.submit(job_executor, notebook, options)
+    job = submitit_jobs.submit(job_executor, notebook, options)
     log.info("submitted %s as %s job %s", notebook.stem, executor, job.job_id)
     return job.result()  # type: ignore[no-any-return]
 
@@ -242,7 +243,7 @@ def _side_by_side(
     while waiting or running:
         while waiting and len(running) < jobs_at_once:
             name, path = waiting.pop(0)
-            running[name] = (time.time(), jobs.submit(job_executor, path, options, threads=1))
+            running[name] = (time.time(), submitit_jobs.submit(job_executor, path, options, threads=1))
             rest = [expected.get(n) for n in [*running, *(n for n, _ in waiting)]]
             known = sum(x for x in rest if x is not None) / jobs_at_once
             log.info("%s", progress_line(done + len(running), total, name, time.time() - begin,
@@ -368,7 +369,7 @@ def run_all(
     if executor == "slurm":  # all jobs at once, then wait for each
         job_executor = make_executor("slurm", root / "submitit", **(executor_options or {}))
         submitted = [
-            (name, time.time(), jobs.submit(job_executor, path, options)) for name, path in todo
+            (name, time.time(), submitit_jobs.submit(job_executor, path, options)) for name, path in todo
         ]
         for name, start, job in submitted:
             log.info("waiting for %s (slurm job %s)", name, job.job_id)
