@@ -46,7 +46,7 @@ test-all: setup
 	$(BIN)/python -m pytest -q -n $(JOBS) --dist loadgroup --durations=10 -m ''
 
 notebooks: setup
-	$(BIN)/kc run --all --profile $(PROFILE)
+	$(BIN)/kc run --all --profile $(PROFILE) -j $(JOBS)
 
 # The book from the published results (book/published/$(PROFILE), committed for `small`):
 # `kc run --all` first says which notebooks are missing or stale and executes only those (a
@@ -54,7 +54,7 @@ notebooks: setup
 # site is built. The book is built even when a notebook fails; the exit status still reports
 # the failure. After Ctrl-C (exit 130) nothing more is done: `make book` again resumes.
 book: setup
-	status=0; $(BIN)/kc run --all --profile $(PROFILE) || status=$$?; \
+	status=0; $(BIN)/kc run --all --profile $(PROFILE) -j $(JOBS) || status=$$?; \
 	[ $$status -ne 130 ] || exit 130; \
 	$(BIN)/kc book --profile $(PROFILE) && exit $$status
 
@@ -69,10 +69,10 @@ status: setup
 # Every notebook recomputed from an empty cache of its own into outputs/reproduce/$(PROFILE)
 # (run again after an interruption: finished notebooks and cached entries are kept), then
 # compared with the published results: per CSV column the largest difference, every changed
-# verdict (exit 1 when anything differs).
+# verdict (exit 1 when anything differs). JOBS workers, one thread each (`kc run -j`).
 reproduce: setup
 	KC_CACHE=$(CURDIR)/outputs/reproduce/cache $(BIN)/kc run --all --profile $(PROFILE) \
-		--output-root outputs/reproduce/$(PROFILE)
+		-j $(JOBS) --output-root outputs/reproduce/$(PROFILE)
 	$(BIN)/kc compare outputs/reproduce/$(PROFILE) --profile $(PROFILE)
 
 # JupyterLab on the notebooks with this venv's kernel (python3). A kernel starts in the
@@ -84,6 +84,7 @@ lab: setup
 
 lint: setup
 	$(BIN)/ruff check kc tests benchmarks
+	$(BIN)/lint-imports
 
 # Cold then warm `kc run --all` + `kc book` of $(PROFILE) in a fresh cache, with the phase
 # breakdown and the load beside every figure (benchmarks/README.md).

@@ -1,9 +1,9 @@
 """Where the time of a profile goes, and `make book` cold and warm, measured in one run.
 
 Default (``make bench``): in a fresh temporary cache and output root, with phase timing on
-(:mod:`kc.phases`, inherited by every notebook's kernel):
+(:mod:`kc.engine.phases`, inherited by every notebook's kernel):
 
-1. cold: ``kc run --all`` (:func:`kc.runner.run_all`), then ``kc book``;
+1. cold: ``kc run --all`` (:func:`kc.run.runner.run_all`), then ``kc book``;
 2. warm: the same again with nothing changed (every notebook is skipped), then ``kc book``.
 
 Reported: the wall seconds of each step; the cold run split into phases (training per
@@ -15,7 +15,7 @@ depend on the machine's business, shares measured in one run travel better.
 
 ``--pipeline`` times a quick sample in this process instead: one network per architecture, its
 features at its last layer, one g fit from seed 0 to seed 1, with the settings the Table 1
-notebook resolves for the profile (its study object, :class:`kc.studies.instability.InstabilityStudy`).
+notebook resolves for the profile (its study object, :class:`kc.studies.instability.run.InstabilityStudy`).
 
 The book is built into the repository's ``_build`` from the temporary outputs (``--no-book``
 leaves it alone). Results: stdout and ``<out>/phases_<profile>.{csv,json}``.
@@ -46,9 +46,9 @@ from typing import Any
 
 import torch
 
-from kc import cache, phases, zoo
-from kc import experiments as ex
-from kc.runner import (
+from kc.engine import cache, phases, zoo
+from kc.engine import experiments as ex
+from kc.run.runner import (
     RunSummary,
     declared_parameters,
     load_profile,
@@ -59,7 +59,7 @@ from kc.runner import (
     resolve_notebook,
     run_all,
 )
-from kc.studies.instability import InstabilityStudy
+from kc.studies.instability.run import InstabilityStudy
 
 
 @dataclass

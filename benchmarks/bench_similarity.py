@@ -32,7 +32,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from kc.similarity import linear_cka
+from kc.core.similarity import linear_cka
 
 SHAPES = [(2000, 256, 256), (1000, 1024, 512), (500, 4096, 4096), (256, 8192, 2048)]
 SLOW = 2.0

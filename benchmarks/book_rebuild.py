@@ -44,7 +44,8 @@ ROOT = Path(__file__).resolve().parents[1]
 _KC_BOOK = """
 import sys
 from pathlib import Path
-from kc import book, runner
+from kc.book import pages as book
+from kc.run import runner
 root = Path(sys.argv[1])
 runner.project_root = lambda: root
 sys.exit(book.book_command(sys.argv[2], force=sys.argv[3] == "force"))

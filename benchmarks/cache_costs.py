@@ -24,14 +24,14 @@ from collections import defaultdict
 from pathlib import Path
 from typing import Any
 
-from kc import cache
+from kc.engine import cache
 
 TRAINED = ("net", "pruned", "born-again")
 
 
 def _entries(kind: str) -> list[tuple[dict[str, Any], dict[str, Any]]]:
-    """(metadata, value) of the readable entries of ``kind`` in :func:`kc.cache.cache_root`
-    (listed by :func:`kc.cache.ls`); of entries with the same config (computed by different
+    """(metadata, value) of the readable entries of ``kind`` in :func:`kc.engine.cache.cache_root`
+    (listed by :func:`kc.engine.cache.ls`); of entries with the same config (computed by different
     versions of the code), only the newest."""
     newest: dict[str, cache.CacheEntry] = {}
     for entry in cache.ls(kind):
@@ -74,7 +74,7 @@ def _root_config(config: dict[str, Any], configs: dict[str, dict[str, Any]]) -> 
 
 
 def costs(train_limit: int | None, fit_limit: int | None) -> list[dict[str, Any]]:
-    """For the cache at :func:`kc.cache.cache_root` (``KC_CACHE``), one row per (kind,
+    """For the cache at :func:`kc.engine.cache.cache_root` (``KC_CACHE``), one row per (kind,
     architecture): entries ``n``, recorded ``seconds`` and their
     ``share``, g's optimiser ``steps``, and the ``first`` and ``last`` creation times."""
     rows: dict[tuple[str, str], dict[str, Any]] = defaultdict(

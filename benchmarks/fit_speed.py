@@ -33,7 +33,7 @@ import torch
 import torch.nn.functional as F
 
 import kc
-from kc.fit import ConvergenceWarning
+from kc.core.fit import ConvergenceWarning
 
 
 def synthetic(n: int, c: int, hw: int = 8, seed: int = 0) -> tuple[torch.Tensor, torch.Tensor]:

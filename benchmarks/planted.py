@@ -1,11 +1,11 @@
 """The planted-structure benchmark: does the order decomposition recover planted shares?
 
 Targets are made from Gaussian source maps by random CNNs of known depth (0, 1, 2, 4 ReLU
-layers) plus noise of a known share (:mod:`kc.planted`). For each case g is fitted on half of
+layers) plus noise of a known share (:mod:`kc.studies.planted.pairs`). For each case g is fitted on half of
 the samples and decomposed on the other half; the table holds the planted shares (linear,
 nonlinear, noise), the measured shares Var(x(k)) / Var(x*), the instability, their errors and
-every baseline of :mod:`kc.similarity` on the same pair. Cases vary one factor at a time
-around a base (lambda, K, N, noise; :data:`kc.planted.BASE`, :data:`kc.planted.VARY`).
+every baseline of :mod:`kc.core.similarity` on the same pair. Cases vary one factor at a time
+around a base (lambda, K, N, noise; :data:`kc.studies.planted.pairs.BASE`, :data:`kc.studies.planted.pairs.VARY`).
 
 Default: 4 depths x 10 cases, about 40 fits of 400 steps (minutes on 2 cores). ``--quick``:
 4 depths x 3 cases at N = 384, 150 steps (a few minutes on a busy machine).
@@ -26,7 +26,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from kc import planted
+from kc.studies.planted import pairs as planted
 
 SUMMARY = [
     "planted_linear",

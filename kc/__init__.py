@@ -1,27 +1,26 @@
 """kc: knowledge consistency between neural networks (Liang et al., ICLR 2020).
 
-The core (Eq. 1-4, Sec. 4.2) is imported eagerly; the experiment engine (``kc.data``,
-``kc.zoo``, ``kc.train``, ``kc.cache``, ``kc.experiments``, ...) loads on first use.
+The public API is the core (Eq. 1-4, Sec. 4.2), re-exported here from :mod:`kc.core`. The other
+layers are imported by their paths: :mod:`kc.engine` (data, networks, training, cache),
+:mod:`kc.studies` (one per table or figure), :mod:`kc.run` (running notebooks) and :mod:`kc.book`;
+CONTRIBUTING.md has the map.
 """
 
 from __future__ import annotations
 
-import importlib
-from typing import Any
-
-from kc.decompose import decompose
-from kc.fit import (
+from kc.core.decompose import decompose
+from kc.core.fit import (
     ConvergenceWarning,
     FitReport,
     check_pair,
     fit_consistency,
     prepare,
 )
-from kc.losses import consistency_loss
-from kc.measure import ConsistencyResult, consistency, evaluate_consistency
-from kc.metrics import instability, two_way_instability, variance
-from kc.model import ConsistencyNet
-from kc.normalize import Normalizer, fit_normalizer, normalize
+from kc.core.losses import consistency_loss
+from kc.core.measure import ConsistencyResult, consistency, evaluate_consistency
+from kc.core.metrics import instability, two_way_instability, variance
+from kc.core.model import ConsistencyNet
+from kc.core.normalize import Normalizer, fit_normalizer, normalize
 
 __version__ = "0.1.0"
 
@@ -44,14 +43,3 @@ __all__ = [
     "two_way_instability",
     "variance",
 ]
-
-_LAZY = {
-    "data", "zoo", "train", "cache", "experiments", "paper", "claims", "output", "plotting",
-    "runner", "cli",
-}  # fmt: skip
-
-
-def __getattr__(name: str) -> Any:
-    if name in _LAZY:
-        return importlib.import_module(f"kc.{name}")
-    raise AttributeError(f"module 'kc' has no attribute {name!r}")

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import sys
 import traceback
 from collections.abc import Sequence
@@ -29,7 +30,7 @@ from typing import Any
 
 import yaml
 
-from kc import runner
+from kc.run import runner
 
 __all__ = ["build_parser", "main"]
 
@@ -58,6 +59,16 @@ def _executor_options(args: argparse.Namespace) -> dict[str, Any]:
     return options
 
 
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be a whole number >= 1, got {text!r}")
+    return value
+
+
 def _cmd_run(args: argparse.Namespace) -> int:
     if args.all == (args.notebook is not None):
         print("kc run: give a NOTEBOOK or --all (not both)", file=sys.stderr)
@@ -66,7 +77,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
     if args.device is not None:
         parameters["DEVICE"] = args.device
     if args.output_root is None:
-        from kc.results import default_output_root
+        from kc.run.results import default_output_root
 
         args.output_root = str(default_output_root(args.profile))
     options = _executor_options(args)
@@ -96,6 +107,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
             kernel_name=args.kernel,
             log_output=args.log_output,
             force=args.force,
+            jobs=args.jobs,
         )
         print(summary)
         return summary.returncode
@@ -110,6 +122,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
             executor=args.executor,
             executor_options=options,
             force=args.force,
+            jobs=args.jobs,
         )
     except (ValueError, FileNotFoundError):
         raise
@@ -175,7 +188,7 @@ def _mark(status: str) -> str:
 
 
 def _cmd_cache(args: argparse.Namespace) -> int:
-    from kc import cache  # lazily: torch is imported only for the cache commands
+    from kc.engine import cache
 
     root = cache.cache_root()
     if args.cache_command == "ls":
@@ -203,6 +216,13 @@ def _cmd_cache(args: argparse.Namespace) -> int:
             for kind, size in sorted(cache.du_by_kind().items()):
                 print(f"{_size(size):>10}  {kind}")
         print(f"{_size(cache.du(args.kind)):>10}  total ({args.kind or 'all kinds'}) in {root}")
+    elif args.cache_command == "rekey":
+        moved = cache.rekey(args.old, args.new, args.kind, dry_run=not args.yes)
+        verb = "moved" if args.yes else "would move"
+        for old, new in moved:
+            print(f"{verb} {old.parent.name}/{old.stem} -> {new.stem}")
+        print(f"{verb} {len(moved)} entries from code version {args.old} to {args.new} in {root}"
+              + ("" if args.yes or not moved else "; pass --yes"))  # fmt: skip
     else:
         what = f"kind {args.kind!r}" if args.kind else "everything"
         if not args.yes:
@@ -220,8 +240,8 @@ def _cmd_cache(args: argparse.Namespace) -> int:
 
 
 def _cmd_book(args: argparse.Namespace) -> int:
-    from kc import book
-    from kc.results import default_output_root
+    from kc.book import pages as book
+    from kc.run.results import default_output_root
 
     return book.book_command(
         args.output_root or default_output_root(args.profile),
@@ -293,6 +313,16 @@ def build_parser() -> argparse.ArgumentParser:
         "--force", action="store_true", help="re-run notebooks unchanged since their last run"
     )
     run.add_argument(
+        "-j",
+        "--jobs",
+        type=_positive_int,
+        default=os.cpu_count() or 1,
+        help="workers, one thread each: the cache work the notebooks declare (networks, fits "
+        "of g) is computed first on N local submitit jobs (Slurm jobs with --executor slurm), "
+        "then with --all the notebooks run N at a time; an entry two workers need is computed "
+        f"once. Default: the cores ({os.cpu_count() or 1}); -j 1: one after the other, here",
+    )
+    run.add_argument(
         "--dry-run",
         action="store_true",
         help="print the parameters that would be injected and stop",
@@ -316,11 +346,11 @@ def build_parser() -> argparse.ArgumentParser:
         "cache",
         help="inspect or clean the on-disk cache",
         description="The content-addressed cache of trained networks, features and fitted g "
-        "(kc.cache): $KC_CACHE, else data/cache. Files are created with your umask; for a cache "
+        "(kc.engine.cache): $KC_CACHE, else data/cache. Files are created with your umask; for a cache "
         "shared by a group use `umask 002` and a group-owned folder with `chmod g+s`.",
     )
     cache_sub = cache.add_subparsers(
-        dest="cache_command", metavar="{ls,du,verify,clean}", required=True
+        dest="cache_command", metavar="{ls,du,verify,clean,rekey}", required=True
     )
     for name, text in (
         (
@@ -330,11 +360,21 @@ def build_parser() -> argparse.ArgumentParser:
         ("du", "disk usage"),
         ("verify", "load every entry and report the bad ones (exit 1 if any)"),
         ("clean", "delete cached objects"),
+        (
+            "rekey",
+            "move the entries of code version OLD to NEW (see the sidecars' `version`), for a "
+            "change of code known to compute the same thing; without --yes only says what it "
+            "would move",
+        ),
     ):
         p = cache_sub.add_parser(name, help=text, description=text)
         p.add_argument("--kind", help="only this kind (e.g. a folder name under the cache)")
-        if name == "clean":
-            p.add_argument("-y", "--yes", action="store_true", help="do not ask")
+        if name in ("clean", "rekey"):
+            p.add_argument("-y", "--yes", action="store_true", help="do not ask" if name ==
+                           "clean" else "move them")  # fmt: skip
+        if name == "rekey":
+            p.add_argument("old", metavar="OLD", help="the code version entries are stored under")
+            p.add_argument("new", metavar="NEW", help="the code version to store them under")
         if name == "verify":
             p.add_argument("--delete", action="store_true", help="delete the bad entries")
     cache.set_defaults(func=_cmd_cache)
@@ -345,7 +385,7 @@ def build_parser() -> argparse.ArgumentParser:
         description="Generate book/results (the executed notebooks, or placeholders for the "
         "missing ones; the claims scorecard; the run summary; the API reference) and run "
         "`jupyter-book build . -W -n --keep-going`. `kc book --toc` regenerates _toc.yml from "
-        "the manifest (kc.runner.MANIFEST).",
+        "the manifest (kc.run.runner.MANIFEST).",
     )
     book.add_argument(
         "--output-root", default=None, help="where `kc run` wrote (default: book/published/<profile>)"
@@ -418,7 +458,7 @@ def _results_parsers(sub: Any) -> None:
 
 
 def _cmd_status(args: argparse.Namespace) -> int:
-    from kc import results
+    from kc.run import results
 
     rows = results.status(args.output_root, args.profile, parameters=_parameters(args.param))
     root = args.output_root or results.default_output_root(args.profile)
@@ -428,7 +468,7 @@ def _cmd_status(args: argparse.Namespace) -> int:
 
 
 def _cmd_compare(args: argparse.Namespace) -> int:
-    from kc import compare, results
+    from kc.run import compare, results
 
     reference = args.reference or results.default_output_root(args.profile)
     for root in (args.new, reference):
@@ -441,7 +481,7 @@ def _cmd_compare(args: argparse.Namespace) -> int:
 
 
 def _cmd_verify(args: argparse.Namespace) -> int:
-    from kc import compare, results
+    from kc.run import compare, results
 
     name = Path(args.notebook).stem
     reference = Path(args.reference or results.default_output_root(args.profile))

@@ -14,7 +14,7 @@ import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
-from kc import book
+from kc.book import pages as book
 from tests.smoke_tree import SmokeTree
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -112,7 +112,7 @@ def read_claims(out: Path, notebook: str) -> dict[str, dict]:
     """The claims a notebook saved in ``out/verdicts.json``, by id, after checking the record."""
     import json
 
-    from kc.claims import STATUSES
+    from kc.studies.claims import STATUSES
 
     record = json.loads((out / "verdicts.json").read_text())
     assert list(record) == ["notebook", "profile", "parameters", "claims"]
@@ -141,8 +141,8 @@ def _fake_consistency(calls: list) -> Callable[..., Any]:
     """A stand-in for get_consistency: instability grows with arch depth and layer depth,
     and is a little higher when the target is a later seed."""
 
-    from kc import zoo
-    from kc.paper import ARCH_DEPTH
+    from kc.engine import zoo
+    from kc.studies.paper import ARCH_DEPTH
 
     def fake(x_spec, x_layer, t_spec, t_layer, **kwargs):
         calls.append((x_spec, x_layer, t_spec, t_layer, kwargs))
@@ -164,8 +164,8 @@ def _fake_consistency(calls: list) -> Callable[..., Any]:
 def faked_fits(monkeypatch) -> tuple[Any, pd.DataFrame, list]:
     """The fits of a 3-seed Tables 1-2 study with g faked by :func:`_fake_consistency`:
     (study, ``instability.fits`` rows, the calls made to ``get_consistency``)."""
-    from kc import experiments as ex
-    from kc.studies import instability as ins
+    from kc.engine import experiments as ex
+    from kc.studies.instability import run as ins
 
     calls: list = []
     monkeypatch.setattr(ex, "get_consistency", _fake_consistency(calls))
@@ -181,7 +181,7 @@ def notebook_params(name: str, **overrides: Any) -> dict[str, Any]:
     """
     import json
 
-    from kc.runner import notebooks_dir
+    from kc.run.runner import notebooks_dir
 
     cells = json.loads((notebooks_dir() / f"{name}.ipynb").read_text())["cells"]
     source = next(

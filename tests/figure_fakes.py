@@ -1,6 +1,6 @@
 """Stand-ins for the cached networks and fits, for the figure studies' unit tests.
 
-``FakeLab`` replaces :func:`kc.experiments.get_net` and :func:`kc.experiments.get_consistency`
+``FakeLab`` replaces :func:`kc.engine.experiments.get_net` and :func:`kc.engine.experiments.get_consistency`
 (monkeypatched on the module) with functions that record their calls and return planted
 results: a target x* whose channel ``loud`` has the largest variance, split into components
 x0..xK and x_Delta of chosen magnitudes that add up to x* exactly.
@@ -14,7 +14,7 @@ from typing import Any
 
 import torch
 
-from kc.normalize import Normalizer
+from kc.core.normalize import Normalizer
 
 
 @dataclass
@@ -66,7 +66,7 @@ class FakeLab:
         return SimpleNamespace(target=target, components=parts, instability=instab, model=model)
 
     def install(self, monkeypatch) -> FakeLab:
-        from kc import experiments as ex
+        from kc.engine import experiments as ex
 
         monkeypatch.setattr(ex, "get_net", self.get_net)
         monkeypatch.setattr(ex, "get_consistency", self.get_consistency)
@@ -83,7 +83,7 @@ def _smooth(shape: tuple[int, ...], gen: torch.Generator) -> torch.Tensor:
 
 def smoke_params(**overrides: Any) -> dict[str, Any]:
     """The smoke profile's parameters (what a notebook's ``parameters`` cell holds)."""
-    from kc.runner import load_profile
+    from kc.run.runner import load_profile
 
     params = load_profile("smoke")
     params.update(overrides)

@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from kc.claims import STATUSES
+from kc.studies.claims import STATUSES
 
 
 def finite_csv(path: Path, columns: list[str]) -> pd.DataFrame:

@@ -1,6 +1,6 @@
 """One smoke output tree per test run: every notebook of the manifest executed once.
 
-:func:`shared_tree` runs ``kc.runner.run_all("smoke")`` into ``<folder>/smoke`` with its own
+:func:`shared_tree` runs ``kc.run.runner.run_all("smoke")`` into ``<folder>/smoke`` with its own
 cache (``<folder>/smoke/cache``), where ``<folder>`` is shared by every pytest-xdist worker of
 the run. The first worker to ask builds the tree under a file lock; the others wait on the lock
 and read what it wrote (``built.json``: each notebook's status, error and seconds). Tests only
@@ -67,7 +67,7 @@ def _env(name: str, value: str) -> Iterator[None]:
 
 def build(root: Path) -> dict[str, dict]:
     """Run every notebook of the manifest under smoke into ``root`` (one cache, in order)."""
-    from kc import runner
+    from kc.run import runner
 
     root.mkdir(parents=True, exist_ok=True)
     with _env("KC_CACHE", str(root / "cache")):

@@ -30,7 +30,7 @@ def _timed_notebook(folder: Path) -> Path:
     params = nbformat.v4.new_code_cell("PROFILE = 'smoke'\nOUTPUT_DIR = 'outputs'")
     params.metadata["tags"] = ["parameters"]
     body = (
-        "import pathlib, time\nfrom kc import phases\n"
+        "import pathlib, time\nfrom kc.engine import phases\n"
         "with phases.phase('g fit', 'planted'):\n    time.sleep(0.3)\n"
         "out = pathlib.Path(OUTPUT_DIR) / 'timed'\nout.mkdir(exist_ok=True)\n"
         "(out / 'done.txt').write_text('done')"

@@ -1,4 +1,4 @@
-"""kc/book.py: the generated toc, the scorecard, the result pages, the built site; the set-up
+"""kc/book/pages.py: the generated toc, the scorecard, the result pages, the built site; the set-up
 files the book publishes with (environment.yml, the GitHub Actions workflow)."""
 
 from __future__ import annotations
@@ -14,8 +14,10 @@ import nbformat
 import pytest
 import yaml
 
-from kc import book, book_build, manifest, runner
+from kc.book import build as book_build
+from kc.book import pages as book
 from kc.cli import main
+from kc.run import manifest, runner
 from tests.book_site import FIXTURE_VERDICTS, ROOT, Site, book_skeleton, built_site
 
 HAS_JUPYTER_BOOK = (
@@ -225,11 +227,11 @@ def test_a_stale_page_has_a_banner_and_its_claims_are_counted_apart(tmp_path) ->
     outputs = tmp_path / "outputs"
     path = _executed_notebook(tmp_path / "t.ipynb", outputs)
     nb = book.publish_notebook(
-        path, "table1_instability", {}, outputs, tmp_path, stale="kc modules: kc.fit"
+        path, "table1_instability", {}, outputs, tmp_path, stale="kc modules: kc.core.fit"
     )
     banner = nb["cells"][1]
     assert banner["id"] == "kc-stale-banner" and ":::{warning} Stale results" in banner["source"]
-    assert "**kc modules: kc.fit**" in banner["source"]
+    assert "**kc modules: kc.core.fit**" in banner["source"]
     assert "kc run table1_instability" in banner["source"]
     assert not any(c.get("id") == "kc-stale-banner" for c in book.publish_notebook(
         path, "table1_instability", {}, outputs, tmp_path)["cells"])
@@ -286,8 +288,8 @@ def test_prepare_book(tmp_path) -> None:
     assert "| smoke | ok | 12 s |" in (results / "summary.md").read_text()
     assert "*not run*" in (results / "scorecard.md").read_text()
     api = (results / "api.md").read_text()
-    assert "{py:obj}`kc.consistency <kc.fit.consistency>`" in api or "kc.consistency <" in api
-    assert ".. automodule:: kc.book" in api and "kc.__main__" not in api
+    assert "{py:obj}`kc.consistency <kc.core.fit.consistency>`" in api or "kc.consistency <" in api
+    assert ".. automodule:: kc.book.pages" in api and "kc.__main__" not in api
     assert not stale.exists()
 
 

@@ -33,7 +33,7 @@ from urllib.parse import urlparse
 
 import pytest
 
-from kc import book
+from kc.book import pages as book
 from tests.book_site import ROOT, Site, built_site
 
 CHROMIUM = Path("/usr/bin/chromium")
@@ -71,7 +71,7 @@ class _Quiet(http.server.SimpleHTTPRequestHandler):
 @pytest.fixture(scope="session")
 def site(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Site:
     if os.environ.get("KC_BROWSER_BOOK"):  # the repository's own book, as `make book` left it
-        from kc.results import results_dir
+        from kc.run.results import results_dir
 
         made = Site(ROOT, results_dir(os.environ.get("KC_BROWSER_PROFILE", "small")), 0, {})
         if not (made.html / "index.html").is_file():

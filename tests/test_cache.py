@@ -1,4 +1,4 @@
-"""kc.cache: keys, hits and misses, corruption, atomic writes, the cache root, ls/du/clean."""
+"""kc.engine.cache: keys, hits and misses, corruption, atomic writes, the cache root, ls/du/clean."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ import textwrap
 import pytest
 import torch
 
-from kc import cache
+from kc.engine import cache
 
 
 @pytest.fixture
@@ -104,8 +104,8 @@ def test_code_version_ignores_docstrings_and_comments(tmp_path, monkeypatch):
 
 
 def test_code_version_of_packages():
-    v = cache.code_version(["kc.cache", "kc.train"])
-    assert len(v) == 16 and v == cache.code_version(["kc.train", "kc.cache"])
+    v = cache.code_version(["kc.engine.cache", "kc.engine.train"])
+    assert len(v) == 16 and v == cache.code_version(["kc.engine.train", "kc.engine.cache"])
     assert cache.code_version(["kc"]) != v
 
 
@@ -148,7 +148,7 @@ def test_corrupt_entry_is_deleted_and_recomputed(root, caplog, damage):
         path.write_bytes(b"")
     else:  # readable, but not written by cache.store
         torch.save(torch.zeros(3), path)
-    with caplog.at_level(logging.WARNING, logger="kc.cache"):
+    with caplog.at_level(logging.WARNING, logger="kc.engine.cache"):
         value = cache.cached("g", {"k": 1}, compute)
     assert compute.calls == 2
     assert "deleting" in caplog.text
@@ -164,7 +164,7 @@ def test_safe_load_missing_and_unsafe(tmp_path, caplog):
     assert cache.safe_load(tmp_path / "nope.pt") is None
     path = tmp_path / "unsafe.pt"
     torch.save({"obj": Custom()}, path)
-    with caplog.at_level(logging.WARNING, logger="kc.cache"):
+    with caplog.at_level(logging.WARNING, logger="kc.engine.cache"):
         assert cache.safe_load(path) is None
     assert not path.exists()
 
@@ -252,7 +252,7 @@ def test_an_entry_without_its_sidecar_is_absent_and_recomputed(root, caplog):
     cache.cached("g", {"k": 2}, compute)
     path = cache.path_for("g", {"k": 2})
     path.with_suffix(".json").unlink()
-    with caplog.at_level(logging.WARNING, logger="kc.cache"):
+    with caplog.at_level(logging.WARNING, logger="kc.engine.cache"):
         assert cache.load("g", {"k": 2}) is None
     assert "no sidecar" in caplog.text and not path.exists()
     cache.cached("g", {"k": 2}, compute)
@@ -337,4 +337,4 @@ def test_warnings_are_appended_to_the_warnings_file(root, tmp_path, monkeypatch)
     path.with_suffix(".json").write_text("{}")
     assert cache.load("g", {"k": 6}) is None
     (line,) = target.read_text().splitlines()
-    assert line.startswith("kc.cache: deleting unreadable cache file") and str(path) in line
+    assert line.startswith("kc.engine.cache: deleting unreadable cache file") and str(path) in line

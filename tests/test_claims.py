@@ -1,11 +1,11 @@
-"""kc.claims: claims as data, and "not testable" kept apart from "not reproduced"."""
+"""kc.studies.claims: claims as data, and "not testable" kept apart from "not reproduced"."""
 
 from __future__ import annotations
 
 import numpy as np
 import pytest
 
-from kc.claims import (
+from kc.studies.claims import (
     STATUSES,
     Claim,
     check,

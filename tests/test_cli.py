@@ -15,8 +15,8 @@ import pytest
 import yaml
 from conftest import default_sigint
 
-from kc import runner
 from kc.cli import main
+from kc.run import runner
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -150,7 +150,7 @@ def test_cache_commands(tmp_path, monkeypatch, capsys) -> None:
     assert not (tmp_path / "cache" / "nets").exists()
 
 
-# `kc book` is tested with kc/book.py in tests/test_book.py.
+# `kc book` is tested with kc/book/pages.py in tests/test_book.py.
 
 
 def test_python_dash_m(tmp_path) -> None:
@@ -274,7 +274,7 @@ def test_ctrl_c_prints_one_line_and_keeps_the_good_notebook(tmp_path) -> None:
 def test_cache_verify_and_ls_marks(tmp_path, monkeypatch, capsys) -> None:
     import torch
 
-    from kc import cache
+    from kc.engine import cache
 
     monkeypatch.setenv("KC_CACHE", str(tmp_path / "cache"))
     cache.store("g", {"k": 1}, torch.ones(2))
@@ -299,4 +299,4 @@ def test_run_prints_cache_warnings(tmp_path, monkeypatch, capsys) -> None:
     monkeypatch.setenv("KC_CACHE", str(tmp_path / "cache"))
     path = make_notebook(tmp_path, "warns", "PROFILE = 'smoke'\nOUTPUT_DIR = 'outputs'", WARN_BODY)
     assert main(["run", str(path), "--profile", "smoke", "--output-root", str(tmp_path)]) == 0
-    assert "warning: kc.cache: deleting unreadable cache file" in capsys.readouterr().out
+    assert "warning: kc.engine.cache: deleting unreadable cache file" in capsys.readouterr().out

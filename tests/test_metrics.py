@@ -4,6 +4,7 @@ import pytest
 import torch
 
 import kc
+import kc.core.metrics
 
 
 def test_variance_is_about_the_global_mean():
@@ -85,7 +86,7 @@ def test_instability_under_each_centre() -> None:
     expected = 0.25 * float(offsets.var(unbiased=False)) / kc.variance(x_star)
     assert kc.instability(delta, x_star) == pytest.approx(expected)
     noise = x_star - offsets.view(1, -1, 1, 1)
-    for center in kc.metrics.CENTERS:
+    for center in kc.core.metrics.CENTERS:
         value = kc.variance(noise, center) / kc.variance(x_star, center)
         assert kc.instability(noise, x_star, center=center) == pytest.approx(value)
     # noise about the channel means is all of x* under "channel", part of it under "global"

@@ -4,7 +4,7 @@ import pytest
 import torch
 
 import kc
-from kc.model import SigmaNorm
+from kc.core.model import SigmaNorm
 
 
 @pytest.mark.parametrize("sigma", ["batch", "instance"])

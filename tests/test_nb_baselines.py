@@ -5,7 +5,7 @@ import pytest
 from conftest import read_csv
 from nb_beyond import check_figure, check_verdicts, finite_csv
 
-from kc.similarity import MEASURES
+from kc.core.similarity import MEASURES
 
 
 @pytest.mark.notebooks

@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 from conftest import read_csv
 
-from kc.claims import STATUSES
-from kc.runner import load_profile
+from kc.run.runner import load_profile
+from kc.studies.claims import STATUSES
 
 NAME = "fig4_born_again"
 

@@ -7,8 +7,8 @@ import pytest
 from conftest import read_csv
 from scipy import stats
 
-from kc.claims import STATUSES
-from kc.runner import load_profile
+from kc.run.runner import load_profile
+from kc.studies.claims import STATUSES
 
 NAME = "fig4_compression"
 

@@ -7,8 +7,8 @@ import pytest
 import yaml
 from conftest import notebook_params
 
-from kc.notebook_params import SECTIONS, profile_values
-from kc.runner import MANIFEST, PROFILES_DIR, notebooks_dir
+from kc.run.notebook_params import SECTIONS, profile_values
+from kc.run.runner import MANIFEST, PROFILES_DIR, notebooks_dir
 
 # planned notebooks are checked once their file exists
 NOTEBOOKS = [

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 from conftest import read_claims, read_csv
 
-from kc.paper import SEC41_ROWS
+from kc.studies.paper import SEC41_ROWS
 
 
 @pytest.mark.notebooks

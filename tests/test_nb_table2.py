@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 from conftest import read_claims, read_csv
 
-from kc.paper import paper_table
+from kc.studies.paper import paper_table
 
 ROWS = ["Var(x0)", "Var(x1)", "Var(x2)", "Var(xDelta)"]
 

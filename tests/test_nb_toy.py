@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 from conftest import read_claims, read_csv
 
-from kc.runner import notebooks_dir, project_root
+from kc.run.runner import notebooks_dir, project_root
 
 
 @pytest.mark.notebooks

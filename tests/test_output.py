@@ -1,4 +1,4 @@
-"""kc.output: the one writer of tables, figures and claims."""
+"""kc.book.output: the one writer of tables, figures and claims."""
 
 from __future__ import annotations
 
@@ -14,8 +14,7 @@ import pandas as pd  # noqa: E402
 import pytest  # noqa: E402
 from PIL import Image  # noqa: E402
 
-from kc.claims import check, untestable  # noqa: E402
-from kc.output import (  # noqa: E402
+from kc.book.output import (  # noqa: E402
     Stopwatch,
     notebook_parameters,
     output_dir,
@@ -23,6 +22,7 @@ from kc.output import (  # noqa: E402
     save_figure,
     save_table,
 )
+from kc.studies.claims import check, untestable  # noqa: E402
 
 
 def test_output_dir(tmp_path) -> None:
@@ -106,7 +106,7 @@ def test_save_claims_writes_the_contracts_json_and_markdown(tmp_path, capsys) ->
 
 
 def test_save_claims_refuses_strings_and_repeated_ids(tmp_path) -> None:
-    with pytest.raises(TypeError, match="kc.claims.Claim objects, got \\['str'\\]"):
+    with pytest.raises(TypeError, match="kc.studies.claims.Claim objects, got \\['str'\\]"):
         save_claims(["a: reproduced"], tmp_path, notebook="nb", profile="p", parameters={})
     twice = [_claims()[0], _claims()[0]]
     with pytest.raises(ValueError, match=r"repeated: \['t.one'\]"):

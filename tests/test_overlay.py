@@ -1,4 +1,4 @@
-"""kc.overlay: maps upsampled to the image and drawn over it, one scale per row."""
+"""kc.engine.overlay: maps upsampled to the image and drawn over it, one scale per row."""
 
 import matplotlib
 
@@ -7,7 +7,7 @@ matplotlib.use("Agg")
 import pytest
 import torch
 
-from kc.overlay import component_grid, map_of, upsample
+from kc.engine.overlay import component_grid, map_of, upsample
 
 
 def test_upsample_has_the_image_size_and_keeps_a_constant_map():

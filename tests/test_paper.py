@@ -1,12 +1,12 @@
-"""The paper's numbers as read by kc.paper."""
+"""The paper's numbers as read by kc.studies.paper."""
 
 from __future__ import annotations
 
 import pandas as pd
 import pytest
 
-from kc import zoo
-from kc.paper import (
+from kc.engine import zoo
+from kc.studies.paper import (
     ARCH_NAMES,
     BIBTEX,
     CITATION,

@@ -1,10 +1,10 @@
-"""Checking parameters before anything runs (kc.params): types, values, YAML, names."""
+"""Checking parameters before anything runs (kc.run.params): types, values, YAML, names."""
 
 from __future__ import annotations
 
 import pytest
 
-from kc import params
+from kc.run import params
 
 
 @pytest.mark.parametrize(
@@ -67,7 +67,7 @@ def test_bad_values_are_refused(values, expected) -> None:
 
 @pytest.mark.parametrize("profile", ["smoke", "small", "paper"])
 def test_shipped_profiles_pass_the_value_checks(profile) -> None:
-    from kc.runner import load_profile
+    from kc.run.runner import load_profile
 
     params.check_values(load_profile(profile))
 

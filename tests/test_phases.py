@@ -1,4 +1,4 @@
-"""Phase timings (kc.phases): self times add up, nothing is recorded unless asked, kernels report."""
+"""Phase timings (kc.engine.phases): self times add up, nothing is recorded unless asked, kernels report."""
 
 from __future__ import annotations
 
@@ -8,7 +8,8 @@ import time
 import nbformat
 import pytest
 
-from kc import phases, runner
+from kc.engine import phases
+from kc.run import runner
 
 
 def test_nested_phases_have_self_times_that_add_up(tmp_path) -> None:
@@ -57,7 +58,7 @@ def test_a_notebook_kernel_reports_its_phases_tagged_with_its_name(tmp_path) -> 
     nb = nbformat.v4.new_notebook()
     nb.cells = [
         nbformat.v4.new_code_cell(
-            "from kc import phases\nwith phases.phase('g fit', 'x'):\n    pass"
+            "from kc.engine import phases\nwith phases.phase('g fit', 'x'):\n    pass"
         )
     ]
     nb.metadata["kernelspec"] = {

@@ -1,4 +1,4 @@
-"""kc.planted: the planted parts are exact, the shares known, and a linear plant is recovered."""
+"""kc.studies.planted.pairs: the planted parts are exact, the shares known, and a linear plant is recovered."""
 
 from __future__ import annotations
 
@@ -10,9 +10,9 @@ import pandas as pd
 import pytest
 import torch
 
-from kc import planted
-from kc.metrics import variance
-from kc.planted import PARTS, planted_pair, random_network
+from kc.core.metrics import variance
+from kc.studies.planted import pairs as planted
+from kc.studies.planted.pairs import PARTS, planted_pair, random_network
 
 
 @pytest.mark.parametrize("depth", planted.DEPTHS)

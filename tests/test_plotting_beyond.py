@@ -1,4 +1,4 @@
-"""kc.plotting.beyond on hand-made tables, and the package's re-exports."""
+"""kc.book.plotting.beyond on hand-made tables, and the package's re-exports."""
 
 import inspect
 
@@ -7,12 +7,12 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from kc import plotting
-from kc.plotting import beyond, components, fig4, tables
-from kc.similarity import PROPERTIES
+from kc.book import plotting
+from kc.book.plotting import beyond, components, fig4, tables
+from kc.core.similarity import PROPERTIES
 from kc.studies import baselines as bl
-from kc.studies import grounding as gr
-from kc.studies import planted as ps
+from kc.studies.grounding import run as gr
+from kc.studies.planted import run as ps
 
 matplotlib.use("Agg")
 

@@ -1,4 +1,4 @@
-"""Published results (kc.results, kc.compare): figures kept once, portable files, fresh / stale /
+"""Published results (kc.run.results, kc.run.compare): figures kept once, portable files, fresh / stale /
 missing, and a comparison that reports what a re-run changed."""
 
 from __future__ import annotations
@@ -13,9 +13,9 @@ import nbformat
 import pandas as pd
 import pytest
 
-from kc import compare, records, results, runkey
 from kc.cli import main
-from kc.manifest import MANIFEST, resolve_notebook
+from kc.run import compare, records, results, runkey
+from kc.run.manifest import MANIFEST, resolve_notebook
 
 ROOT = Path(__file__).resolve().parents[1]
 PNG = base64.b64decode(
@@ -141,7 +141,7 @@ def two_runs(tmp_path_factory) -> tuple[Path, Path]:
     """The cheap notebook run twice under smoke, with one cache, into two output roots."""
     import os
 
-    from kc.runner import run_notebook
+    from kc.run.runner import run_notebook
 
     base = tmp_path_factory.mktemp("published")
     old = os.environ.get("KC_CACHE")
@@ -207,10 +207,10 @@ def test_status_fresh_stale_and_missing(two_runs, tmp_path) -> None:
     # a module whose code changed since the run: stale, naming it
     record = json.loads((tree / CHEAP / "run.json").read_text())
     record["run_key"]["code"] = "0" * 16
-    record["run_key"]["module_digests"]["kc.diagram"] = "0" * 16
+    record["run_key"]["module_digests"]["kc.book.diagram"] = "0" * 16
     (tree / CHEAP / "run.json").write_text(json.dumps(record))
     row = results.status(tree, "smoke", [CHEAP])[0]
-    assert (row.state, row.why) == ("stale", "kc modules: kc.diagram")
+    assert (row.state, row.why) == ("stale", "kc modules: kc.book.diagram")
     # an output deleted: missing, naming it
     shutil.copy(first / CHEAP / "run.json", tree / CHEAP / "run.json")
     (tree / CHEAP / "fig2_sizes.csv").unlink()

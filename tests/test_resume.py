@@ -17,7 +17,7 @@ import pandas as pd
 import pytest
 from conftest import default_sigint
 
-from kc import runner
+from kc.run import runner
 
 ROOT = Path(__file__).resolve().parents[1]
 NAME = "00_toy_consistency"
@@ -96,7 +96,7 @@ def test_interrupt_silences_dead_kernel_task_reports_only(capsys) -> None:
     # the traceback asyncio prints for nbclient's cell task after Ctrl-C shut the kernel down
     from nbclient.exceptions import DeadKernelError
 
-    from kc import execution
+    from kc.run import execution
 
     execution._quiet_dead_kernel_tasks()
     execution._quiet_dead_kernel_tasks()  # installed once

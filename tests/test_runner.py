@@ -1,4 +1,4 @@
-"""Profiles, parameter filtering and executing notebooks with papermill (kc.runner)."""
+"""Profiles, parameter filtering and executing notebooks with papermill (kc.run.runner)."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ import pandas as pd
 import pytest
 import yaml
 
-from kc import manifest, records, runner
+from kc.run import manifest, records, runner
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -376,7 +376,7 @@ def test_a_string_parameter_given_no_stays_a_string(tmp_path) -> None:
 
 
 def test_an_unchanged_notebook_is_skipped_and_force_reruns_it(tmp_path, caplog) -> None:
-    caplog.set_level(logging.INFO, logger="kc.runner")
+    caplog.set_level(logging.INFO, logger="kc.run.runner")
     path, out = tiny(tmp_path), tmp_path / "out"
     first = runner.execute(path, profile="smoke", output_root=out)
     record = json.loads((out / "tiny" / "run.json").read_text())
@@ -399,7 +399,7 @@ def test_an_unchanged_notebook_is_skipped_and_force_reruns_it(tmp_path, caplog) 
 
 
 def test_a_changed_parameter_reruns_exactly_the_notebooks_that_use_it(tmp_path, caplog) -> None:
-    caplog.set_level(logging.INFO, logger="kc.runner")
+    caplog.set_level(logging.INFO, logger="kc.run.runner")
     uses = tiny(tmp_path, "uses_seeds")
     other = make_notebook(
         tmp_path, "no_seeds", "PROFILE = 'smoke'\nOUTPUT_DIR = 'outputs'\nLR = 0.5",
@@ -477,7 +477,7 @@ def test_progress_line() -> None:
 # ------------------------------------------------------------------------------------ cache warnings
 
 
-WARN_BODY = """from kc import cache
+WARN_BODY = """from kc.engine import cache
 path = cache.path_for('demo', {'n': 1})
 path.parent.mkdir(parents=True, exist_ok=True)
 path.write_bytes(b'not a torch file')
@@ -500,13 +500,13 @@ def test_cache_warnings_reach_the_run_record(tmp_path, monkeypatch) -> None:
         len(record["warnings"]) == 1 and "deleting unreadable cache file" in record["warnings"][0]
     )
     assert result.warnings == record["warnings"]
-    assert "warning (warns): kc.cache: deleting unreadable" in str(runner.RunSummary([result]))
+    assert "warning (warns): kc.engine.cache: deleting unreadable" in str(runner.RunSummary([result]))
 
 
 def test_a_profile_section_gives_one_notebook_its_own_values(tmp_path) -> None:
     """NOTEBOOKS: {name: {...}} overrides the shared values for that notebook only, and names
     in a section are checked against that notebook's parameters."""
-    from kc.notebook_params import notebook_parameters
+    from kc.run.notebook_params import notebook_parameters
 
     small = runner.load_profile("small")
     t3 = notebook_parameters(runner.resolve_notebook("table3_refinement"), "small")

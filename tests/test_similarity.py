@@ -1,4 +1,4 @@
-"""kc.similarity: fast measures against slow references, invariances, planted optima, peers."""
+"""kc.core.similarity: fast measures against slow references, invariances, planted optima, peers."""
 
 from __future__ import annotations
 
@@ -9,8 +9,8 @@ import numpy as np
 import pytest
 import torch
 
-from kc import similarity as sim
-from kc.similarity import INVARIANCES, MEASURES, PROPERTIES, TRANSFORMS
+from kc.core import similarity as sim
+from kc.core.similarity import INVARIANCES, MEASURES, PROPERTIES, TRANSFORMS
 
 # ------------------------------------------------------------------ slow references
 
@@ -504,7 +504,7 @@ def test_benchmark_script_quick(tmp_path, monkeypatch):
 def test_cca_warns_when_the_samples_force_correlations_to_one() -> None:
     import warnings
 
-    from kc.similarity import FewSamplesWarning, pwcca, svcca
+    from kc.core.similarity import FewSamplesWarning, pwcca, svcca
 
     gen = torch.Generator().manual_seed(0)
     x, y = torch.randn(20, 15, generator=gen), torch.randn(20, 15, generator=gen)
@@ -526,7 +526,7 @@ def test_compare_all_cca_maps_positions_on_wide_maps():
     measures keep ``maps``."""
     import warnings
 
-    from kc.similarity import FewSamplesWarning
+    from kc.core.similarity import FewSamplesWarning
 
     g = torch.Generator().manual_seed(3)
     x, y = torch.randn(20, 4, 3, 3, generator=g), torch.randn(20, 4, 3, 3, generator=g)

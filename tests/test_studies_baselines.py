@@ -8,7 +8,7 @@ import pandas as pd
 import pytest
 import torch
 
-from kc import experiments as ex
+from kc.engine import experiments as ex
 from kc.studies import baselines as bl
 
 PARAMS = dict(DATASET="fashion-mnist", EPOCHS=1, WIDTH=0.125, INPUT_SIZE=32, TRAIN_LIMIT=600,

@@ -1,4 +1,4 @@
-"""kc.studies.born_again (Fig. 4 right, Sec. 4.5)."""
+"""kc.studies.fig4.born_again (Fig. 4 right, Sec. 4.5)."""
 
 import dataclasses
 
@@ -8,9 +8,9 @@ import pytest
 import torch
 import yaml
 
-from kc import plotting
-from kc.runner import PROFILES_DIR
-from kc.studies import born_again as ba
+from kc.book import plotting
+from kc.run.runner import PROFILES_DIR
+from kc.studies.fig4 import born_again as ba
 
 
 def smoke_params() -> dict:

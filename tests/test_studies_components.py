@@ -6,9 +6,9 @@ import pytest
 import torch
 from torch.nn import functional as F
 
-from kc import plotting
-from kc.metrics import instability, variance
-from kc.normalize import Normalizer
+from kc.book import plotting
+from kc.core.metrics import instability, variance
+from kc.core.normalize import Normalizer
 from kc.studies import components as cp
 
 matplotlib.use("Agg")

@@ -1,4 +1,4 @@
-"""kc.studies.compression (Fig. 4 left, Sec. 4.4) and the helpers it shares with born_again."""
+"""kc.studies.fig4.compression (Fig. 4 left, Sec. 4.4) and the helpers it shares with born_again."""
 
 import dataclasses
 
@@ -8,12 +8,12 @@ import pytest
 import torch
 import yaml
 
-from kc import plotting
-from kc.claims import STATUSES
-from kc.runner import PROFILES_DIR
-from kc.studies import _fig4
-from kc.studies import compression as co
-from kc.studies import instability as ins
+from kc.book import plotting
+from kc.run.runner import PROFILES_DIR
+from kc.studies.claims import STATUSES
+from kc.studies.fig4 import common as _fig4
+from kc.studies.fig4 import compression as co
+from kc.studies.instability import run as ins
 
 
 def smoke_params() -> dict:
@@ -176,8 +176,8 @@ def test_pruning_nothing_keeps_the_original_knowledge(tmp_path, monkeypatch):
 def test_relative_pruning_keeps_every_layer_alive():
     """Han et al.'s per-layer threshold (quality x std) leaves weights in a layer of small
     weights, where one global threshold removes it entirely; both remove the same fraction."""
-    from kc import train as tr
-    from kc.experiments import _prune_relative
+    from kc.engine import train as tr
+    from kc.engine.experiments import _prune_relative
 
     def net() -> torch.nn.Module:
         torch.manual_seed(0)

@@ -1,4 +1,4 @@
-"""kc.studies.convergence: g's step budgets against Table 1's fits; fast, synthetic features."""
+"""kc.studies.instability.convergence: g's step budgets against Table 1's fits; fast, synthetic features."""
 
 from __future__ import annotations
 
@@ -8,7 +8,8 @@ import torch
 from conftest import notebook_params
 
 import kc
-from kc.studies import convergence as cv
+import kc.core.fit
+from kc.studies.instability import convergence as cv
 
 
 def permutation_fit(n_fit: int = 96, seed: int = 0):
@@ -46,7 +47,7 @@ def test_a_permuted_copy_converges_with_the_budget() -> None:
 def test_budget_fits_do_not_warn(recwarn) -> None:
     fit, _ = permutation_fit(n_fit=32)
     cv.budget_rows(fit, [20])
-    assert not [w for w in recwarn if issubclass(w.category, kc.fit.ConvergenceWarning)]
+    assert not [w for w in recwarn if issubclass(w.category, kc.core.fit.ConvergenceWarning)]
 
 
 @pytest.mark.parametrize(
@@ -157,7 +158,7 @@ def test_plot_convergence_one_line_and_one_star_per_layer() -> None:
     import matplotlib
 
     matplotlib.use("Agg")
-    from kc import plotting
+    from kc.book import plotting
 
     budgets = pd.DataFrame(
         {"column": ["a", "a", "b", "b"], "steps": [100, 300] * 2, "instability": [0.4, 0.3] * 2}

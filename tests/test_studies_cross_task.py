@@ -7,7 +7,7 @@ import pandas as pd
 import pytest
 from figure_fakes import FakeLab, smoke_params
 
-from kc import plotting
+from kc.book import plotting
 from kc.studies import cross_task as ct
 
 matplotlib.use("Agg")

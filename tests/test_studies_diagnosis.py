@@ -1,4 +1,4 @@
-"""kc.studies.diagnosis: Sec. 4.1's classifier inputs, heads, tables and verdicts."""
+"""kc.studies.diagnosis.run: Sec. 4.1's classifier inputs, heads, tables and verdicts."""
 
 import math
 
@@ -10,12 +10,14 @@ import torch
 from conftest import notebook_params
 from torch import nn
 
-from kc import evaluate_consistency, fit_consistency, plotting, zoo
-from kc.paper import SEC41_ROWS, paper_table
-from kc.studies import diagnosis as dg
-from kc.studies import diagnosis_arms as da
-from kc.studies import diagnosis_tables as dt
-from kc.studies import finetune as ft
+from kc import evaluate_consistency, fit_consistency
+from kc.book import plotting
+from kc.engine import finetune as ft
+from kc.engine import zoo
+from kc.studies.diagnosis import arms as da
+from kc.studies.diagnosis import run as dg
+from kc.studies.diagnosis import tables as dt
+from kc.studies.paper import SEC41_ROWS, paper_table
 
 matplotlib.use("Agg")
 

@@ -1,12 +1,12 @@
-"""kc.studies.diagnosis_figure (Fig. 3) on planted fits: roles, directions, shares, claims."""
+"""kc.studies.diagnosis.figure (Fig. 3) on planted fits: roles, directions, shares, claims."""
 
 import matplotlib
 import pytest
 from figure_fakes import FakeLab, smoke_params
 
-from kc import plotting
-from kc.paper import paper_table
-from kc.studies import diagnosis_figure as dfig
+from kc.book import plotting
+from kc.studies.diagnosis import figure as dfig
+from kc.studies.paper import paper_table
 
 matplotlib.use("Agg")
 

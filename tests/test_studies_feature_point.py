@@ -1,4 +1,4 @@
-"""kc.studies.feature_point: the conv output before BN (hook), its cached fits, the tables."""
+"""kc.studies.instability.feature_point: the conv output before BN (hook), its cached fits, the tables."""
 
 from __future__ import annotations
 
@@ -8,9 +8,9 @@ import torch
 from conftest import notebook_params
 from torch import nn
 
-from kc import zoo
-from kc.paper import CASE1
-from kc.studies import feature_point as fp
+from kc.engine import zoo
+from kc.studies.instability import feature_point as fp
+from kc.studies.paper import CASE1
 
 
 def tiny(arch: str = "vgg16", seed: int = 0) -> nn.Module:
@@ -94,7 +94,7 @@ def test_study_layers_are_table1s_vgg16_layers_shallow_to_deep() -> None:
     assert none.layers() == []
 
 
-@pytest.mark.filterwarnings("ignore::kc.fit.ConvergenceWarning")  # 20 steps on purpose
+@pytest.mark.filterwarnings("ignore::kc.core.fit.ConvergenceWarning")  # 20 steps on purpose
 def test_conv_fits_are_cached_and_use_table1s_images(tmp_path, monkeypatch) -> None:
     monkeypatch.setenv("KC_CACHE", str(tmp_path))
     params = notebook_params(
@@ -110,7 +110,7 @@ def test_conv_fits_are_cached_and_use_table1s_images(tmp_path, monkeypatch) -> N
     again = fp.fit_conv_point(ins, x, t, "conv4_3")
     assert again["from_cache"] and again["instability"] == first["instability"]
     # the hook sees the images of Table 1's features: their labels match get_features'
-    from kc import experiments as ex
+    from kc.engine import experiments as ex
 
     _, labels = ex.get_features(x, "conv4_3", split="train", limit=48, progress=False)
     feats, conv_labels = fp._conv_features(ex.get_net(x, progress=False), "conv4_3", "train", 48)

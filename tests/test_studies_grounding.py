@@ -1,4 +1,4 @@
-"""kc.studies.grounding: the ReSi-style scores on small, hand-made inputs."""
+"""kc.studies.grounding.run: the ReSi-style scores on small, hand-made inputs."""
 
 import math
 
@@ -7,8 +7,8 @@ import pandas as pd
 import pytest
 import torch
 
-import kc.measure
-from kc.studies import grounding as gr
+import kc.core.measure
+from kc.studies.grounding import run as gr
 
 
 def test_violation_rate_of_a_monotone_sequence_is_zero():
@@ -59,7 +59,7 @@ def test_js_divergence_bounds():
 
 
 def test_conv_features_names_every_relu_of_a_plain_net():
-    from kc import zoo
+    from kc.engine import zoo
 
     model = zoo.build("alexnet", num_classes=10, input_size=32, in_channels=1, width=0.125)
     feats = gr.conv_features(model, torch.randn(3, 1, 32, 32), batch_size=2)
@@ -165,13 +165,13 @@ def test_fit_tensors_caches_its_scores_by_the_features_content(tmp_path, monkeyp
     train = (x, torch.nn.functional.avg_pool2d(x, 2))
     test = (xt, torch.nn.functional.avg_pool2d(xt, 2))
     calls = []
-    original = kc.measure.consistency
+    original = kc.core.measure.consistency
 
     def counting(*args, **kwargs):
         calls.append(kwargs.get("resize"))
         return original(*args, **kwargs)
 
-    monkeypatch.setattr(kc.measure, "consistency", counting)
+    monkeypatch.setattr(kc.core.measure, "consistency", counting)
     first = gr._fit_tensors(s, train, test)
     again = gr._fit_tensors(s, train, test)
     assert calls == ["pool"] and first == again

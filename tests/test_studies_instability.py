@@ -1,4 +1,4 @@
-"""kc.studies.instability (Table 1, Sec. 4.2): fits, tables, claims; fast, no training."""
+"""kc.studies.instability.run (Table 1, Sec. 4.2): fits, tables, claims; fast, no training."""
 
 from __future__ import annotations
 
@@ -8,9 +8,9 @@ import pandas as pd
 import pytest
 from conftest import notebook_params
 
-from kc import experiments as ex
-from kc.paper import CASE1, CASE2, paper_table
-from kc.studies import instability as ins
+from kc.engine import experiments as ex
+from kc.studies.instability import run as ins
+from kc.studies.paper import CASE1, CASE2, paper_table
 
 
 def study_of(**overrides) -> ins.InstabilityStudy:

@@ -1,4 +1,4 @@
-"""kc.studies.orders (Table 2, Sec. 4.2): variances of the orders, units, claims; no training."""
+"""kc.studies.orders.run (Table 2, Sec. 4.2): variances of the orders, units, claims; no training."""
 
 from __future__ import annotations
 
@@ -12,10 +12,10 @@ import torch
 from conftest import notebook_params
 
 import kc
-from kc import plotting
-from kc.paper import CASE1, CASE2, paper_table
-from kc.studies import instability as ins
-from kc.studies import orders
+from kc.book import plotting
+from kc.studies.instability import run as ins
+from kc.studies.orders import run as orders
+from kc.studies.paper import CASE1, CASE2, paper_table
 
 matplotlib.use("Agg")
 
@@ -146,9 +146,9 @@ def test_component_variances_about_each_centre() -> None:
 def planted_study(monkeypatch):
     """The smoke Table 1 study with g faked: every fit returns :func:`_planted_components`,
     x*'s scale growing 10x per architecture (so Var(x*) differs by 100x across them)."""
-    from kc import experiments as ex
-    from kc.normalize import Normalizer
-    from kc.paper import ARCH_DEPTH
+    from kc.core.normalize import Normalizer
+    from kc.engine import experiments as ex
+    from kc.studies.paper import ARCH_DEPTH
 
     def fake(x_spec, x_layer, t_spec, t_layer, **kwargs):
         seed = 10 * list(ARCH_DEPTH).index(x_spec.arch) + len(x_layer) + t_spec.seed

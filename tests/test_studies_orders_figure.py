@@ -1,13 +1,13 @@
-"""kc.studies.orders_figure (Fig. 1) on planted fits: the filter rule, the maps, the claims."""
+"""kc.studies.orders.figure (Fig. 1) on planted fits: the filter rule, the maps, the claims."""
 
 import matplotlib
 import pytest
 import torch
 from figure_fakes import FakeLab, smoke_params
 
-from kc import plotting
-from kc.paper import paper_table
-from kc.studies import orders_figure as of
+from kc.book import plotting
+from kc.studies.orders import figure as of
+from kc.studies.paper import paper_table
 
 matplotlib.use("Agg")
 
@@ -37,7 +37,7 @@ def test_settings_from_params_and_errors():
 
 def test_run_reads_table1s_fit(monkeypatch):
     """One g, rebuilding seed 1 from seed 0 with Table 1's settings (so Table 1's cache key)."""
-    from kc.studies.instability import InstabilityStudy
+    from kc.studies.instability.run import InstabilityStudy
 
     fake, _ = _run(monkeypatch)
     assert len(fake.fits) == 1
@@ -45,7 +45,7 @@ def test_run_reads_table1s_fit(monkeypatch):
     p = smoke_params(TEST_LIMIT=TEST_LIMIT, LAYERS={"vgg16": ["conv4_3"]}, BOTH_DIRECTIONS=False)
     study = InstabilityStudy.from_params(p)
     table1 = FakeLab()
-    monkeypatch.setattr("kc.experiments.get_consistency", table1.get_consistency)
+    monkeypatch.setattr("kc.engine.experiments.get_consistency", table1.get_consistency)
     study.fit(study.spec("vgg16", 0), study.spec("vgg16", 1), "conv4_3")
     expected = table1.fits[0]
     assert (x, x_layer, t, t_layer) == expected[:4]

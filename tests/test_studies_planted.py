@@ -1,10 +1,10 @@
-"""kc.studies.planted: design, summary, identifiability and claims on hand-made rows."""
+"""kc.studies.planted.run: design, summary, identifiability and claims on hand-made rows."""
 
 import numpy as np
 import pandas as pd
 import pytest
 
-from kc.studies import planted as ps
+from kc.studies.planted import run as ps
 
 PARAMS = dict(PLANTED_DEPTHS=[0, 2], PLANTED_N=64, PLANTED_STEPS=3, PLANTED_SEEDS=[0],
               ORDER=2, LAMBDA=0.1, PLANTED_VARY={"lam": [0.0], "noise": [0.0, 0.5]})  # fmt: skip

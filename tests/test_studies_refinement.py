@@ -1,4 +1,4 @@
-"""kc.studies.refinement, refinement_tables and finetune (Sec. 4.3, Tables 3-4): fast, on tiny
+"""kc.studies.refinement.run, refinement_tables and finetune (Sec. 4.3, Tables 3-4): fast, on tiny
 random features."""
 
 from __future__ import annotations
@@ -13,12 +13,12 @@ from conftest import notebook_params
 from torch import nn
 
 import kc
-from kc import plotting
-from kc.normalize import fit_normalizer
-from kc.paper import REFINEMENT_COLUMNS, paper_table
-from kc.studies import finetune as ft
-from kc.studies import refinement as rf
-from kc.studies import refinement_tables as rt
+from kc.book import plotting
+from kc.core.normalize import fit_normalizer
+from kc.engine import finetune as ft
+from kc.studies.paper import REFINEMENT_COLUMNS, paper_table
+from kc.studies.refinement import run as rf
+from kc.studies.refinement import tables as rt
 
 matplotlib.use("Agg")
 

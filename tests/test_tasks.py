@@ -1,4 +1,4 @@
-"""kc.data.tasks: halves, class subsets, unions, relabelling, limits and make_task."""
+"""kc.engine.data.tasks: halves, class subsets, unions, relabelling, limits and make_task."""
 
 from __future__ import annotations
 
@@ -6,10 +6,10 @@ import numpy as np
 import pytest
 import torch
 
-import kc.data
-from kc.data import mnist
-from kc.data.base import TensorImageDataset, pooled_stats
-from kc.data.tasks import (
+import kc.engine.data
+from kc.engine.data import mnist
+from kc.engine.data.base import TensorImageDataset, pooled_stats
+from kc.engine.data.tasks import (
     CLASS_SUBSETS,
     HALVES_SEED,
     coarse,
@@ -104,7 +104,7 @@ def test_union_rejects_different_shapes() -> None:
     )
     with pytest.raises(ValueError, match=r"images of one shape, got \(1, 1, 2\) and \(1, 2, 2\)"):
         union(a, b)
-    with pytest.raises(TypeError, match="expected a kc.data ImageDataset, got list"):
+    with pytest.raises(TypeError, match="expected a kc.engine.data ImageDataset, got list"):
         union(a, [1, 2])  # type: ignore[arg-type]
 
 
@@ -153,7 +153,7 @@ def test_limit_is_seeded_and_can_be_unstratified(seed: int) -> None:
 
 
 def test_make_task_halves_cover_train_and_ignore_seed() -> None:
-    full = kc.data.load("mnist-5k", "train")
+    full = kc.engine.data.load("mnist-5k", "train")
     h0 = make_task("half0", "mnist-5k", seed=0)
     h1 = make_task("half1", "mnist-5k", seed=5)
     assert len(h0) == len(h1) == 2000 and h0.num_classes == 10
@@ -168,7 +168,7 @@ def test_make_task_halves_cover_train_and_ignore_seed() -> None:
 
 
 def test_make_task_halves_of_test_split_are_the_full_test_set() -> None:
-    test = kc.data.load("mnist-5k", "test")
+    test = kc.engine.data.load("mnist-5k", "test")
     for task in ("half0", "half1"):
         assert torch.equal(make_task(task, "mnist-5k", "test").images, test.images)
 
@@ -192,7 +192,7 @@ def test_make_task_garments() -> None:
 @needs_fashion
 def test_make_task_mixture_tasks() -> None:
     pair = ["fashion-mnist", "mnist-5k"]
-    fashion, digits = kc.data.load(pair[0], "test"), kc.data.load(pair[1], "test")
+    fashion, digits = kc.engine.data.load(pair[0], "test"), kc.engine.data.load(pair[1], "test")
     both = make_task("all", pair, "test")
     assert both.num_classes == 20 and len(both) == 11_000
     assert torch.equal(both.labels[10_000:], digits.labels + 10)

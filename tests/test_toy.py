@@ -3,8 +3,8 @@
 import pytest
 import torch
 
-from kc import toy
-from kc.toy import CASES, planted_pair
+from kc.studies import toy
+from kc.studies.toy import CASES, planted_pair
 
 
 @pytest.mark.parametrize("case", CASES)

@@ -1,4 +1,4 @@
-"""kc.train: learning, determinism, resumable checkpoints, pruning, distillation, heads."""
+"""kc.engine.train: learning, determinism, resumable checkpoints, pruning, distillation, heads."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ import torch.nn.functional as F
 from torch import nn
 from torch.utils.data import Dataset, TensorDataset
 
-from kc import train as T
+from kc.engine import train as T
 
 
 def toy_images(n: int = 240, seed: int = 0) -> TensorDataset:

@@ -1,4 +1,4 @@
-"""Tests of kc.zoo: layer names, shapes, the lower/upper split and the feature extractor."""
+"""Tests of kc.engine.zoo: layer names, shapes, the lower/upper split and the feature extractor."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ import pytest
 import torch
 from torch import nn
 
-from kc import zoo
+from kc.engine import zoo
 
 SMALL = dict(input_size=32, in_channels=1, width=0.25)
 PAIRS = [(arch, layer) for arch in zoo.ARCHS for layer in zoo.layers(arch)]

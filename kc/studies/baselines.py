@@ -1,15 +1,15 @@
 """Knowledge consistency beside the similarity measures practitioners use (beyond the paper).
 
 For the network pairs and layers of Table 1 (Case 1: seed pairs, Case 2: the two halves in
-both directions) one row holds every measure of :func:`kc.similarity.compare_all` on the
+both directions) one row holds every measure of :func:`kc.core.similarity.compare_all` on the
 held-out features, next to the instability and the order shares Var(x(k)) / Var(x*) of the
 fitted g (Eq. 1-3). :func:`agreement` ranks the rows by each measure and correlates the ranks
 (Spearman) to say where the measures agree; :func:`planted_case` builds a target that is a
-purely nonlinear function of the source plus noise (:mod:`kc.planted`), the case where every
+purely nonlinear function of the source plus noise (:mod:`kc.studies.planted.pairs`), the case where every
 linear measure should see nothing and orders >= 1 of g should see the planted share.
 
 The networks and the fits of g are the Table 1 notebook's (:class:`Settings` holds its
-:class:`kc.studies.instability.InstabilityStudy`: the same NetSpecs and get_consistency
+:class:`kc.studies.instability.run.InstabilityStudy`: the same NetSpecs and get_consistency
 arguments), so both are read from its cache.
 """
 
@@ -25,11 +25,11 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from kc import experiments as ex
-from kc.claims import Claim, check, untestable
-from kc.similarity import PROPERTIES, compare_all, ridge_r2
+from kc.core.similarity import PROPERTIES, compare_all, ridge_r2
+from kc.engine import experiments as ex
+from kc.studies.claims import Claim, check, untestable
 from kc.studies.common import pick
-from kc.studies.instability import InstabilityStudy
+from kc.studies.instability.run import InstabilityStudy
 
 __all__ = [
     "BEYOND",
@@ -47,7 +47,7 @@ __all__ = [
 BEYOND = "Beyond the paper"
 CASE1 = "different initializations"
 CASE2 = "different training data"
-#: Measures of :mod:`kc.similarity` that see linear relations only.
+#: Measures of :mod:`kc.core.similarity` that see linear relations only.
 LINEAR_MEASURES = ("linear_cka", "svcca", "pwcca", "procrustes", "ridge_r2")
 #: Columns of knowledge consistency in the table: 1 - instability and the order shares.
 KC_MEASURES = ("kc_consistency", "share_x0", "share_higher")
@@ -58,7 +58,7 @@ CCA_MAPS = "positions"
 """The rule for maps of SVCCA and PWCCA (instead of :data:`MAPS`): spatial positions as samples (N*H*W rows, C columns).
 On flattened maps the held-out images are fewer than the C*H*W features (1000 against 4096 for
 VGG-16 conv4_3 under ``small``), so every canonical correlation is 1 whatever the features
-(:class:`kc.similarity.FewSamplesWarning`): PWCCA was 1.0 on every row until 2026-11-29."""
+(:class:`kc.core.similarity.FewSamplesWarning`): PWCCA was 1.0 on every row until 2026-11-29."""
 
 # ---------------------------------------------------------------------------- settings
 
@@ -72,7 +72,7 @@ class Settings:
 
     Attributes:
         table1: the Table 1 notebook's networks, layers and fits of g
-            (:class:`kc.studies.instability.InstabilityStudy`, so the cache is shared).
+            (:class:`kc.studies.instability.run.InstabilityStudy`, so the cache is shared).
         planted_n, planted_steps, planted_seeds: the planted case's samples (PLANTED_N),
             optimiser steps of g (PLANTED_STEPS) and seeds (PLANTED_SEEDS).
     """
@@ -185,7 +185,7 @@ def run(settings: Settings, *, progress: bool = True) -> Result:
 
 def oriented(table: pd.DataFrame, measures: Sequence[str]) -> pd.DataFrame:
     """The columns ``measures`` with every one turned so that higher means more similar
-    (Procrustes distance is negated; :data:`kc.similarity.PROPERTIES`)."""
+    (Procrustes distance is negated; :data:`kc.core.similarity.PROPERTIES`)."""
     out = table[list(measures)].astype(float).copy()
     for m in measures:
         if m in PROPERTIES and not PROPERTIES[m]["higher_is_similar"]:
@@ -249,7 +249,7 @@ def planted_case(
     depth: int = 2,
     noise: float = 0.1,
 ) -> pd.DataFrame:
-    """Three planted pairs per seed, all measures and g on each (:func:`kc.planted.recover`):
+    """Three planted pairs per seed, all measures and g on each (:func:`kc.studies.planted.pairs.recover`):
 
     * ``nonlinear``: x* is a purely nonlinear function of x (linear share 0) plus ``noise``;
     * ``linear``: x* a linear function of x (depth 0) plus the same noise share;
@@ -257,9 +257,9 @@ def planted_case(
 
     Returns:
         One row per (seed, kind): the planted shares, g's shares, the instability and every
-        baseline (:func:`kc.similarity.compare_all`, on 4x4 maps flattened).
+        baseline (:func:`kc.core.similarity.compare_all`, on 4x4 maps flattened).
     """
-    from kc.planted import planted_pair, recover
+    from kc.studies.planted.pairs import planted_pair, recover
 
     rows = []
     for seed in seeds:
@@ -279,7 +279,7 @@ def planted_case(
 
 def detection(planted: pd.DataFrame) -> pd.DataFrame:
     """How far each measure moves from its null (``unrelated``) towards its optimum
-    (:data:`kc.similarity.PROPERTIES` ``identical``) on the nonlinear and linear plants:
+    (:data:`kc.core.similarity.PROPERTIES` ``identical``) on the nonlinear and linear plants:
     0 = no better than unrelated features, 1 = as for identical features. Mean over seeds.
 
     Returns:

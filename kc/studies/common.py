@@ -11,11 +11,11 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from kc import zoo
+from kc.engine import zoo
 
 __all__ = ["GFit", "check_n_show", "check_network", "net_fields", "pick"]
 
-#: Notebook parameter -> field of :class:`kc.experiments.NetSpec` (training the networks).
+#: Notebook parameter -> field of :class:`kc.engine.experiments.NetSpec` (training the networks).
 _NET_PARAMS = {
     "EPOCHS": "epochs",
     "WIDTH": "width",
@@ -42,7 +42,7 @@ def pick(params: Mapping[str, Any], names: Sequence[str]) -> dict[str, Any]:
 
 
 def net_fields(params: Mapping[str, Any]) -> dict[str, Any]:
-    """The :class:`kc.experiments.NetSpec` fields shared by a notebook's networks."""
+    """The :class:`kc.engine.experiments.NetSpec` fields shared by a notebook's networks."""
     return {
         field: value
         for field, value in zip(
@@ -52,13 +52,13 @@ def net_fields(params: Mapping[str, Any]) -> dict[str, Any]:
 
 
 def check_network(name: str, arch: str, layer: str) -> None:
-    """Raise a ValueError unless ``[arch, layer]``, parameter ``name``, is a layer of kc.zoo.
+    """Raise a ValueError unless ``[arch, layer]``, parameter ``name``, is a layer of kc.engine.zoo.
 
     Example:
         >>> check_network("ORDERS_NETWORK", "vgg16", "conv4_3")  # a known layer: no error
     """
     if arch not in zoo.ARCHS or layer not in zoo.layers(arch):
-        raise ValueError(f"{name} must be [arch, layer] of kc.zoo, got [{arch!r}, {layer!r}]")
+        raise ValueError(f"{name} must be [arch, layer] of kc.engine.zoo, got [{arch!r}, {layer!r}]")
 
 
 def check_n_show(n_show: int, most: int = 12) -> None:
@@ -69,7 +69,7 @@ def check_n_show(n_show: int, most: int = 12) -> None:
 
 @dataclass(frozen=True)
 class GFit:
-    """How g is fitted (Eq. 1-2): the arguments of :func:`kc.experiments.get_consistency`.
+    """How g is fitted (Eq. 1-2): the arguments of :func:`kc.engine.experiments.get_consistency`.
 
     Attributes:
         order: K of Eq. 1 (ORDER).
@@ -112,7 +112,7 @@ class GFit:
         return float(self.lam_alexnet if "alexnet" in archs else self.lam)
 
     def kwargs(self, *archs: str) -> dict[str, Any]:
-        """Keyword arguments of :func:`kc.experiments.get_consistency` for a fit of ``archs``."""
+        """Keyword arguments of :func:`kc.engine.experiments.get_consistency` for a fit of ``archs``."""
         return {
             "order": self.order,
             "lam": self.lam_for(*archs),

@@ -26,10 +26,10 @@ import pandas as pd
 import torch
 from torch import Tensor
 
-from kc import data
-from kc.experiments import DATA_SEED
-from kc.normalize import Normalizer
-from kc.overlay import map_of
+from kc.core.normalize import Normalizer
+from kc.engine import data
+from kc.engine.experiments import DATA_SEED
+from kc.engine.overlay import map_of
 from kc.studies.common import GFit, net_fields, pick
 
 __all__ = [
@@ -54,9 +54,9 @@ __all__ = [
 
 
 def evaluation_images(datasets: Sequence[str], input_size: int, limit: int | None):
-    """The test images on which :func:`kc.experiments.get_consistency` evaluates g.
+    """The test images on which :func:`kc.engine.experiments.get_consistency` evaluates g.
 
-    The same stratified subset (task ``"all"``, seeded by :data:`kc.experiments.DATA_SEED`) and
+    The same stratified subset (task ``"all"``, seeded by :data:`kc.engine.experiments.DATA_SEED`) and
     order as the test features, so image i belongs to row i of every result's components.
     """
     return data.make_task(

@@ -28,8 +28,8 @@ import numpy as np
 import pandas as pd
 from torch import Tensor
 
-from kc import experiments as ex
-from kc.claims import Claim, untestable
+from kc.engine import experiments as ex
+from kc.studies.claims import Claim, untestable
 from kc.studies.common import check_n_show, check_network
 from kc.studies.components import (
     GFit,

@@ -1,0 +1,200 @@
+"""The paper's claims as data: what was claimed, what we measured, and the outcome.
+
+A :class:`Claim` is computed from a notebook's numbers, never typed in by hand. Its
+``status`` is one of :data:`STATUSES`:
+
+* ``"reproduced"`` / ``"not reproduced"``: the parameters allow the check and our numbers
+  pass / fail it;
+* ``"not testable"``: the parameters cannot test the claim at all (e.g. "the deeper layer is
+  less stable" with one layer, or "the gain exceeds the seed spread" with one seed pair). This
+  is never counted as a failed reproduction.
+
+Build claims with :func:`check` (from a boolean computed on the data) or :func:`untestable`
+(with the reason the parameters cannot test it). Writing them to disk is
+:func:`kc.book.output.save_claims`'s job.
+
+Example:
+    >>> c = check("t1.depth", "Table 1", "conv5 is less stable than conv4", 0.12 > 0.09,
+    ...           evidence="0.12 vs 0.09", paper="0.107 vs 0.086",
+    ...           numbers={"conv4": 0.09, "conv5": 0.12})
+    >>> c.status
+    'reproduced'
+    >>> untestable("t1.archs", "Table 1", "deeper networks are less stable",
+    ...            "needs two architectures, got 1 (alexnet)").status
+    'not testable'
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+__all__ = [
+    "STATUSES",
+    "Claim",
+    "check",
+    "from_checks",
+    "untestable",
+    "claims_markdown",
+    "count_statuses",
+]
+
+REPRODUCED = "reproduced"
+NOT_REPRODUCED = "not reproduced"
+NOT_TESTABLE = "not testable"
+#: The possible outcomes of a claim, in display order.
+STATUSES = (REPRODUCED, NOT_REPRODUCED, NOT_TESTABLE)
+
+
+@dataclass(frozen=True)
+class Claim:
+    """One of the paper's claims checked on our numbers.
+
+    Attributes:
+        id: stable identifier, ``"<item>.<what>"``, e.g. ``"table1.alexnet_depth"``.
+        item: the paper item the claim belongs to, e.g. ``"Table 1"`` or ``"Sec. 4.1"``.
+        claim: the claim in one line.
+        paper: the paper's evidence in one line ("" when the paper gives no number for it).
+        status: one of :data:`STATUSES`.
+        evidence: our numbers (with their spread where there is one), or why the claim is not
+            testable with these parameters.
+        numbers: the numbers that decided the status, by name (finite or NaN floats).
+    """
+
+    id: str
+    item: str
+    claim: str
+    paper: str
+    status: str
+    evidence: str
+    numbers: dict[str, float] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        for name in ("id", "item", "claim"):
+            if not str(getattr(self, name)).strip():
+                raise ValueError(f"Claim.{name} must not be empty, got {getattr(self, name)!r}")
+        if self.status not in STATUSES:
+            raise ValueError(f"Claim.status must be one of {STATUSES}, got {self.status!r}")
+        numbers = {}
+        for key, value in dict(self.numbers).items():
+            try:
+                numbers[str(key)] = float(value)
+            except (TypeError, ValueError):
+                raise ValueError(
+                    f"Claim.numbers[{key!r}] must be a number, got {value!r}"
+                ) from None
+        object.__setattr__(self, "numbers", numbers)
+
+    @property
+    def tested(self) -> bool:
+        """Whether the parameters allowed the check (status is not "not testable")."""
+        return self.status != NOT_TESTABLE
+
+    def line(self) -> str:
+        """One Markdown list item: ``**status**: claim (our evidence; paper: ...)``."""
+        paper = f"; paper: {self.paper}" if self.paper else ""
+        shown = "NOT reproduced" if self.status == NOT_REPRODUCED else self.status
+        if self.status == NOT_TESTABLE:
+            shown = "not testable with these parameters"
+        return f"**{shown}**: {self.item}, {self.claim} ({self.evidence}{paper})"
+
+
+def check(
+    id: str,
+    item: str,
+    claim: str,
+    holds: bool | np.bool_,
+    *,
+    evidence: str,
+    paper: str = "",
+    numbers: Mapping[str, float] | None = None,
+) -> Claim:
+    """A tested claim: ``"reproduced"`` if ``holds`` else ``"not reproduced"``.
+
+    Args:
+        id, item, claim, paper, evidence, numbers: as in :class:`Claim`.
+        holds: whether our numbers support the claim; a boolean computed from the data.
+
+    Raises:
+        TypeError: ``holds`` is not a boolean (e.g. a number or a string typed in by hand).
+    """
+    if not isinstance(holds, bool | np.bool_):
+        raise TypeError(f"holds must be a bool computed from the data, got {holds!r}")
+    status = REPRODUCED if bool(holds) else NOT_REPRODUCED
+    return Claim(id, item, claim, paper, status, evidence, dict(numbers or {}))
+
+
+def untestable(
+    id: str,
+    item: str,
+    claim: str,
+    reason: str,
+    *,
+    paper: str = "",
+    numbers: Mapping[str, float] | None = None,
+) -> Claim:
+    """A claim the parameters cannot test; ``reason`` says what it needs and what it got."""
+    if not reason.strip():
+        raise ValueError("reason must say why the parameters cannot test the claim")
+    return Claim(id, item, claim, paper, NOT_TESTABLE, reason, dict(numbers or {}))
+
+
+def count_statuses(claims: Iterable[Claim]) -> dict[str, int]:
+    """``{status: count}`` over :data:`STATUSES` (zeros included)."""
+    counts = dict.fromkeys(STATUSES, 0)
+    for c in claims:
+        counts[c.status] += 1
+    return counts
+
+
+def claims_markdown(claims: Iterable[Claim]) -> str:
+    """The claims as a Markdown list followed by a one-line count of the statuses."""
+    items = list(claims)
+    if not items:
+        raise ValueError("no claims to show")
+    ids = [c.id for c in items]
+    repeated = sorted({i for i in ids if ids.count(i) > 1})
+    if repeated:
+        raise ValueError(f"claim ids must be unique, repeated: {repeated}")
+    counts = count_statuses(items)
+    summary = ", ".join(f"{n} {s}" for s, n in counts.items())
+    return "\n".join(f"- {c.line()}" for c in items) + f"\n\n{summary}\n"
+
+
+def from_checks(
+    ours: Mapping[str, Mapping[str, Any]], paper: Mapping[str, Mapping[str, Any]], item: str
+) -> list[Claim]:
+    """Claims from checks on our numbers beside the same checks on the paper's numbers.
+
+    A check is ``{"claim", "holds" (bool, or None when the data cannot decide it), "evidence",
+    "numbers"}`` and optionally ``"setting"`` (appended to the claim in brackets), keyed by the
+    claim id.
+
+    Every check is named by its id in both; a check our parameters cannot make (``holds`` is
+    None, or missing from ``ours``) is "not testable", never "not reproduced". A check neither
+    side can make (e.g. "the deeper layer is less stable" for a network the paper reports one
+    layer of, and so do we) is no claim of the paper's and is left out.
+    """
+    claims = []
+    for cid in dict.fromkeys([*paper, *ours]):
+        theirs, mine = paper.get(cid), ours.get(cid)
+        paper_made = theirs is not None and theirs["holds"] is not None
+        we_can = mine is not None and mine["holds"] is not None
+        if not (paper_made or we_can):
+            continue
+        paper_text = theirs["evidence"] if paper_made else ""
+        where = (mine or theirs or {}).get("setting")
+        text = (mine or theirs)["claim"] + (f" ({where})" if where else "")
+        if not we_can:
+            reason = "the parameters do not include the networks or layers it compares"
+            reason = mine["evidence"] if mine is not None else reason
+            claims.append(untestable(cid, item, text, reason, paper=paper_text))
+        else:
+            claims.append(
+                check(cid, item, text, mine["holds"], evidence=mine["evidence"],
+                      paper=paper_text, numbers=mine["numbers"])
+            )  # fmt: skip
+    return claims

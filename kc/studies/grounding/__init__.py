@@ -1,0 +1,2 @@
+"""Beyond the paper: grounding the instability in layer pairs and noisy inputs.
+"""
