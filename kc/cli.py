@@ -217,8 +217,8 @@ def _cmd_cache(args: argparse.Namespace) -> int:
                 print(f"{_size(size):>10}  {kind}")
         print(f"{_size(cache.du(args.kind)):>10}  total ({args.kind or 'all kinds'}) in {root}")
     elif args.cache_command == "rekey":
-        moved = cache.rekey(args.old, args.new, args.kind, dry_run=not args.yes)
-        verb = "moved" if args.yes else "would move"
+        moved = cache.rekey(args.old, args.new, args.kind, dry_run=not args.yes, keep=args.keep)
+        verb = ("linked" if args.keep else "moved") if args.yes else "would move"
         for old, new in moved:
             print(f"{verb} {old.parent.name}/{old.stem} -> {new.stem}")
         print(f"{verb} {len(moved)} entries from code version {args.old} to {args.new} in {root}"
@@ -373,6 +373,8 @@ def build_parser() -> argparse.ArgumentParser:
             p.add_argument("-y", "--yes", action="store_true", help="do not ask" if name ==
                            "clean" else "move them")  # fmt: skip
         if name == "rekey":
+            p.add_argument("--keep", action="store_true",
+                           help="keep the old entries too (hard links): both versions find them")  # fmt: skip
             p.add_argument("old", metavar="OLD", help="the code version entries are stored under")
             p.add_argument("new", metavar="NEW", help="the code version to store them under")
         if name == "verify":

@@ -198,3 +198,8 @@ def test_rekey_moves_entries_to_a_new_version(tmp_path: Path, monkeypatch: pytes
     assert cache.rekey("old", "new") == []  # nothing left to move
     sidecar = moved[0][1].with_suffix(".json").read_text(encoding="utf-8")
     assert '"version": "new"' in sidecar
+    # --keep: both versions find the entry
+    kept = cache.rekey("other", "third", keep=True)
+    assert len(kept) == 1
+    assert cache.load("g", {"n": 2}, version="other", label="c") is not None
+    assert cache.load("g", {"n": 2}, version="third", label="c") is not None

@@ -641,14 +641,20 @@ def clean(kind: str | None = None) -> int:
 
 
 def rekey(
-    old_version: str, new_version: str, kind: str | None = None, *, dry_run: bool = False
+    old_version: str,
+    new_version: str,
+    kind: str | None = None,
+    *,
+    dry_run: bool = False,
+    keep: bool = False,
 ) -> list[tuple[Path, Path]]:
     """Move the entries stored under code version ``old_version`` to ``new_version``.
 
     For a change of code known to compute the same thing that :func:`code_version` cannot see
     as such (e.g. a change of the versioning itself): the entries are kept instead of
     recomputed. An entry whose key does not follow from its sidecar is left alone, and so is one
-    whose new key is already taken.
+    whose new key is already taken. With ``keep`` the old entry stays too (the new one is a hard
+    link to it, a copy where links fail), so that code of both versions finds it.
 
     Returns:
         ``(old path, new path)`` of every entry moved (or that would be, with ``dry_run``).
@@ -673,6 +679,12 @@ def rekey(
             continue
         meta.update(version=new_version, key=new.stem)
         atomic_write_text(json.dumps(meta, indent=2, sort_keys=True) + "\n", new.with_suffix(".json"))
-        os.replace(entry.path, new)
-        sidecar.unlink()
+        if not keep:
+            os.replace(entry.path, new)
+            sidecar.unlink()
+            continue
+        try:
+            os.link(entry.path, new)
+        except OSError:
+            shutil.copy2(entry.path, new)
     return moved
