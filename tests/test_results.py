@@ -326,3 +326,18 @@ def test_verify_reproduces_the_published_cheapest_notebook(tmp_path, monkeypatch
     assert code == 0, out
     assert f"{CHEAP}: same" in out and "1 of 1 notebooks compared are the same" in out
     assert (tmp_path / "verify" / "small" / CHEAP / "run.json").is_file()
+
+
+def test_text_outputs_are_made_portable(tmp_path, monkeypatch) -> None:
+    # verdicts.json records OUTPUT_DIR: a committed one must not carry this machine's path
+    from kc.run import execution, results
+
+    monkeypatch.setattr(results, "project_root", lambda: tmp_path)
+    root = tmp_path / "book" / "published" / "small"
+    out = root / "nb"
+    out.mkdir(parents=True)
+    (out / "verdicts.json").write_text(json.dumps({"OUTPUT_DIR": str(root)}))
+    (out / "verdicts.md").write_text(f"see {root}/nb/table.csv\n")
+    execution._portable_outputs(out, root)
+    assert json.loads((out / "verdicts.json").read_text())["OUTPUT_DIR"] == "book/published/small"
+    assert (out / "verdicts.md").read_text() == "see book/published/small/nb/table.csv\n"

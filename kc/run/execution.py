@@ -129,6 +129,18 @@ def _publishable(executed: Path, root: Path) -> None:
     executed.write_text(json.dumps(nb, indent=1, ensure_ascii=False) + "\n", encoding="utf-8")
 
 
+def _portable_outputs(out: Path, root: Path) -> None:
+    """The notebook's text outputs (``verdicts.json`` records OUTPUT_DIR) without absolute
+    paths of the output root or the repository, as its executed copy."""
+    for path in sorted(out.iterdir()):
+        if path.suffix not in (".json", ".md", ".csv") or path.name == RUN_RECORD:
+            continue
+        text = path.read_text(encoding="utf-8")
+        portable = results.portable_text(text, root)
+        if portable != text:
+            path.write_text(portable, encoding="utf-8")
+
+
 def run_in_process(notebook: Path, options: RunOptions) -> records.RunResult:
     """Run one notebook in this process, or skip it when it is up to date.
 
@@ -217,6 +229,7 @@ def run_in_process(notebook: Path, options: RunOptions) -> records.RunResult:
                 log.error("%s failed; its executed copy (with the traceback) is %s", name, kept)
             raise
     _publishable(tmp, root)
+    _portable_outputs(out, root)
     os.chmod(tmp, file_mode())
     os.replace(tmp, executed)
     failed.unlink(missing_ok=True)  # a failed copy from an earlier run is stale now
