@@ -217,11 +217,17 @@ def _cmd_cache(args: argparse.Namespace) -> int:
                 print(f"{_size(size):>10}  {kind}")
         print(f"{_size(cache.du(args.kind)):>10}  total ({args.kind or 'all kinds'}) in {root}")
     elif args.cache_command == "rekey":
-        moved = cache.rekey(args.old, args.new, args.kind, dry_run=not args.yes, keep=args.keep)
+        pairs = [p.split(":") for p in args.versions]
+        if any(len(p) != 2 or not all(p) for p in pairs):
+            print(f"kc cache rekey: give OLD:NEW pairs of code versions, got {args.versions}",
+                  file=sys.stderr)  # fmt: skip
+            return 2
+        versions = dict(pairs)
+        moved = cache.rekey(versions, args.kind, dry_run=not args.yes, keep=args.keep)
         verb = ("linked" if args.keep else "moved") if args.yes else "would move"
         for old, new in moved:
             print(f"{verb} {old.parent.name}/{old.stem} -> {new.stem}")
-        print(f"{verb} {len(moved)} entries from code version {args.old} to {args.new} in {root}"
+        print(f"{verb} {len(moved)} entries of code versions {', '.join(versions)} in {root}"
               + ("" if args.yes or not moved else "; pass --yes"))  # fmt: skip
     else:
         what = f"kind {args.kind!r}" if args.kind else "everything"
@@ -362,9 +368,9 @@ def build_parser() -> argparse.ArgumentParser:
         ("clean", "delete cached objects"),
         (
             "rekey",
-            "move the entries of code version OLD to NEW (see the sidecars' `version`), for a "
-            "change of code known to compute the same thing; without --yes only says what it "
-            "would move",
+            "store the entries of code version OLD under NEW (see the sidecars' `version`; the "
+            "keys their configs name follow), for a change of code known to compute the same "
+            "thing; without --yes only says what it would move",
         ),
     ):
         p = cache_sub.add_parser(name, help=text, description=text)
@@ -375,8 +381,9 @@ def build_parser() -> argparse.ArgumentParser:
         if name == "rekey":
             p.add_argument("--keep", action="store_true",
                            help="keep the old entries too (hard links): both versions find them")  # fmt: skip
-            p.add_argument("old", metavar="OLD", help="the code version entries are stored under")
-            p.add_argument("new", metavar="NEW", help="the code version to store them under")
+            p.add_argument("versions", nargs="+", metavar="OLD:NEW",
+                           help="code versions: the one entries are stored under, the one to "
+                           "store them under (the sidecars' `version`)")  # fmt: skip
         if name == "verify":
             p.add_argument("--delete", action="store_true", help="delete the bad entries")
     cache.set_defaults(func=_cmd_cache)

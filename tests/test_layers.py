@@ -189,17 +189,47 @@ def test_rekey_moves_entries_to_a_new_version(tmp_path: Path, monkeypatch: pytes
     monkeypatch.setenv("KC_CACHE", str(tmp_path / "cache"))
     cache.store("g", {"n": 1}, torch.arange(3), version="old", label="a/b")
     cache.store("g", {"n": 2}, torch.arange(4), version="other", label="c")
-    assert cache.rekey("old", "new", dry_run=True) and cache.load("g", {"n": 1}, version="new") is None
-    moved = cache.rekey("old", "new")
+    assert cache.rekey({"old": "new"}, dry_run=True)
+    assert cache.load("g", {"n": 1}, version="new") is None
+    moved = cache.rekey({"old": "new"})
     assert len(moved) == 1 and moved[0][1] == cache.path_for("g", {"n": 1}, version="new", label="a/b")
     torch.testing.assert_close(cache.load("g", {"n": 1}, version="new", label="a/b"), torch.arange(3))
     assert cache.load("g", {"n": 1}, version="old", label="a/b") is None
     assert cache.load("g", {"n": 2}, version="other", label="c") is not None  # untouched
-    assert cache.rekey("old", "new") == []  # nothing left to move
+    assert cache.rekey({"old": "new"}) == []  # nothing left to move
     sidecar = moved[0][1].with_suffix(".json").read_text(encoding="utf-8")
     assert '"version": "new"' in sidecar
     # --keep: both versions find the entry
-    kept = cache.rekey("other", "third", keep=True)
-    assert len(kept) == 1
+    assert len(cache.rekey({"other": "third"}, keep=True)) == 1
     assert cache.load("g", {"n": 2}, version="other", label="c") is not None
     assert cache.load("g", {"n": 2}, version="third", label="c") is not None
+
+
+def test_rekey_rewrites_the_keys_a_config_names(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # features name their network by its cache key, a fit of g its features: new keys follow
+    monkeypatch.setenv("KC_CACHE", str(tmp_path / "cache"))
+    net = cache.store("net", {"arch": "a"}, torch.zeros(1), version="n1").stem
+    feats = cache.store("features", {"net": net, "layer": "l"}, torch.ones(1), version="f1").stem
+    cache.store("g", {"x": feats, "target": feats}, torch.arange(2), version="g1")
+    cache.rekey({"g1": "g2", "f1": "f2", "n1": "n2"})  # any order of the versions
+    new_net = cache.key("net", {"arch": "a"}, version="n2")
+    new_feats = cache.key("features", {"net": new_net, "layer": "l"}, version="f2")
+    assert cache.load("features", {"net": new_net, "layer": "l"}, version="f2") is not None
+    g = cache.load("g", {"x": new_feats, "target": new_feats}, version="g2")
+    torch.testing.assert_close(g, torch.arange(2))
+
+
+def test_cli_rekey_says_what_it_would_move_and_refuses_bad_pairs(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from kc.cli import main
+
+    monkeypatch.setenv("KC_CACHE", str(tmp_path / "cache"))
+    cache.store("g", {"n": 1}, torch.arange(3), version="old")
+    assert main(["cache", "rekey", "old:new"]) == 0
+    assert "would move 1 entries of code versions old" in capsys.readouterr().out
+    assert cache.load("g", {"n": 1}, version="new") is None
+    assert main(["cache", "rekey", "--yes", "old:new"]) == 0
+    assert cache.load("g", {"n": 1}, version="new") is not None
+    assert main(["cache", "rekey", "old"]) == 2
+    assert "give OLD:NEW pairs" in capsys.readouterr().err

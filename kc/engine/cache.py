@@ -640,51 +640,84 @@ def clean(kind: str | None = None) -> int:
     return freed
 
 
+def _substitute(obj: Any, mapping: Mapping[str, str]) -> Any:
+    """``obj`` with every string that is a key of ``mapping`` replaced by its value."""
+    if isinstance(obj, str):
+        return mapping.get(obj, obj)
+    if isinstance(obj, list):
+        return [_substitute(v, mapping) for v in obj]
+    if isinstance(obj, dict):
+        return {k: _substitute(v, mapping) for k, v in obj.items()}
+    return obj
+
+
+def _strings(obj: Any) -> set[str]:
+    if isinstance(obj, str):
+        return {obj}
+    if isinstance(obj, list):
+        return set().union(*(_strings(v) for v in obj)) if obj else set()
+    if isinstance(obj, dict):
+        return set().union(*(_strings(v) for v in obj.values())) if obj else set()
+    return set()
+
+
 def rekey(
-    old_version: str,
-    new_version: str,
+    versions: Mapping[str, str],
     kind: str | None = None,
     *,
     dry_run: bool = False,
     keep: bool = False,
 ) -> list[tuple[Path, Path]]:
-    """Move the entries stored under code version ``old_version`` to ``new_version``.
+    """Store the entries of each old code version of ``versions`` (``{old: new}``) under the
+    new one.
 
     For a change of code known to compute the same thing that :func:`code_version` cannot see
     as such (e.g. a change of the versioning itself): the entries are kept instead of
-    recomputed. An entry whose key does not follow from its sidecar is left alone, and so is one
-    whose new key is already taken. With ``keep`` the old entry stays too (the new one is a hard
-    link to it, a copy where links fail), so that code of both versions finds it.
+    recomputed. A config that names another entry by its key (features name their network, a
+    fit of g its features) is rewritten to the other entry's new key, so entries are moved
+    inputs first. An entry whose key does not follow from its sidecar is left alone, and so is
+    one whose new key is already taken. With ``keep`` the old entry stays too (the new one is a
+    hard link to it, a copy where links fail), so that code of both versions finds it.
 
     Returns:
         ``(old path, new path)`` of every entry moved (or that would be, with ``dry_run``).
     """
-    moved: list[tuple[Path, Path]] = []
+    pending: dict[str, tuple[CacheEntry, dict[str, Any]]] = {}
     for entry in ls(kind):
-        sidecar = entry.path.with_suffix(".json")
         if entry.status != "ok" or entry.config is None:
             continue
-        meta = json.loads(sidecar.read_text(encoding="utf-8"))
-        if meta.get("version") != old_version:
+        meta = json.loads(entry.path.with_suffix(".json").read_text(encoding="utf-8"))
+        old = meta.get("version")
+        if old not in versions:
             continue
-        label = meta.get("label")
-        if key(entry.kind, entry.config, version=old_version, label=label) != entry.key:
+        if key(entry.kind, entry.config, version=old, label=meta.get("label")) != entry.key:
             _warn(f"kc cache rekey: {entry.path} does not match its sidecar; left alone")
             continue
-        new = path_for(entry.kind, entry.config, version=new_version, label=label)
-        if new.exists():
-            continue
-        moved.append((entry.path, new))
-        if dry_run:
-            continue
-        meta.update(version=new_version, key=new.stem)
-        atomic_write_text(json.dumps(meta, indent=2, sort_keys=True) + "\n", new.with_suffix(".json"))
-        if not keep:
-            os.replace(entry.path, new)
-            sidecar.unlink()
-            continue
-        try:
-            os.link(entry.path, new)
-        except OSError:
-            shutil.copy2(entry.path, new)
+        pending[entry.key] = (entry, meta)
+    renamed: dict[str, str] = {}
+    moved: list[tuple[Path, Path]] = []
+    while pending:
+        ready = [k for k, (e, _) in pending.items() if not (_strings(e.config) & set(pending))]
+        for old_key in ready or list(pending):  # a cycle cannot be ordered: take them all
+            entry, meta = pending.pop(old_key)
+            config = _substitute(entry.config, renamed)
+            label = meta.get("label")
+            new = path_for(entry.kind, config, version=versions[meta["version"]], label=label)
+            renamed[old_key] = new.stem
+            if new.exists():
+                continue
+            moved.append((entry.path, new))
+            if dry_run:
+                continue
+            meta.update(version=versions[meta["version"]], key=new.stem, config=config)
+            atomic_write_text(json.dumps(meta, indent=2, sort_keys=True) + "\n",
+                              new.with_suffix(".json"))  # fmt: skip
+            if not keep:
+                os.replace(entry.path, new)
+                entry.path.with_suffix(".json").unlink()
+                continue
+            try:
+                os.link(entry.path, new)
+            except OSError:
+                shutil.copy2(entry.path, new)
     return moved
