@@ -17,7 +17,7 @@ from kc.run.execution import RunOptions, run_in_process
 from kc.run.notebook_params import profile_file
 from kc.run.records import RunResult
 
-__all__ = ["THREAD_VARS", "make_executor", "submit"]
+__all__ = ["THREAD_VARS", "make_executor", "set_threads", "submit"]
 
 #: The variables that set how many threads torch (OpenMP, MKL) computes on.
 THREAD_VARS = ("OMP_NUM_THREADS", "MKL_NUM_THREADS")
@@ -64,9 +64,18 @@ def _job(notebook: str, options: RunOptions, threads: int | None = None) -> RunR
     inherits the environment) on ``threads`` threads (``None``: the library's default)."""
     logging.basicConfig(level=logging.INFO, format="[kc] %(message)s")
     if threads is not None:
-        for var in THREAD_VARS:
-            os.environ[var] = str(threads)
+        set_threads(threads)
     return run_in_process(Path(notebook), options)
+
+
+def set_threads(threads: int) -> None:
+    """Compute on ``threads`` threads in this process (torch) and in the processes it starts
+    (a notebook's kernel inherits :data:`THREAD_VARS`)."""
+    for var in THREAD_VARS:
+        os.environ[var] = str(threads)
+    import torch
+
+    torch.set_num_threads(threads)
 
 
 def submit(executor: Any, notebook: Path, options: RunOptions, *, threads: int | None = None) -> Any:

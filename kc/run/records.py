@@ -236,7 +236,8 @@ def error_text(error: BaseException) -> str:
     return f"{type(error).__name__}: {text}" if not text.startswith(type(error).__name__) else text
 
 
-def _clock(seconds: float) -> str:
+def clock(seconds: float) -> str:
+    """``65`` -> ``"1:05"``, ``3725`` -> ``"1:02:05"``."""
     minutes, secs = divmod(int(round(seconds)), 60)
     return (
         f"{minutes // 60}:{minutes % 60:02d}:{secs:02d}"
@@ -255,9 +256,9 @@ def progress_line(
         >>> progress_line(2, 6, "table1", 65, 750, 1)
         'notebook 2/6 table1; elapsed 1:05; about 12:30 left (+1 never run)'
     """
-    left = f"about {_clock(remaining)} left" if remaining or not unknown else "time left unknown"
+    left = f"about {clock(remaining)} left" if remaining or not unknown else "time left unknown"
     more = f" (+{unknown} never run)" if unknown and remaining else ""
-    return f"notebook {index}/{total} {name}; elapsed {_clock(elapsed)}; {left}{more}"
+    return f"notebook {index}/{total} {name}; elapsed {clock(elapsed)}; {left}{more}"
 
 
 def estimate(

@@ -20,14 +20,14 @@ Example:
 from __future__ import annotations
 
 import logging
-import os
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
 from kc.engine.tasks import Task, unique
-from kc.run.jobs import THREAD_VARS
+from kc.run.jobs import set_threads
+from kc.run.records import clock
 
 __all__ = ["TaskSummary", "progress", "run_tasks"]
 
@@ -45,12 +45,6 @@ class TaskSummary:
     cached_before: int = 0
 
 
-def _clock(seconds: float) -> str:
-    minutes, sec = divmod(int(round(seconds)), 60)
-    hours, minutes = divmod(minutes, 60)
-    return f"{hours}:{minutes:02d}:{sec:02d}" if hours else f"{minutes}:{sec:02d}"
-
-
 def progress(
     done: int, total: int, running: int, elapsed: float, left: float | None, unknown: int
 ) -> str:
@@ -62,10 +56,10 @@ def progress(
         >>> progress(0, 5, 1, 3, None, 5)
         'entries 0/5 (1 running); elapsed 0:03; time left unknown'
     """
-    text = f"entries {done}/{total} ({running} running); elapsed {_clock(elapsed)}; "
+    text = f"entries {done}/{total} ({running} running); elapsed {clock(elapsed)}; "
     if left is None:
         return text + "time left unknown"
-    return text + f"about {_clock(left)} left" + (f" (+{unknown} of unmeasured kinds)" if unknown else "")
+    return text + f"about {clock(left)} left" + (f" (+{unknown} of unmeasured kinds)" if unknown else "")
 
 
 def _time_left(todo: Iterable[Task], seconds: dict[str, list[float]], jobs: int) -> tuple[float | None, int]:
@@ -82,14 +76,8 @@ def _time_left(todo: Iterable[Task], seconds: dict[str, list[float]], jobs: int)
 
 def _one_thread_job(task: Task) -> float:
     """Body of a job: the task on one thread; its seconds."""
-    for var in THREAD_VARS:
-        os.environ[var] = "1"
-    import torch
-
-    torch.set_num_threads(1)
-    start = time.perf_counter()
-    task.run()
-    return time.perf_counter() - start
+    set_threads(1)
+    return _timed(task)
 
 
 def run_tasks(
