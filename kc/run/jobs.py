@@ -17,7 +17,7 @@ from kc.run.execution import RunOptions, run_in_process
 from kc.run.notebook_params import profile_file
 from kc.run.records import RunResult
 
-__all__ = ["THREAD_VARS", "make_executor", "set_threads", "submit"]
+__all__ = ["THREAD_VARS", "check_jobs", "make_executor", "set_threads", "submit"]
 
 #: The variables that set how many threads torch (OpenMP, MKL) computes on.
 THREAD_VARS = ("OMP_NUM_THREADS", "MKL_NUM_THREADS")
@@ -66,6 +66,12 @@ def _job(notebook: str, options: RunOptions, threads: int | None = None) -> RunR
     if threads is not None:
         set_threads(threads)
     return run_in_process(Path(notebook), options)
+
+
+def check_jobs(jobs: Any) -> None:
+    """Refuse a number of workers that is not a whole number >= 1 (``True`` included)."""
+    if not isinstance(jobs, int) or isinstance(jobs, bool) or jobs < 1:
+        raise ValueError(f"jobs must be a whole number >= 1, got {jobs!r}")
 
 
 def set_threads(threads: int) -> None:

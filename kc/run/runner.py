@@ -40,7 +40,7 @@ from typing import Any
 from kc.run import jobs as submitit_jobs
 from kc.run import manifest, records, runkey
 from kc.run.execution import NotebookInterrupted, RunOptions, run_in_process
-from kc.run.jobs import make_executor
+from kc.run.jobs import check_jobs, make_executor
 from kc.run.manifest import (
     MANIFEST,
     Notebook,
@@ -156,6 +156,7 @@ def execute(
     """
     if executor not in EXECUTORS:
         raise ValueError(f"executor must be one of {EXECUTORS}, got {executor!r}")
+    check_jobs(jobs)
     root = Path(output_root).resolve()
     options = RunOptions(root, profile, parameters, kernel_name, log_output, strict, force)
     path = resolve_notebook(name_or_path)
@@ -306,8 +307,7 @@ def run_all(
     """
     if executor not in EXECUTORS:
         raise ValueError(f"executor must be one of {EXECUTORS}, got {executor!r}")
-    if not isinstance(jobs, int) or isinstance(jobs, bool) or jobs < 1:
-        raise ValueError(f"jobs must be a whole number >= 1, got {jobs!r}")
+    check_jobs(jobs)
     profile_name = load_profile(profile)["PROFILE"]  # fails early on a bad profile
     items = list(notebooks) if notebooks is not None else [nb.name for nb in manifest.MANIFEST]
     root = Path(output_root).resolve()

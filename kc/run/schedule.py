@@ -26,7 +26,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from kc.engine.tasks import Task, unique
-from kc.run.jobs import set_threads
+from kc.run.jobs import check_jobs, set_threads
 from kc.run.records import clock
 
 __all__ = ["TaskSummary", "progress", "run_tasks"]
@@ -102,8 +102,7 @@ def run_tasks(
     Returns:
         A :class:`TaskSummary`. A task whose input failed fails too, without running.
     """
-    if not isinstance(jobs, int) or isinstance(jobs, bool) or jobs < 1:
-        raise ValueError(f"jobs must be a whole number >= 1, got {jobs!r}")
+    check_jobs(jobs)
     if executor is None and jobs != 1:
         raise ValueError("jobs > 1 needs a submitit executor (kc.run.jobs.make_executor)")
     say = say or (lambda line: log.info("%s", line))
