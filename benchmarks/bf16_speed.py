@@ -17,12 +17,12 @@ import argparse
 import os
 import statistics
 import time
-from pathlib import Path
 
 import torch
 
 from kc.core.losses import consistency_loss
 from kc.core.model import ConsistencyNet
+from kc.core.precision import autocast, cpu_bf16_flags
 
 # Table 1's feature shapes under the small profile (WIDTH 0.25, 32-pixel inputs): channels, map
 # (read off the cached features, 2026-12-04)
@@ -35,20 +35,11 @@ SHAPES = {
 }
 
 
-def cpu_bf16() -> str:
-    """The CPU's bf16 instructions named in /proc/cpuinfo ('' when none or unknown)."""
-    try:
-        flags = Path("/proc/cpuinfo").read_text().split()
-    except OSError:
-        return ""
-    return ",".join(f for f in ("avx512_bf16", "amx_bf16") if f in flags)
-
-
 def step_seconds(g: ConsistencyNet, x: torch.Tensor, t: torch.Tensor, steps: int, bf16: bool) -> float:
     opt = torch.optim.Adam(g.parameters(), lr=1e-3)
     start = time.perf_counter()
     for _ in range(steps):
-        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
+        with autocast("bf16" if bf16 else "fp32", "cpu"):
             loss = consistency_loss(g, x, t, 0.1)
         opt.zero_grad(set_to_none=True)
         loss.backward()
@@ -64,7 +55,7 @@ def main() -> None:
     args = parser.parse_args()
     torch.set_num_threads(1)
     torch.manual_seed(0)
-    print(f"one thread; CPU bf16 instructions: {cpu_bf16() or 'none found'}; "
+    print(f"one thread; CPU bf16 instructions: {', '.join(cpu_bf16_flags()) or 'none found'}; "
           f"load {os.getloadavg()[0]:.2f}")  # fmt: skip
     print(f"{'feature':22s} {'C':>4s} {'map':>4s} {'fp32 ms':>8s} {'bf16 ms':>8s} {'ratio':>6s}")
     for (arch, layer), (c, s) in SHAPES.items():

@@ -22,6 +22,7 @@ from tqdm import tqdm
 from kc.core.losses import consistency_loss
 from kc.core.model import ConsistencyNet, as_map
 from kc.core.normalize import NORM_MODES, fit_normalizer
+from kc.core.precision import autocast, check_precision
 
 RESIZE_MODES = ("pool", "interpolate")
 
@@ -339,7 +340,8 @@ def fit_consistency(
     holdout: float = 0.1,
     warm_start: bool = False,
     weight_decay: float = 1e-4,
-    p_lr_scale: float = 1.0,
+    p_lr_scale: float = 10.0,
+    precision: str = "fp32",
     seed: int = 0,
     sigma: str = "batch",
     kernel_size: int = 3,
@@ -402,7 +404,13 @@ def fit_consistency(
         tol, window, holdout: the stopping rule above.
         warm_start: start W(0) from least squares (default: PyTorch's random init).
         weight_decay: Adam's L2 coefficient.
-        p_lr_scale: the learning rate of the p(k) (their logits) relative to the rest's.
+        p_lr_scale: the learning rate of the p(k) (their logits) relative to the rest's. 10
+            by default: at 1 (until 2026-12) the p(k) of a fit with a large lambda (AlexNet's
+            8) shrank at the decaying pace of the rest's rate and the fit never plateaued,
+            and a planted exact relation could stop in a saddle (``benchmarks/README.md``).
+        precision: ``"fp32"`` or ``"bf16"``: the arithmetic of the training steps' forward
+            pass (:mod:`kc.core.precision`); the stopping rule's loss, the calibration of
+            Sigma and everything measured afterwards stay in fp32.
         seed: seeds the initialisation, the held-out slice and the batches; on the CPU
             the fit is deterministic.
         sigma, kernel_size: see :class:`ConsistencyNet`.
@@ -445,13 +453,14 @@ def fit_consistency(
         raise ValueError(f"lr and lr_final must be > 0, got {lr} and {lr_final}")
     if norm_mode not in NORM_MODES:
         raise ValueError(f"norm_mode must be one of {NORM_MODES}, got {norm_mode!r}")
+    device = torch.device(device) if device is not None else torch.device("cpu")
+    check_precision(precision, device)
     x, x_star = _materialise(x, x_star)
     if x.shape[0] < MIN_FIT_IMAGES and x.shape[0] == x_star.shape[0]:
         raise ValueError(f"need at least {MIN_FIT_IMAGES} images to fit g, got N = {x.shape[0]}")
     check_pair(x, x_star, resize, ids=ids)
     x = match_spatial(x, tuple(x_star.shape[2:]), resize) if x.dim() == 4 else x
     start = time.perf_counter()
-    device = torch.device(device) if device is not None else torch.device("cpu")
     gen = torch.Generator().manual_seed(seed)
 
     # held-out slice for the stopping rule
@@ -503,7 +512,8 @@ def fit_consistency(
         pos += bs
         for group in opt.param_groups:
             group["lr"] = _lr_at(step, lr, lr_final, max_steps) * group["scale"]
-        loss = consistency_loss(g, xf[idx], tf[idx], lam)
+        with autocast(precision, device):
+            loss = consistency_loss(g, xf[idx], tf[idx], lam)
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()

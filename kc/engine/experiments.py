@@ -68,7 +68,8 @@ DATA_SEED = 0
 
 _NET_CODE = ("kc.engine.data", "kc.engine.train", "kc.engine.zoo")
 _FEATURE_CODE = ("kc.engine.data", "kc.engine.zoo")
-_G_CODE = ("kc.core.decompose", "kc.core.fit", "kc.core.losses", "kc.core.model", "kc.core.normalize")
+_G_CODE = ("kc.core.decompose", "kc.core.fit", "kc.core.losses", "kc.core.model", "kc.core.normalize",
+           "kc.core.precision")
 _TASKS = ("all", "half0", "half1", "mix:0", "mix:1", "binary")
 
 

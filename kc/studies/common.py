@@ -11,6 +11,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from kc.core.precision import PRECISIONS
 from kc.engine import zoo
 
 __all__ = ["GFit", "check_n_show", "check_network", "net_fields", "pick"]
@@ -76,6 +77,8 @@ class GFit:
         lam: lambda of Eq. 2 (LAMBDA); ``lam_alexnet`` (LAMBDA_ALEXNET) for AlexNet features.
         fit_limit, test_limit: images whose features fit / evaluate g (FIT_LIMIT, TEST_LIMIT).
         g_steps, g_lr, g_batch_size: g's optimiser budget (G_STEPS, G_LR, G_BATCH_SIZE).
+        precision: the arithmetic of g's training steps, ``"fp32"`` or ``"bf16"``
+            (G_PRECISION, ``"fp32"`` if absent; :mod:`kc.core.precision`).
     """
 
     order: int
@@ -86,14 +89,17 @@ class GFit:
     g_steps: int
     g_lr: float
     g_batch_size: int
+    precision: str = "fp32"
 
     def __post_init__(self) -> None:
+        if self.precision not in PRECISIONS:
+            raise ValueError(f"G_PRECISION must be one of {PRECISIONS}, got {self.precision!r}")
         if isinstance(self.g_steps, bool) or not isinstance(self.g_steps, int) or self.g_steps < 1:
             raise ValueError(f"G_STEPS must be an int >= 1, got {self.g_steps!r}")
 
     @classmethod
     def from_params(cls, params: Mapping[str, Any]) -> GFit:
-        """From ORDER, LAMBDA, LAMBDA_ALEXNET (8.0 if absent), FIT_LIMIT, TEST_LIMIT, G_*."""
+        """From ORDER, LAMBDA, LAMBDA_ALEXNET (LAMBDA if absent), FIT_LIMIT, TEST_LIMIT, G_*."""
         p = pick(params, ["ORDER", "LAMBDA", "FIT_LIMIT", "TEST_LIMIT", "G_STEPS", "G_LR",
                           "G_BATCH_SIZE"])  # fmt: skip
         return cls(
@@ -105,6 +111,7 @@ class GFit:
             g_steps=int(p["G_STEPS"]),
             g_lr=float(p["G_LR"]),
             g_batch_size=int(p["G_BATCH_SIZE"]),
+            precision=str(params.get("G_PRECISION", "fp32")),
         )
 
     def lam_for(self, *archs: str) -> float:
@@ -121,4 +128,5 @@ class GFit:
             "g_steps": self.g_steps,
             "g_lr": self.g_lr,
             "g_batch_size": self.g_batch_size,
+            "precision": self.precision,
         }

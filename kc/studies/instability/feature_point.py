@@ -58,7 +58,7 @@ POINTS = (AFTER_RELU, CONV_OUTPUT)
 _KIND = "feature-point"
 #: Modules whose code the cached fits depend on (the networks' code is in their cache key).
 _CODE = ("kc.engine.data", "kc.engine.zoo", "kc.core.decompose", "kc.core.fit", "kc.core.losses", "kc.core.model",
-         "kc.core.normalize", "kc.core.measure", "kc.core.metrics", "kc.studies.instability.feature_point")  # fmt: skip
+         "kc.core.normalize", "kc.core.precision", "kc.core.measure", "kc.core.metrics", "kc.studies.instability.feature_point")  # fmt: skip
 
 
 # ---------------------------------------------------------------------------- the hook
@@ -195,7 +195,7 @@ def fit_conv_point(
             for name, s in (("x", x_spec), ("target", t_spec))}  # fmt: skip
     settings = dict(order=g["order"], lam=float(g["lam"]), max_steps=g["g_steps"],
                     batch_size=g["g_batch_size"], lr=float(g["g_lr"]), seed=0, sigma="batch",
-                    resize=None)  # fmt: skip
+                    resize=None, precision=g["precision"])  # fmt: skip
     config = {
         "x": nets["x"].key,
         "target": nets["target"].key,
