@@ -59,6 +59,7 @@ __all__ = [
     "get_features",
     "get_net",
     "get_pruned",
+    "get_train_accuracy",
     "upper",
 ]
 
@@ -95,7 +96,10 @@ class NetSpec:
     initialisation and the shuffling are seeded by ``seed``; the training images are fixed.
     ``train_limit`` / ``test_limit`` keep a stratified subset (seeded by :data:`DATA_SEED`) of
     the training images / of the test images on which the accuracy is measured (``None``: all;
-    a limit on the test split saves minutes per network on a CPU).
+    a limit on the test split saves minutes per network on a CPU). ``train_per_class`` instead
+    keeps that many training images of every class of the data sets (seeded by
+    :data:`DATA_SEED`; :func:`kc.engine.data.per_class`): the over-fitting regime, in which the
+    training split of the network's features (:func:`get_features`) is the same images.
 
     Example:
         >>> NetSpec("vgg16").label
@@ -115,6 +119,7 @@ class NetSpec:
     lr: float = 1e-3
     batch_size: int = 128
     weight_decay: float = 5e-4
+    train_per_class: int | None = None
 
     def __post_init__(self) -> None:
         names = (self.datasets,) if isinstance(self.datasets, str) else tuple(self.datasets)
@@ -141,7 +146,12 @@ class NetSpec:
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or value < 0:
                 raise ValueError(f"{name} must be an int >= 0, got {value!r}")
-        for name in ("train_limit", "test_limit"):
+        if self.train_per_class is not None and self.train_limit is not None:
+            raise ValueError(
+                f"give train_limit or train_per_class, not both (got {self.train_limit} and "
+                f"{self.train_per_class})"
+            )
+        for name in ("train_limit", "test_limit", "train_per_class"):
             value = getattr(self, name)
             if value is not None and (
                 isinstance(value, bool) or not isinstance(value, int) or value < 1
@@ -152,12 +162,18 @@ class NetSpec:
 
     @property
     def label(self) -> str:
-        """``arch/datasets/task/seedN``, e.g. ``"vgg16/fashion-mnist/all/seed0"``."""
-        return f"{self.arch}/{'+'.join(self.datasets)}/{self.task}/seed{self.seed}"
+        """``arch/datasets/task/seedN``, e.g. ``"vgg16/fashion-mnist/all/seed0"`` (with
+        ``/pcK`` appended for ``train_per_class=K``)."""
+        label = f"{self.arch}/{'+'.join(self.datasets)}/{self.task}/seed{self.seed}"
+        return label if self.train_per_class is None else f"{label}/pc{self.train_per_class}"
 
     def config(self) -> dict[str, Any]:
-        """The fields as a JSON-like dict (the cache config)."""
-        return asdict(self)
+        """The fields as a JSON-like dict (the cache config); ``train_per_class`` only when set,
+        so that the networks cached before it existed keep their keys."""
+        config = asdict(self)
+        if config["train_per_class"] is None:
+            del config["train_per_class"]
+        return config
 
 
 @dataclass
@@ -208,6 +224,7 @@ def _task(spec: NetSpec, split: str, task: str | None = None, limit: int | None 
         split,
         image_size=spec.input_size,
         limit=limit,
+        per_class=spec.train_per_class if split == "train" else None,
         seed=DATA_SEED,
     )
 
@@ -342,6 +359,44 @@ def get_net(spec: NetSpec, *, device: str = "auto", progress: bool = True) -> Tr
 
     dev = tr.resolve_device(device)
     return _cached_net("net", _net_config(spec), spec.label, spec, make, device)
+
+
+def get_train_accuracy(
+    net: NetLike, *, limit: int | None = 2000, device: str = "auto", progress: bool = True
+) -> float:
+    """Top-1 accuracy (%) of a network on its own training images, in eval mode, cached.
+
+    With its test accuracy (``TrainedNet.accuracy``) this gives the train/test gap, the
+    evidence that a network over-fits (issue 24). Unlike ``TrainReport.train_accuracy`` (the
+    last epoch's batches, in training mode, while the weights moved) it measures the final
+    network as it is used.
+
+    Args:
+        net: a :class:`NetSpec` (trained via :func:`get_net` if needed) or a :class:`TrainedNet`.
+        limit: at most this many of the training images (a stratified subset seeded by
+            :data:`DATA_SEED`; None: all of them).
+        device, progress: as in :func:`get_net`.
+    """
+    spec = _spec(net)
+    if limit is not None and (isinstance(limit, bool) or not isinstance(limit, int) or limit < 1):
+        raise ValueError(f"limit must be None or an int >= 1, got {limit!r}")
+    key = net.key if isinstance(net, TrainedNet) else _net_key(spec)
+    config = {"net": key, "limit": limit, "data_seed": DATA_SEED}
+
+    def compute() -> dict[str, float]:
+        trained = (
+            net if isinstance(net, TrainedNet) else get_net(spec, device=device, progress=progress)
+        )
+        ds = _task(spec, "train", limit=spec.train_limit)
+        if limit is not None and limit < len(ds):
+            ds = data.limit(ds, limit, DATA_SEED)
+        with phases.phase("evaluation", spec.arch):
+            return {"accuracy": tr.evaluate(trained.model, ds, device=tr.resolve_device(device)),
+                    "images": float(len(ds))}  # fmt: skip
+
+    entry = cache.cached("train-accuracy", config, compute, version=_version(_NET_CODE),
+                         label=f"{spec.label}/train-accuracy")  # fmt: skip
+    return float(entry["accuracy"])
 
 
 def get_pruned(
@@ -577,7 +632,9 @@ def get_features(
         task: task whose images to use; default the network's own (e.g. the
             ``"subset:garments"`` images of a network trained on ``"all"``).
         limit: a stratified random subset of this many images (seeded by ``seed``, a data seed):
-            the same images in the same order for every network on the same data sets.
+            the same images in the same order for every network on the same data sets. The
+            training split of a network with ``train_per_class`` is its own training images
+            (the per-class draw, seeded by ``seed``; its network's key is in the features' key).
         seed: seed of the subset.
         device, progress: as in :func:`get_net`.
 
@@ -598,6 +655,7 @@ def get_features(
                 split,
                 image_size=spec.input_size,
                 limit=limit,
+                per_class=spec.train_per_class if split == "train" else None,
                 seed=seed,
             )
         with phases.phase("features", spec.arch):

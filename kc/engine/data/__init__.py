@@ -35,6 +35,7 @@ from kc.engine.data.tasks import (
     halves,
     limit,
     make_task,
+    per_class,
     subset_classes,
     union,
 )
@@ -65,6 +66,7 @@ __all__ = [
     "load",
     "make_task",
     "num_classes",
+    "per_class",
     "pooled_stats",
     "subset_classes",
     "union",

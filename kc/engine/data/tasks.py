@@ -14,6 +14,11 @@ Mix-CUB/Dogs, 4.3  ``"all"`` on two sets (their union, 320 or 20 classes), then 
                    ``"mix:1"`` for the part of the union from the first / second set
 Sec. 4.6           ``"binary"``: the union labelled by the set an image came from
 =================  =============================================================================
+
+``make_task(..., per_class=k)`` first keeps ``k`` random images of every class of the data sets
+(:func:`per_class`), then builds the task from them: the over-fitting regime of issue 24 (about
+30 images per class, as on CUB-200-2011), in which every task of a union draws its images from
+the same per-class draw.
 """
 
 from __future__ import annotations
@@ -182,7 +187,33 @@ def limit(ds: D, n: int, seed: int, stratified: bool = True) -> D:
     return ds.select(torch.from_numpy(np.sort(np.concatenate(chosen))))
 
 
+def per_class(ds: D, k: int, seed: int) -> D:
+    """``k`` items of every class of ``ds`` (all of a class with fewer), drawn at random.
+
+    Class ``c``'s items are drawn with ``numpy.random.default_rng([seed, c])``, so a class's
+    draw does not depend on the other classes; items keep their original order.
+
+    Example:
+        >>> from kc.engine.data.base import TensorImageDataset
+        >>> ds = TensorImageDataset(torch.zeros(10, 1, 2, 2, dtype=torch.uint8), [0] * 7 + [1] * 3,
+        ...                         class_names=["a", "b"], mean=[0.0], std=[1.0])
+        >>> per_class(ds, 2, seed=0).labels.tolist()
+        [0, 0, 1, 1]
+    """
+    _check(ds)
+    if isinstance(k, bool) or not isinstance(k, int | np.integer) or k < 1:
+        raise ValueError(f"per_class must be a positive int, got {k!r}")
+    labels = ds.labels.numpy()
+    chosen = []
+    for c in range(ds.num_classes):
+        members = np.flatnonzero(labels == c)
+        take = min(int(k), len(members))
+        chosen.append(np.random.default_rng([seed, c]).choice(members, size=take, replace=False))
+    return ds.select(torch.from_numpy(np.sort(np.concatenate(chosen))))
+
+
 _limit = limit  # make_task's `limit` argument shadows the function
+_per_class = per_class
 
 
 def _invalid(task: str, why: str) -> ValueError:
@@ -201,6 +232,7 @@ def make_task(
     image_size: int | None = None,
     root: str | Path | None = None,
     limit: int | None = None,
+    per_class: int | None = None,
     seed: int = 0,
 ) -> ImageDataset:
     """The data set of one experiment; the single entry point of the experiment engine.
@@ -219,7 +251,10 @@ def make_task(
         root: as in :func:`~kc.engine.data.catalog.load`; with two data sets, a common parent folder
             (e.g. holding ``CUB_200_2011`` and ``StanfordDogs``).
         limit: keep at most this many items, after building the task (:func:`limit`).
-        seed: seed of ``limit`` only. A data seed, not a network seed: keep it fixed across the
+        per_class: keep this many items of every class of the data sets (of their union),
+            before building the task (:func:`per_class`), so that ``"mix:0"`` with
+            ``per_class=k`` holds the first set's images of ``"all"`` with ``per_class=k``.
+        seed: seed of ``limit`` and ``per_class`` only. A data seed, not a network seed: keep it fixed across the
             networks of a pair so that they train on the same images (Case 1).
 
     Returns:
@@ -232,6 +267,8 @@ def make_task(
         raise _invalid(str(task), "task must be a string")
     parts = [load(n, split, root=root, image_size=image_size) for n in names]
     base = parts[0] if len(parts) == 1 else union(parts[0], parts[1])
+    if per_class is not None:
+        base = _per_class(base, per_class, seed)
 
     if task in ("all", "half0", "half1"):
         ds = base
