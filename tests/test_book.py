@@ -114,6 +114,19 @@ def test_scorecard_has_a_row_per_claim_and_not_run_rows(tmp_path) -> None:
     assert page.count("| *not run* |") == len(not_run)
 
 
+def test_scorecard_marks_a_gain_on_one_pair_as_no_spread(tmp_path) -> None:
+    from kc.studies.claims import gain_check
+
+    claims = [gain_check("table4.c.gain", "Table 4", "x0 helps", [1.1]),
+              gain_check("table4.d.gain", "Table 4", "x0 helps", [1.0, 0.8, 1.2])]  # fmt: skip
+    data = dict(FIXTURE_VERDICTS, notebook="table4_redundant", profile="small")
+    data["claims"] = [dict(c.__dict__) for c in claims]
+    _write_verdicts(tmp_path, "table4_redundant", data)
+    page = book.scorecard_page(book.scorecard_rows(tmp_path))
+    assert "1 reproduced, 0 not reproduced, 1 not testable (1 of them for want of a spread" in page
+    assert page.count("| not testable: no spread |") == 1
+
+
 @pytest.mark.parametrize(
     ("change", "message"),
     [

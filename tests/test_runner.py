@@ -28,8 +28,8 @@ VOCABULARY = {
 # The beyond-the-paper notebooks (baselines, grounding, planted; issue 12).
 VOCABULARY |= {"PLANTED_N", "PLANTED_STEPS", "PLANTED_SEEDS", "PLANTED_DEPTHS", "PLANTED_VARY",
                "GROUNDING_ARCH", "NOISE_LEVELS", "NOISE_REPEATS"}  # fmt: skip
-# Tables 3-4's scale probe (issue 8's cause experiments).
-VOCABULARY |= {"PROBE_FIT_LIMIT"}
+# Tables 3-4's seed pairs and the paper's over-fitting regime (issue 24).
+VOCABULARY |= {"PAIRS", "OVERFIT_PER_CLASS", "OVERFIT_EPOCHS"}
 # Table 1's convergence check and feature-point experiment (issue 8).
 VOCABULARY |= {"CONVERGENCE_BUDGETS", "FEATURE_POINT_CHECK"}
 # values for one notebook only: Tables 3 and 4's columns (NETWORKS)

@@ -19,6 +19,7 @@ from kc.engine import finetune as ft
 from kc.studies.paper import REFINEMENT_COLUMNS, paper_table
 from kc.studies.refinement import run as rf
 from kc.studies.refinement import tables as rt
+from kc.studies.regime import Regime
 
 matplotlib.use("Agg")
 
@@ -145,7 +146,8 @@ def test_budget_validates(kwargs: dict, match: str) -> None:
 def test_names_and_pairs() -> None:
     assert rf.component_rows(0) == ["x0"]
     assert rf.component_rows(2) == ["x0", "x0+x1", "x0+x1+x2"]
-    assert rf.seed_pairs([0, 1, 2]) == [(0, 1), (1, 2)]
+    assert rf.seed_pairs([0, 1, 2]) == [(0, 1), (1, 2), (2, 0)]  # a cycle: n seeds, n pairs
+    assert rf.seed_pairs([4, 2]) == [(4, 2)]
     assert rf.seed_pairs([0, 5, 7], limit=1) == [(0, 5)]
     with pytest.raises(ValueError, match="at least two distinct seeds, got \\[3\\]"):
         rf.seed_pairs([3])
@@ -183,6 +185,7 @@ def test_summarize_and_gains() -> None:
     assert gain.loc["c1", "best_baseline"] == pytest.approx(51.5)
     assert gain.loc["c1", "spread"] == pytest.approx(math.sqrt(2.0))  # B: 52, 50
     assert bool(gain.loc["c1", "exceeds_spread"]) and gain.loc["c1", "pairs_improved"] == 2
+    assert gain.loc["c1", "gain_se"] == pytest.approx(1.0)  # std(2, 4) / sqrt(2)
     assert gain.loc["c2", "gain"] == pytest.approx(-1.5)
     assert not gain.loc["c2", "exceeds_spread"] and gain.loc["c2", "pairs_improved"] == 0
 
@@ -200,13 +203,12 @@ def test_claims_on_the_papers_own_table_3() -> None:
     claims = rt.refinement_claims(
         paper_gains, paper_gains, keys=["column"], row="x0+x1+x2", table=3
     )
-    assert len(claims) == 4 + 1 + 1  # four columns, all cells, the spread
-    assert [c.status for c in claims[:5]] == ["reproduced"] * 5
+    assert len(claims) == 4 + 1  # four columns, all cells
+    # one "pair" (the paper's table) cannot tell a gain from seed noise: no verdict, not failed
+    assert [c.shown_status for c in claims] == ["not testable: no spread"] * 5
     assert claims[1].id == "table3.ResNet-18.gain" and "gain +3.23" in claims[1].evidence
     assert claims[1].paper == "gain +3.23"
-    # one "pair" (the paper's table) cannot measure a seed spread: not testable, not failed
-    assert claims[-1].id == "table3.beyond_spread" and claims[-1].status == "not testable"
-    assert "needs two or more seed pairs" in claims[-1].evidence
+    assert claims[-1].id == "table3.every_cell" and "4/4 cells on one pair" in claims[-1].evidence
 
 
 def test_claims_fail_where_the_refined_row_loses() -> None:
@@ -217,14 +219,31 @@ def test_claims_fail_where_the_refined_row_loses() -> None:
     assert claims["table3.c1.gain"].status == "reproduced"
     assert claims["table3.c2.gain"].status == "not reproduced"
     assert claims["table3.every_cell"].status == "not reproduced"
-    assert "1/2 cells improved" in claims["table3.every_cell"].evidence
-    spread = claims["table3.beyond_spread"]  # two pairs: testable
-    assert spread.status == "not reproduced" and spread.evidence.startswith("1/2 cells")
+    assert claims["table3.every_cell"].evidence.startswith("1/2 cells with a mean gain above")
+    assert "gain +3.00 ± 1.00 points" in claims["table3.c1.gain"].evidence
+
+
+def test_a_positive_mean_gain_within_its_standard_error_is_not_reproduced() -> None:
+    # three pairs with x0 gaining +1.0, -0.5, +0.2: mean +0.23, standard error 0.44
+    rows = []
+    for pair, (a, b, x0) in {"0-1": (50, 49, 51.0), "1-2": (50, 48, 49.5), "2-0": (50, 50, 50.2)}.items():
+        for row, acc in zip(("Network A", "Network B", "x0"), (a, b, x0), strict=True):
+            rows.append({"column": "c", "pair": pair, "row": row, "accuracy": float(acc)})
+    gain = rt.gains(pd.DataFrame(rows), ["column"])
+    paper_gains = rt.gains(rt.paper_as_runs(paper_table(3)), ["column"])
+    claims = {c.id: c for c in rt.refinement_claims(gain, paper_gains, keys=["column"], row="x0",
+                                                     table=3, regime="overfit")}  # fmt: skip
+    cell = claims["table3.c.gain.overfit"]
+    assert cell.numbers["gain"] == pytest.approx(0.7 / 3) and cell.numbers["se"] == pytest.approx(
+        math.sqrt(((1 - 0.7 / 3) ** 2 + (0.5 + 0.7 / 3) ** 2 + (0.2 - 0.7 / 3) ** 2) / 2 / 3))
+    assert cell.status == "not reproduced" and "improved in 2/3 pairs" in cell.evidence
+    assert cell.claim.endswith("[overfit regime]")
+    assert claims["table3.every_cell.overfit"].status == "not reproduced"
 
 
 def test_study_from_the_notebooks_parameters() -> None:
     t3 = rf.RefinementStudy.from_params(notebook_params("table3_refinement", SEEDS=[0, 1, 2]), 3)
-    assert t3.keys == ["column"] and t3.pairs == ((0, 1), (1, 2))
+    assert t3.keys == ["column"] and t3.pairs == ((0, 1), (1, 2), (2, 0))
     assert {c.setting for c in t3.cells} == set(paper_table(3)["setting"])
     assert {(c.datasets, c.task) for c in t3.cells} == {(("fashion-mnist",), "all")}
     assert (t3.budget.epochs, t3.budget.batch_size) == (1, 64)
@@ -286,44 +305,54 @@ def test_table_runs_needs_cells_and_pairs() -> None:
         rf.table_runs([], [(0, 1)], net={}, g=None, budget=ft.Budget(epochs=1, lr=0.1))  # type: ignore[arg-type]
 
 
-def test_scale_probe_puts_both_image_counts_side_by_side() -> None:
-    main = rt.gains(_runs(), ["column"])  # c1 +3.0, c2 -1.5
+def test_regimes_put_both_sets_of_networks_side_by_side() -> None:
+    main = rt.gains(_runs(), ["column"])  # c1 +3.0 (+2, +4), c2 -1.5
     fewer = _runs()
     fewer.loc[(fewer["column"] == "c2") & (fewer["row"] == "x0"), "accuracy"] += 4.0
-    probe = rt.gains(fewer, ["column"])  # c2: -1.5 + 4 = +2.5
-    table = rt.scale_probe(main, probe, keys=["column"], row="x0", n_main=2000, n_probe=300)
-    assert list(table.columns) == ["column", "images", "gain", "best_baseline", "pairs_improved",
-                                   "n_pairs"]  # fmt: skip
-    wide = table.pivot_table(index="column", columns="images", values="gain")
-    assert wide.loc["c2", 300] == pytest.approx(2.5) and wide.loc["c2", 2000] == pytest.approx(-1.5)
-    text = rt.scale_probe_reading(table, ["column"])
-    assert text.startswith("with 2000 images 1/2 cells gain, with 300 images 2/2")
-    assert "+2.00 points" in text and "as the over-fitting account predicts" in text
-    # the reverse: fewer images hurt, so scale does not explain the difference
-    back = rt.scale_probe(probe, main, keys=["column"], row="x0", n_main=2000, n_probe=300)
-    assert "does not explain" in rt.scale_probe_reading(back, ["column"])
-    all_images = rt.scale_probe(main, probe, keys=["column"], row="x0", n_main=None, n_probe=300)
-    assert set(all_images["images"]) == {"all", 300}
+    overfit = rt.gains(fewer, ["column"])  # c2: -1.5 + 4 = +2.5 (-1 + 4, -2 + 4: +3, +2)
+    table = rt.regimes({"current": main, "overfit": overfit}, keys=["column"], row="x0")
+    assert list(table.columns) == ["column", "regime", "gain", "gain_se", "best_baseline",
+                                   "pairs_improved", "n_pairs", "holds"]  # fmt: skip
+    wide = table.pivot_table(index="column", columns="regime", values="gain")
+    assert wide.loc["c2", "overfit"] == pytest.approx(2.5)
+    assert wide.loc["c2", "current"] == pytest.approx(-1.5)
+    assert table["holds"].tolist() == [True, False, True, True]
+    text = rt.regime_reading(table, ["column"])
+    assert text.startswith("the gain holds beyond its standard error in 1/2 cells in the current "
+                           "regime and in 2/2 in the overfit regime")  # fmt: skip
+    assert "+2.00 points" in text and "more cells hold in the overfit regime" in text
+    back = rt.regimes({"current": overfit, "overfit": main}, keys=["column"], row="x0")
+    assert "fewer cells hold in the overfit regime" in rt.regime_reading(back, ["column"])
+    # one pair per cell: nothing holds, whatever the gain
+    one = rt.gains(_runs()[_runs()["pair"] == "0-1"], ["column"])
+    assert not rt.regimes({"a": one, "b": one}, keys=["column"], row="x0")["holds"].any()
 
 
-def test_scale_probe_rejects_mismatched_inputs() -> None:
+def test_regimes_reject_mismatched_inputs() -> None:
     main = rt.gains(_runs(), ["column"])
-    with pytest.raises(ValueError, match="no row 'x9' in the gains with 2000 images"):
-        rt.scale_probe(main, main, keys=["column"], row="x9", n_main=2000, n_probe=300)
+    with pytest.raises(ValueError, match="no row 'x9' in the gains of regime 'a'"):
+        rt.regimes({"a": main, "b": main}, keys=["column"], row="x9")
     with pytest.raises(ValueError, match="do not cover the same cells"):
-        rt.scale_probe(main, main[main["column"] == "c1"], keys=["column"], row="x0",
-                       n_main=2000, n_probe=300)  # fmt: skip
-    one = rt.scale_probe(main, main, keys=["column"], row="x0", n_main=2000, n_probe=300)
-    with pytest.raises(ValueError, match="exactly two image counts"):
-        rt.scale_probe_reading(one[one["images"] == 300], ["column"])
+        rt.regimes({"a": main, "b": main[main["column"] == "c1"]}, keys=["column"], row="x0")
+    with pytest.raises(ValueError, match="two or more regimes"):
+        rt.regimes({"a": main}, keys=["column"], row="x0")
 
 
-def test_study_with_fewer_fitting_images() -> None:
+def test_study_in_the_overfitting_regime() -> None:
     t4 = rf.RefinementStudy.from_params(notebook_params("table4_redundant", FIT_LIMIT=128), 4)
-    probe = t4.with_fit_limit(64)
-    assert probe.g.fit_limit == 64 and t4.g.fit_limit == 128
-    assert (probe.cells, probe.pairs, probe.budget) == (t4.cells, t4.pairs, t4.budget)
-    with pytest.raises(ValueError, match="must be below FIT_LIMIT \\(128\\)"):
-        t4.with_fit_limit(128)
-    with pytest.raises(ValueError, match="must be an int >= 32, got 8"):
-        t4.with_fit_limit(8)
+    regime = Regime(per_class=30, epochs=50)
+    over = t4.in_regime(regime)
+    assert over.g.fit_limit is None and t4.g.fit_limit == 128  # g on the networks' own images
+    assert over.net["train_per_class"] == 30 and over.net["train_limit"] is None
+    assert over.net["epochs"] == 50 and over.net["width"] == t4.net["width"]
+    assert (over.cells, over.pairs, over.budget) == (t4.cells, t4.pairs, t4.budget)
+    nets = over.networks()
+    assert len(nets) == len(set(nets)) and all(n.train_per_class == 30 for n in nets)
+    # smoke: ResNet-18 on Fashion-MNIST (VOC-animal) and on the mixture (Mix-CUB, Mix-Dogs
+    # share it), seeds 0 and 1
+    assert sorted(n.label for n in nets) == [
+        "resnet18/fashion-mnist+mnist-5k/all/seed0/pc30", "resnet18/fashion-mnist+mnist-5k/all/seed1/pc30",
+        "resnet18/fashion-mnist/all/seed0/pc30", "resnet18/fashion-mnist/all/seed1/pc30"]  # fmt: skip
+    with pytest.raises(ValueError, match="OVERFIT_EPOCHS must be an int >= 1"):
+        Regime(per_class=30, epochs=0)
+    assert Regime.from_params({"OVERFIT_PER_CLASS": None, "OVERFIT_EPOCHS": 5}) is None

@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from kc.run import runner
-from kc.studies.claims import STATUSES
+from kc.studies.claims import STATUSES, shown_status
 
 __all__ = ["NOT_RUN", "STATUSES", "ScoreRow", "read_verdicts", "scorecard_page", "scorecard_rows"]
 
@@ -131,12 +131,18 @@ _SHOWN_STATUS = {
 }
 
 
+def _shown(row: ScoreRow) -> str:
+    shown = shown_status(row.status, row.evidence)
+    return _SHOWN_STATUS[row.status] if shown == row.status else shown
+
+
 def scorecard_page(rows: Sequence[ScoreRow]) -> str:
     """The scorecard page (MyST Markdown): counts per status (claims of stale notebooks counted
     apart), then one table row per claim."""
     fresh = [r for r in rows if not r.stale]
     counts = {s: sum(r.status == s for r in fresh) for s in (*STATUSES, NOT_RUN)}
     claims = len(fresh) - counts[NOT_RUN]
+    no_spread = sum(shown_status(r.status, r.evidence) != r.status for r in fresh)
     stale_rows = [r for r in rows if r.stale]
     stale_counts = {s: sum(r.status == s for r in stale_rows) for s in STATUSES}
     stale_books = sorted({r.notebook for r in stale_rows})
@@ -156,12 +162,15 @@ def scorecard_page(rows: Sequence[ScoreRow]) -> str:
         "Every claim of the paper that a notebook checks, with the outcome the notebook computed "
         "from its own numbers (its `verdicts.json`); nothing on this page is typed in by hand. "
         "*Not testable at this scale* means the parameters cannot test the claim at all (for "
-        "example one layer where the claim compares two); it is not a failed reproduction. A "
+        "example one layer where the claim compares two); it is not a failed reproduction. "
+        "*Not testable: no spread* marks a gain measured on one pair of networks, which cannot "
+        "be told from what the seeds alone move. A "
         "notebook that has not been executed for this build shows as *not run*.",
         "",
         f"**{claims} claims**{' from fresh results' if stale_rows else ''}: "
         f"{counts['reproduced']} reproduced, "
-        f"{counts['not reproduced']} not reproduced, {counts['not testable']} not testable; "
+        f"{counts['not reproduced']} not reproduced, {counts['not testable']} not testable"
+        f"{f' ({no_spread} of them for want of a spread: a gain on one pair of networks)' if no_spread else ''}; "
         f"{counts[NOT_RUN]} notebooks not run. Profiles: "
         f"{', '.join(f'`{p}`' for p in profiles) or 'none'}. Run times are on "
         "{doc}`the summary of the runs <summary>`.",
@@ -179,7 +188,7 @@ def scorecard_page(rows: Sequence[ScoreRow]) -> str:
             claim = f"({entry.title if entry else r.notebook})"
         lines.append(
             f"| {{doc}}`{table_cell(r.item)} <{r.notebook}>` | {table_cell(claim)} | {table_cell(r.paper)} "
-            f"| {_SHOWN_STATUS[r.status]}{' (*stale*)' if r.stale else ''} "
+            f"| {_shown(r)}{' (*stale*)' if r.stale else ''} "
             f"| {table_cell(r.evidence)} | {table_cell(r.profile)} |"
         )
     return "\n".join(lines) + "\n"

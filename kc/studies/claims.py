@@ -7,7 +7,9 @@ A :class:`Claim` is computed from a notebook's numbers, never typed in by hand. 
   pass / fail it;
 * ``"not testable"``: the parameters cannot test the claim at all (e.g. "the deeper layer is
   less stable" with one layer, or "the gain exceeds the seed spread" with one seed pair). This
-  is never counted as a failed reproduction.
+  is never counted as a failed reproduction. A gain measured on a single pair of networks is
+  "not testable: no spread" (:func:`gain_check`, :func:`no_spread`): one pair cannot tell a
+  gain from what the seeds alone move.
 
 Build claims with :func:`check` (from a boolean computed on the data) or :func:`untestable`
 (with the reason the parameters cannot test it). Writing them to disk is
@@ -26,7 +28,8 @@ Example:
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+import math
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -37,6 +40,10 @@ __all__ = [
     "Claim",
     "check",
     "from_checks",
+    "gain_check",
+    "no_spread",
+    "shown_status",
+    "spread_check",
     "untestable",
     "claims_markdown",
     "count_statuses",
@@ -47,6 +54,8 @@ NOT_REPRODUCED = "not reproduced"
 NOT_TESTABLE = "not testable"
 #: The possible outcomes of a claim, in display order.
 STATUSES = (REPRODUCED, NOT_REPRODUCED, NOT_TESTABLE)
+#: How the evidence of a claim "not testable: no spread" begins.
+NO_SPREAD = "no spread: "
 
 
 @dataclass(frozen=True)
@@ -93,12 +102,18 @@ class Claim:
         """Whether the parameters allowed the check (status is not "not testable")."""
         return self.status != NOT_TESTABLE
 
+    @property
+    def shown_status(self) -> str:
+        """The status as the pages show it: ``"not testable: no spread"`` apart."""
+        return shown_status(self.status, self.evidence)
+
     def line(self) -> str:
         """One Markdown list item: ``**status**: claim (our evidence; paper: ...)``."""
         paper = f"; paper: {self.paper}" if self.paper else ""
         shown = "NOT reproduced" if self.status == NOT_REPRODUCED else self.status
         if self.status == NOT_TESTABLE:
-            shown = "not testable with these parameters"
+            shown = self.shown_status if self.shown_status != NOT_TESTABLE else (
+                "not testable with these parameters")  # fmt: skip
         return f"**{shown}**: {self.item}, {self.claim} ({self.evidence}{paper})"
 
 
@@ -140,6 +155,88 @@ def untestable(
     if not reason.strip():
         raise ValueError("reason must say why the parameters cannot test the claim")
     return Claim(id, item, claim, paper, NOT_TESTABLE, reason, dict(numbers or {}))
+
+
+def shown_status(status: str, evidence: str) -> str:
+    """``status``, or ``"not testable: no spread"`` for a claim :func:`no_spread` made."""
+    return "not testable: no spread" if status == NOT_TESTABLE and evidence.startswith(
+        NO_SPREAD) else status  # fmt: skip
+
+
+def no_spread(
+    id: str, item: str, claim: str, what: str, *, paper: str = "",
+    numbers: Mapping[str, float] | None = None,
+) -> Claim:  # fmt: skip
+    """A claim resting on one pair of networks: "not testable: no spread" (``what``: our one
+    number, e.g. ``"one pair, gain +1.10"``)."""
+    reason = f"{NO_SPREAD}{what}; telling a gain from seed noise needs two or more pairs"
+    return untestable(id, item, claim, reason, paper=paper, numbers=numbers)
+
+
+def spread_check(
+    id: str,
+    item: str,
+    claim: str,
+    *,
+    mean: float,
+    se: float,
+    n: int,
+    improved: int | None = None,
+    paper: str = "",
+    unit: str = "points",
+    context: str = "",
+) -> Claim:
+    """Does a mean gain over ``n`` pairs hold beyond its standard error ``se``?
+
+    Reproduced when ``mean > 0`` and ``mean > se``; with ``n < 2`` (no spread to compare
+    with) the claim is "not testable: no spread" (:func:`no_spread`). ``improved``: pairs
+    with a positive gain; ``context`` (e.g. ``"82.40 vs 81.30"``) starts the evidence.
+    """
+    lead = f"{context}, " if context else ""
+    if n < 2:
+        return no_spread(id, item, claim, f"{lead}one pair, gain {mean:+.2f} {unit}",
+                         paper=paper, numbers={"gain": mean, "n_pairs": n})  # fmt: skip
+    if not (math.isfinite(mean) and math.isfinite(se) and se >= 0):
+        raise ValueError(f"need a finite mean and standard error >= 0, got {mean} and {se}")
+    holds = bool(mean > 0 and mean > se)
+    ratio = f"{mean / se:+.1f} SE" if se > 0 else "no variation over pairs"
+    pairs = f", improved in {improved}/{n} pairs" if improved is not None else ""
+    evidence = (f"{lead}gain {mean:+.2f} ± {se:.2f} {unit} (mean ± standard error over {n} "
+                f"pairs, {ratio}){pairs}")  # fmt: skip
+    numbers = {"gain": mean, "se": se, "n_pairs": float(n)}
+    if improved is not None:
+        numbers["pairs_improved"] = float(improved)
+    return check(id, item, claim, holds, evidence=evidence, paper=paper, numbers=numbers)
+
+
+def gain_check(
+    id: str,
+    item: str,
+    claim: str,
+    gains: Sequence[float],
+    *,
+    paper: str = "",
+    unit: str = "points",
+    context: str = "",
+) -> Claim:
+    """:func:`spread_check` on ``gains``, one per pair of networks (or per seed): their mean
+    and its standard error (sample std / sqrt(n)).
+
+    Example:
+        >>> gain_check("t.g", "Table 3", "x0 helps", [0.5, 0.7, 0.3]).status
+        'reproduced'
+        >>> gain_check("t.g", "Table 3", "x0 helps", [1.5, -1.3, 0.1]).status
+        'not reproduced'
+        >>> gain_check("t.g", "Table 3", "x0 helps", [1.1]).shown_status
+        'not testable: no spread'
+    """
+    values = np.asarray([float(g) for g in gains], dtype=float)
+    if values.size == 0 or not np.isfinite(values).all():
+        raise ValueError(f"gains must be one or more finite numbers, got {list(gains)}")
+    se = float(values.std(ddof=1) / np.sqrt(values.size)) if values.size > 1 else math.nan
+    return spread_check(id, item, claim, mean=float(values.mean()), se=se, n=int(values.size),
+                        improved=int((values > 0).sum()), paper=paper, unit=unit,
+                        context=context)  # fmt: skip
 
 
 def count_statuses(claims: Iterable[Claim]) -> dict[str, int]:

@@ -42,6 +42,7 @@ from kc.engine.finetune import Budget, compare_rows
 from kc.engine.seeding import seeded_build
 from kc.studies.common import GFit, net_fields, pick
 from kc.studies.paper import paper_column, paper_table
+from kc.studies.regime import Regime
 
 __all__ = [
     "Cell",
@@ -68,11 +69,17 @@ def component_rows(order: int) -> list[str]:
 
 
 def seed_pairs(seeds: Sequence[int], limit: int | None = None) -> list[tuple[int, int]]:
-    """Consecutive pairs (A, B) = (seeds[i], seeds[i + 1]), at most ``limit`` of them.
+    """Pairs (A, B) = (seeds[i], seeds[i + 1]) around the cycle, at most ``limit`` of them.
+
+    With three or more seeds the last pair closes the cycle, so that every network is A once
+    and B once and n seeds give n pairs (three seeds: the three pairs a cell of Tables 3-4
+    needs for a spread, issue 24); two seeds give one pair.
 
     Example:
         >>> seed_pairs([0, 1, 2])
-        [(0, 1), (1, 2)]
+        [(0, 1), (1, 2), (2, 0)]
+        >>> seed_pairs([3, 5])
+        [(3, 5)]
     """
     seeds = [int(s) for s in seeds]
     if len(seeds) < 2 or len(set(seeds)) != len(seeds):
@@ -80,6 +87,8 @@ def seed_pairs(seeds: Sequence[int], limit: int | None = None) -> list[tuple[int
     if limit is not None and (isinstance(limit, bool) or not isinstance(limit, int) or limit < 1):
         raise ValueError(f"limit must be None or an int >= 1, got {limit!r}")
     pairs = list(zip(seeds[:-1], seeds[1:], strict=True))
+    if len(seeds) > 2:
+        pairs.append((seeds[-1], seeds[0]))
     return pairs if limit is None else pairs[:limit]
 
 
@@ -363,20 +372,20 @@ class RefinementStudy:
         """The columns naming a cell: ``["column"]`` (Table 3), ``["setting", "column"]`` (4)."""
         return ["column"] if self.table == 3 else ["setting", "column"]
 
-    def with_fit_limit(self, fit_limit: int) -> RefinementStudy:
-        """The same study with g fitted, and every head fine-tuned, on ``fit_limit`` images.
+    def in_regime(self, regime: Regime) -> RefinementStudy:
+        """The same cells and pairs with the networks of ``regime`` (issue 24): A and B trained
+        on its few images per class, g fitted and every head fine-tuned on those images; the
+        test images, the fine-tuning budget and g's settings otherwise unchanged."""
+        return replace(self, net=regime.net(self.net), g=regime.g(self.g))
 
-        The networks A and B and the test images are unchanged, so the two studies differ only
-        in how many labelled images the rows (and g) see: the scale probe of Tables 3-4
-        (:func:`kc.studies.refinement.tables.scale_probe`).
-        """
-        if isinstance(fit_limit, bool) or not isinstance(fit_limit, int) or fit_limit < 32:
-            raise ValueError(f"the probe's FIT_LIMIT must be an int >= 32, got {fit_limit!r}")
-        if self.g.fit_limit is not None and fit_limit >= self.g.fit_limit:
-            raise ValueError(
-                f"the probe's FIT_LIMIT ({fit_limit}) must be below FIT_LIMIT ({self.g.fit_limit})"
-            )
-        return replace(self, g=replace(self.g, fit_limit=fit_limit))
+    def networks(self) -> list[Any]:
+        """The :class:`kc.engine.experiments.NetSpec` of every network A and B, once each."""
+        from kc.engine.experiments import NetSpec
+
+        return list(dict.fromkeys(
+            NetSpec(cell.arch, datasets=cell.datasets, task="all", seed=s, **self.net)
+            for cell in self.cells for pair in self.pairs for s in pair
+        ))  # fmt: skip
 
     def run(self) -> pd.DataFrame:
         """:func:`table_runs` for every cell and pair (networks, g and features are cached)."""

@@ -5,12 +5,12 @@ gains over the better baseline, our numbers beside the paper's, and the claims.
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 
 import numpy as np
 import pandas as pd
 
-from kc.studies.claims import Claim, check, untestable
+from kc.studies.claims import Claim, check, no_spread, spread_check
 from kc.studies.paper import BASELINES, side_by_side
 
 __all__ = [
@@ -18,8 +18,8 @@ __all__ = [
     "paper_as_runs",
     "pivot_text",
     "refinement_claims",
-    "scale_probe",
-    "scale_probe_reading",
+    "regime_reading",
+    "regimes",
     "summarize",
     "timings",
     "vs_paper",
@@ -73,7 +73,8 @@ def gains(runs: pd.DataFrame, keys: Sequence[str]) -> pd.DataFrame:
     spread is unknown (NaN) and ``exceeds_spread`` is False.
 
     Returns:
-        Columns ``*keys, row, gain`` (mean), ``gain_spread`` (std over pairs), ``best_baseline``
+        Columns ``*keys, row, gain`` (mean), ``gain_spread`` (std over pairs), ``gain_se`` (its
+        standard error, ``gain_spread / sqrt(n_pairs)``; NaN for one pair), ``best_baseline``
         (mean over pairs of the better baseline), ``spread``, ``exceeds_spread``,
         ``pairs_improved`` (pairs with gain > 0), ``n_pairs``.
     """
@@ -94,6 +95,7 @@ def gains(runs: pd.DataFrame, keys: Sequence[str]) -> pd.DataFrame:
                 "row": row,
                 "gain": gain,
                 "gain_spread": _spread(part["gain"]),
+                "gain_se": _spread(part["gain"]) / math.sqrt(len(part)),
                 "best_baseline": float(part["best_baseline"].mean()),
                 "spread": spread,
                 "exceeds_spread": bool(not math.isnan(spread) and gain > spread),
@@ -160,8 +162,13 @@ def refinement_claims(
     keys: Sequence[str],
     row: str,
     table: int,
+    regime: str = "",
 ) -> list[Claim]:
-    """Does ``row`` beat the better of A and B, as in the paper? One claim per cell and more.
+    """Does ``row`` beat the better of A and B beyond seed noise? One claim per cell, one for all.
+
+    A cell is reproduced when its mean gain over pairs is positive and exceeds its standard
+    error over pairs (:func:`kc.studies.claims.spread_check`); a cell measured on one pair is
+    "not testable: no spread", and so is the claim on every cell while any cell has one pair.
 
     Args:
         gain_table: :func:`gains` on our runs.
@@ -169,12 +176,12 @@ def refinement_claims(
         keys: the cell's key columns.
         row: the refined row judged, e.g. ``"x0+x1+x2"``.
         table: 3 or 4.
+        regime: "" for the networks of the notebook's main table; else a name appended to
+            every claim's id (``".<regime>"``) and text (e.g. ``"overfit"``: the over-fitting
+            regime of issue 24), so that both regimes' claims sit side by side.
 
     Returns:
-        One claim per cell (reproduced when the mean gain over pairs is positive; the evidence
-        says whether it also exceeds the seed spread), one for all cells together, and one on
-        the gain exceeding the seed spread in most cells, "not testable" with fewer than two
-        seed pairs.
+        One claim per cell and one on every cell.
     """
     ours = gain_table[gain_table["row"] == row]
     if ours.empty:
@@ -182,75 +189,49 @@ def refinement_claims(
             f"no row {row!r} in the gains; rows are {sorted(gain_table['row'].unique())}"
         )
     item = f"Table {table}"
+    suffix, where_regime = (f".{regime}", f" [{regime} regime]") if regime else ("", "")
     theirs = paper_gains[paper_gains["row"] == row].set_index(list(keys))["gain"]
     out = []
+    held = []
     for _, r in ours.iterrows():
         cell = tuple(r[k] for k in keys)
         where = ", ".join(str(c) for c in cell)
         paper_gain = theirs.get(cell if len(cell) > 1 else cell[0], math.nan)
         paper_text = "" if np.isnan(paper_gain) else f"gain {paper_gain:+.2f}"
-        if r["n_pairs"] > 1:
-            beyond = "a positive gain above" if r["exceeds_spread"] else "no positive gain above"
-            noise = (
-                f"{beyond} the spread {r['spread']:.2f}, improved in "
-                f"{r['pairs_improved']}/{r['n_pairs']} pairs"
-            )
-        else:
-            noise = "one pair, no spread"
         slug = "_".join(str(c) for c in cell).replace(" ", "_")
-        out.append(
-            check(
-                f"table{table}.{slug}.gain",
-                item,
-                f"{where}: {row} beats the better of networks A and B",
-                bool(r["gain"] > 0),
-                evidence=f"{r['best_baseline'] + r['gain']:.2f} vs {r['best_baseline']:.2f}, "
-                f"gain {r['gain']:+.2f} ({noise})",
-                paper=paper_text,
-                numbers={
-                    "gain": r["gain"],
-                    "best_baseline": r["best_baseline"],
-                    "spread": r["spread"],
-                    "n_pairs": r["n_pairs"],
-                },
-            )  # fmt: skip
+        claim = spread_check(
+            f"table{table}.{slug}.gain{suffix}",
+            item,
+            f"{where}: {row} beats the better of networks A and B{where_regime}",
+            mean=float(r["gain"]),
+            se=float(r["gain_se"]),
+            n=int(r["n_pairs"]),
+            improved=int(r["pairs_improved"]),
+            context=f"{r['best_baseline'] + r['gain']:.2f} vs {r['best_baseline']:.2f}",
+            paper=paper_text,
         )
-    improved = int((ours["gain"] > 0).sum())
+        out.append(claim)
+        held.append(claim.status == "reproduced")
     listing = ", ".join(f"{g:+.2f}" for g in ours["gain"])
     paper_improved = int((theirs > 0).sum())
-    out.append(
-        check(
-            f"table{table}.every_cell",
-            item,
-            f"{row} beats the better of A and B in every cell",
-            improved == len(ours),
-            evidence=f"{improved}/{len(ours)} cells improved; gains {listing}",
-            paper=f"{paper_improved}/{len(theirs)} cells improved",
-            numbers={"cells_improved": improved, "cells": len(ours)},
-        )
-    )
-    claim = f"the gain of {row} exceeds the seed spread in most cells"
+    claim = f"{row} beats the better of A and B beyond seed noise in every cell{where_regime}"
+    paper_text = f"{paper_improved}/{len(theirs)} cells improved"
     few = int(ours["n_pairs"].min())
     if few < 2:
-        out.append(
-            untestable(
-                f"table{table}.beyond_spread",
-                item,
-                claim,
-                f"needs two or more seed pairs to measure the spread, got {few} (SEEDS, PAIRS)",
-            )
-        )
+        out.append(no_spread(f"table{table}.every_cell{suffix}", item, claim,
+                             f"{int((ours['n_pairs'] < 2).sum())}/{len(ours)} cells on one pair; "
+                             f"mean gains {listing}", paper=paper_text))  # fmt: skip
     else:
-        beyond = int(ours["exceeds_spread"].sum())
         out.append(
             check(
-                f"table{table}.beyond_spread",
+                f"table{table}.every_cell{suffix}",
                 item,
                 claim,
-                beyond > len(ours) / 2,
-                evidence=f"{beyond}/{len(ours)} cells with mean gain > largest row spread over "
-                f"{few} pairs",
-                numbers={"cells_beyond_spread": beyond, "cells": len(ours), "pairs": few},
+                all(held),
+                evidence=f"{sum(held)}/{len(ours)} cells with a mean gain above its standard "
+                f"error over {few}+ pairs; mean gains {listing}",
+                paper=paper_text,
+                numbers={"cells_held": sum(held), "cells": len(ours), "pairs": few},
             )
         )
     return out
@@ -261,70 +242,56 @@ def paper_as_runs(paper: pd.DataFrame) -> pd.DataFrame:
     return paper.rename(columns={"value": "accuracy"}).assign(pair="paper")
 
 
-def scale_probe(
-    main: pd.DataFrame,
-    probe: pd.DataFrame,
-    *,
-    keys: Sequence[str],
-    row: str,
-    n_main: int | None,
-    n_probe: int,
+def regimes(
+    gain_tables: Mapping[str, pd.DataFrame], *, keys: Sequence[str], row: str
 ) -> pd.DataFrame:
-    """Gains of ``row`` with many and with few labelled images, cell by cell.
-
-    The paper fine-tunes on a few dozen images per class (CUB-200-2011: about 30), where a
-    head over-fits and dropping inconsistent components can pay; the ``small`` profile
-    fine-tunes on ``FIT_LIMIT`` images. This puts :func:`gains` of the same cells under the two
-    image counts side by side.
+    """Gains of ``row`` in two or more regimes of the networks, cell by cell.
 
     Args:
-        main, probe: :func:`gains` with ``n_main`` and ``n_probe`` fitting images.
+        gain_tables: regime name (e.g. ``"current"``, ``"overfit"``) -> :func:`gains` of the
+            same cells with that regime's networks.
         keys: the cell's key columns. row: the refined row compared, e.g. ``"x0+x1+x2"``.
 
     Returns:
-        Columns ``*keys, images, gain, best_baseline, pairs_improved, n_pairs`` for both image
-        counts (``images`` is ``n_main`` or ``n_probe``; ``None`` prints as "all").
+        Columns ``*keys, regime, gain, gain_se, best_baseline, pairs_improved, n_pairs, holds``
+        (``holds``: mean gain positive and above its standard error, the rule of the claims;
+        False with one pair), in the order of ``gain_tables``.
     """
     keys = list(keys)
+    if len(gain_tables) < 2:
+        raise ValueError(f"need two or more regimes, got {list(gain_tables)}")
+    columns = [*keys, "gain", "gain_se", "best_baseline", "pairs_improved", "n_pairs"]
     parts = []
-    for images, table in ((n_main, main), (n_probe, probe)):
+    for name, table in gain_tables.items():
         part = table[table["row"] == row]
         if part.empty:
             rows = sorted(table["row"].unique())
-            raise ValueError(f"no row {row!r} in the gains with {images} images; rows are {rows}")
-        parts.append(
-            part[[*keys, "gain", "best_baseline", "pairs_improved", "n_pairs"]]
-            .assign(images="all" if images is None else int(images))
-        )
+            raise ValueError(f"no row {row!r} in the gains of regime {name!r}; rows are {rows}")
+        holds = (part["gain"] > 0) & (part["gain"] > part["gain_se"]) & (part["n_pairs"] > 1)
+        parts.append(part[columns].assign(regime=name, holds=holds.to_numpy()))
+    cells = [set(map(tuple, p[keys].to_numpy())) for p in parts]
+    if any(c != cells[0] for c in cells[1:]):
+        raise ValueError(f"the regimes do not cover the same cells: {[sorted(c) for c in cells]}")
     both = pd.concat(parts, ignore_index=True)
-    missing = set(map(tuple, parts[0][keys].values)) ^ set(map(tuple, parts[1][keys].values))
-    if missing:
-        raise ValueError(f"the two runs do not cover the same cells: {sorted(missing)}")
-    return both[[*keys, "images", "gain", "best_baseline", "pairs_improved", "n_pairs"]]
+    return both[[*keys, "regime", *columns[len(keys):], "holds"]]
 
 
-def scale_probe_reading(probe_table: pd.DataFrame, keys: Sequence[str]) -> str:
-    """One computed sentence on the scale probe: does the refined row gain with fewer images?
-
-    Counts the cells with a positive gain under each image count and the mean change of the
-    gain from the larger to the smaller count (positive: fewer images favour the refined row).
-    """
+def regime_reading(table: pd.DataFrame, keys: Sequence[str]) -> str:
+    """One computed sentence on :func:`regimes`' first two regimes: in how many cells the gain
+    holds in each, and how the mean gain moves from the first to the second."""
     keys = list(keys)
-    counts = list(dict.fromkeys(probe_table["images"]))
-    if len(counts) != 2:
-        raise ValueError(f"need exactly two image counts, got {counts}")
-    big, few = counts
-    wide = probe_table.pivot_table(index=keys, columns="images", values="gain", sort=False)
-    change = float((wide[few] - wide[big]).mean())
-    n = len(wide)
-    up_big, up_few = int((wide[big] > 0).sum()), int((wide[few] > 0).sum())
-    if up_few > up_big and change > 0:
-        reading = "fewer images favour the refined features, as the over-fitting account predicts"
-    elif change > 0:
-        reading = ("fewer images raise the gains but do not turn more cells positive; scale "
-                   "explains part of the difference at most")
+    names = list(dict.fromkeys(table["regime"]))[:2]
+    first, second = (table[table["regime"] == n].set_index(keys) for n in names)
+    second = second.loc[first.index]
+    change = float((second["gain"] - first["gain"]).mean())
+    n = len(first)
+    held = [int(t["holds"].sum()) for t in (first, second)]
+    if held[1] > held[0]:
+        reading = f"more cells hold in the {names[1]} regime"
+    elif held[1] == held[0]:
+        reading = "the regime does not change how many cells hold"
     else:
-        reading = ("fewer images do not favour the refined features: the scale of the profile "
-                   "does not explain the difference")
-    return (f"with {big} images {up_big}/{n} cells gain, with {few} images {up_few}/{n}; the gain "
-            f"changes by {change:+.2f} points on average: {reading}.")
+        reading = f"fewer cells hold in the {names[1]} regime"
+    return (f"the gain holds beyond its standard error in {held[0]}/{n} cells in the {names[0]} "
+            f"regime and in {held[1]}/{n} in the {names[1]} regime; the mean gain moves by "
+            f"{change:+.2f} points from the first to the second: {reading}.")  # fmt: skip
