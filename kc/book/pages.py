@@ -40,6 +40,7 @@ from typing import Any
 
 import yaml
 
+from kc.book import regimes
 from kc.book.build import (
     SiteBuild,
     build_book,
@@ -99,7 +100,7 @@ RESULTS = Path("book") / "results"
 """Folder (relative to the repository root) the generated pages go to (gitignored)."""
 
 TOC_FILE = "_toc.yml"
-SCORECARD, SUMMARY, API = "scorecard", "summary", "api"
+SCORECARD, REGIMES, SUMMARY, API = "scorecard", "regimes", "summary", "api"
 
 
 _RESULT = (RESULTS.as_posix() + "/{}").format
@@ -146,7 +147,7 @@ def toc(manifest: Sequence[runner.Notebook] = runner.MANIFEST) -> dict[str, Any]
             {"caption": _PART_CAPTIONS["tutorial"], "chapters": chapters(tutorial)},
             {
                 "caption": _PART_CAPTIONS["paper"],
-                "chapters": chapters([_RESULT(SCORECARD), _RESULT(SUMMARY), *paper]),
+                "chapters": chapters([_RESULT(SCORECARD), _RESULT(REGIMES), _RESULT(SUMMARY), *paper]),
             },
             *(
                 [{"caption": _PART_CAPTIONS["beyond"], "chapters": chapters(beyond)}]
@@ -394,6 +395,7 @@ def update_results(root: Path | None = None, output_root: str | Path = "outputs"
     }
     generated = {
         SCORECARD: lambda: scorecard_page(scorecard_rows(outputs, stale=stale)),
+        REGIMES: lambda: regimes.page_for(outputs),
         SUMMARY: lambda: summary_page(pages, outputs),
         API: api,
     }

@@ -1,0 +1,192 @@
+"""The regimes page: where the paper's claims hold, with networks that over-fit and without.
+
+A notebook that checks a claim in the paper's over-fitting regime too (:mod:`kc.studies.regime`)
+saves it beside the current regime's with the id ``<id>.<regime>`` (e.g. ``table3.every_cell``
+and ``table3.every_cell.overfit``), and the networks' train/test gaps as ``<nb>/*_gaps.csv``
+(columns ``regime, arch, datasets, train_accuracy, test_accuracy, gap``). This page pairs the
+claims, counts them per regime, and reads each pair: holds in both, only when the networks
+over-fit, only in the current regime, or in neither. Nothing on it is typed in by hand.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import pandas as pd
+
+from kc.book.scorecard import read_verdicts, table_cell
+from kc.run import runner
+from kc.studies.claims import REPRODUCED, shown_status
+
+__all__ = ["CURRENT", "RegimePair", "gap_table", "page_for", "reading", "regime_page", "regime_pairs"]
+
+#: The name of the regime the main tables use.
+CURRENT = "current"
+
+
+@dataclass(frozen=True)
+class RegimePair:
+    """One claim checked in two regimes.
+
+    Attributes:
+        notebook, item, claim: where the claim is, and the claim (without the regime's tag).
+        regime: the other regime's name (e.g. ``"overfit"``).
+        current, other: the shown status in the current regime and in ``regime``.
+        current_evidence, other_evidence: our numbers in each.
+    """
+
+    notebook: str
+    item: str
+    claim: str
+    regime: str
+    current: str
+    other: str
+    current_evidence: str
+    other_evidence: str
+
+
+def reading(current: str, other: str, regime: str) -> str:
+    """Where a claim holds, from its two shown statuses.
+
+    Example:
+        >>> reading("not reproduced", "reproduced", "overfit")
+        'only in the overfit regime'
+    """
+    if "not testable" in current or "not testable" in other:
+        return "not testable in both" if current == other else "testable in one regime only"
+    holds = (current == REPRODUCED, other == REPRODUCED)
+    return {
+        (True, True): "in both",
+        (False, True): f"only in the {regime} regime",
+        (True, False): f"only in the {CURRENT} regime",
+        (False, False): "in neither",
+    }[holds]
+
+
+def regime_pairs(
+    outputs: Path, manifest: Sequence[runner.Notebook] = runner.MANIFEST
+) -> list[RegimePair]:
+    """Every claim with a ``<id>.<regime>`` twin in the same ``verdicts.json``, in manifest order."""
+    pairs = []
+    for nb in manifest:
+        path = Path(outputs) / nb.name / "verdicts.json"
+        if not path.is_file():
+            continue
+        claims = {c["id"]: c for c in read_verdicts(path)["claims"]}
+        for cid, c in claims.items():
+            base, _, regime = cid.rpartition(".")
+            if not base or base not in claims or "." not in base:
+                continue
+            twin = claims[base]
+            pairs.append(
+                RegimePair(
+                    notebook=nb.name,
+                    item=str(twin["item"]),
+                    claim=str(twin["claim"]),
+                    regime=regime,
+                    current=shown_status(twin["status"], twin["evidence"]),
+                    other=shown_status(c["status"], c["evidence"]),
+                    current_evidence=str(twin["evidence"]),
+                    other_evidence=str(c["evidence"]),
+                )
+            )
+    return pairs
+
+
+def gap_table(outputs: Path, manifest: Sequence[runner.Notebook] = runner.MANIFEST) -> pd.DataFrame:
+    """Mean train/test accuracy and gap per regime and architecture over every ``*_gaps.csv``.
+
+    Returns:
+        Columns ``regime, arch, datasets, networks, train_accuracy, test_accuracy, gap``; empty
+        when no notebook saved gaps. A network measured by two notebooks counts once.
+    """
+    frames = [
+        pd.read_csv(path)
+        for nb in manifest
+        for path in sorted((Path(outputs) / nb.name).glob("*_gaps.csv"))
+    ]
+    columns = ["regime", "arch", "datasets", "networks", "train_accuracy", "test_accuracy", "gap"]
+    if not frames:
+        return pd.DataFrame(columns=columns)
+    nets = pd.concat(frames, ignore_index=True).drop_duplicates(["regime", "network"])
+    out = nets.groupby(["regime", "arch", "datasets"], sort=False).agg(
+        networks=("network", "count"),
+        train_accuracy=("train_accuracy", "mean"),
+        test_accuracy=("test_accuracy", "mean"),
+        gap=("gap", "mean"),
+    )
+    return out.reset_index()[columns].sort_values("regime", kind="stable", ignore_index=True)
+
+
+def _counts(pairs: Sequence[RegimePair], side: str) -> str:
+    shown = [getattr(p, side) for p in pairs]
+    order = ["reproduced", "not reproduced", "not testable: no spread", "not testable"]
+    return ", ".join(f"{shown.count(k)} {k}" for k in order if shown.count(k))
+
+
+def regime_page(pairs: Sequence[RegimePair], gaps: pd.DataFrame) -> str:
+    """The page (MyST Markdown): the networks' gaps, the counts per regime, one row per claim."""
+    lines = [
+        "# Where the paper's claims hold",
+        "",
+        "The paper trains its networks from scratch on about 30 images per class, and its captions "
+        "put its gains down to over-fitting. Our main tables use networks that hardly over-fit. "
+        "Tables 3 and 4 are therefore also run in the paper's regime: networks trained from "
+        "scratch on a few images per class until they fit them, g fitted and the heads "
+        "fine-tuned on those images (each notebook states its choices). This page puts the two "
+        "regimes' verdicts side by side, claim by claim. Every verdict is computed by a notebook "
+        "(its `verdicts.json`); a gain needs a mean above its standard error over at least two "
+        "pairs of networks, and a gain on one pair is *not testable: no spread*.",
+        "",
+    ]
+    if not pairs:
+        lines += ["No notebook has checked a claim in a second regime yet: run Tables 3 and 4 "
+                  "with `OVERFIT_PER_CLASS` set (the `small` profile sets it).", ""]  # fmt: skip
+        return "\n".join(lines)
+    lines += ["## Do the networks over-fit?", ""]
+    if gaps.empty:
+        lines += ["No notebook saved the networks' train/test gaps.", ""]
+    else:
+        lines += [
+            "Accuracy in % on each network's own training images (eval mode) and on the test "
+            "images, mean over networks:",
+            "",
+            "| regime | architecture | data sets | networks | train | test | gap |",
+            "|---|---|---|---|---|---|---|",
+            *(
+                f"| {r.regime} | {r.arch} | {r.datasets} | {r.networks} | {r.train_accuracy:.1f} "
+                f"| {r.test_accuracy:.1f} | {r.gap:+.1f} |"
+                for r in gaps.itertuples()
+            ),
+            "",
+        ]
+    regimes = sorted({p.regime for p in pairs})
+    lines += ["## The claims in both regimes", ""]
+    for regime in regimes:
+        part = [p for p in pairs if p.regime == regime]
+        readings = [reading(p.current, p.other, regime) for p in part]
+        tally = ", ".join(f"{readings.count(r)} {r}" for r in dict.fromkeys(readings))
+        lines += [
+            f"**{len(part)} claims checked in both regimes** ({CURRENT} vs {regime}). "
+            f"{CURRENT.capitalize()} regime: {_counts(part, 'current')}. {regime.capitalize()} "
+            f"regime: {_counts(part, 'other')}. Where they hold: {tally}.",
+            "",
+            f"| item (chapter) | claim | {CURRENT} | {regime} | holds | evidence ({CURRENT}) "
+            f"| evidence ({regime}) |",
+            "|---|---|---|---|---|---|---|",
+            *(
+                f"| {{doc}}`{table_cell(p.item)} <{p.notebook}>` | {table_cell(p.claim)} "
+                f"| {p.current} | {p.other} | {r} | {table_cell(p.current_evidence)} "
+                f"| {table_cell(p.other_evidence)} |"
+                for p, r in zip(part, readings, strict=True)
+            ),
+            "",
+        ]
+    return "\n".join(lines)
+
+
+def page_for(outputs: Path) -> str:
+    """:func:`regime_page` for the outputs under ``outputs``."""
+    return regime_page(regime_pairs(outputs), gap_table(outputs))

@@ -1,0 +1,57 @@
+"""kc.book.regimes: the claims of two regimes paired, counted and read; the networks' gaps."""
+
+from __future__ import annotations
+
+import json
+
+import pandas as pd
+
+from kc.book import regimes
+from kc.studies.claims import gain_check
+
+
+def _verdicts(folder, name, claims):
+    (folder / name).mkdir(parents=True, exist_ok=True)
+    data = {"notebook": name, "profile": "small", "parameters": {},
+            "claims": [dict(c.__dict__) for c in claims]}  # fmt: skip
+    (folder / name / "verdicts.json").write_text(json.dumps(data))
+
+
+def test_claims_are_paired_and_read_by_regime(tmp_path):
+    _verdicts(tmp_path, "table3_refinement", [
+        gain_check("table3.a.gain", "Table 3", "a helps", [0.5, 0.6, 0.4]),
+        gain_check("table3.b.gain", "Table 3", "b helps", [-0.5, 0.1, -0.2]),
+        gain_check("table3.c.gain", "Table 3", "c helps", [1.0]),
+        gain_check("table3.a.gain.overfit", "Table 3", "a helps [overfit regime]", [0.5, 0.7, 0.6]),
+        gain_check("table3.b.gain.overfit", "Table 3", "b helps [overfit regime]", [2.0, 1.5, 1.8]),
+        gain_check("table3.c.gain.overfit", "Table 3", "c helps [overfit regime]", [1.0]),
+    ])  # fmt: skip
+    _verdicts(tmp_path, "table1_instability", [gain_check("table1.x", "Table 1", "x", [1.0, 2.0])])
+    pairs = regimes.regime_pairs(tmp_path)
+    assert [(p.claim, p.current, p.other) for p in pairs] == [
+        ("a helps", "reproduced", "reproduced"),
+        ("b helps", "not reproduced", "reproduced"),
+        ("c helps", "not testable: no spread", "not testable: no spread"),
+    ]
+    read = [regimes.reading(p.current, p.other, p.regime) for p in pairs]
+    assert read == ["in both", "only in the overfit regime", "not testable in both"]
+    gaps = pd.DataFrame({"network": ["n0", "n1", "n0/pc40", "n1/pc40"], "arch": ["vgg16"] * 4,
+                         "datasets": ["fashion-mnist"] * 4, "train_accuracy": [95, 97, 100, 100],
+                         "test_accuracy": [90, 92, 74, 76], "gap": [5, 5, 26, 24],
+                         "regime": ["current"] * 2 + ["overfit"] * 2})  # fmt: skip
+    gaps.to_csv(tmp_path / "table3_refinement" / "table3_gaps.csv", index=False)
+    table = regimes.gap_table(tmp_path)
+    assert table.set_index("regime").loc["overfit", "gap"] == 25.0
+    assert table["networks"].tolist() == [2, 2]
+    page = regimes.regime_page(pairs, table)
+    assert "**3 claims checked in both regimes** (current vs overfit)" in page
+    assert "Current regime: 1 reproduced, 1 not reproduced, 1 not testable: no spread." in page
+    assert "Overfit regime: 2 reproduced, 1 not testable: no spread." in page
+    assert "| overfit | vgg16 | fashion-mnist | 2 | 100.0 | 75.0 | +25.0 |" in page
+    assert "| {doc}`Table 3 <table3_refinement>` | b helps | not reproduced | reproduced |" in page
+
+
+def test_a_page_without_a_second_regime_says_so(tmp_path):
+    page = regimes.page_for(tmp_path)
+    assert page.startswith("# Where the paper's claims hold")
+    assert "No notebook has checked a claim in a second regime yet" in page
