@@ -44,7 +44,13 @@ def test_table1_notebook(smoke_tree):
     claims = read_claims(out, "table1_instability")
     # per case: AlexNet's and VGG-16's layers, network depth, the deepest (ResNet-34 has one
     # layer in Table 1, in the paper and here, so it has no within-network claim)
-    assert len(claims) == 2 * 4 and "table1.case1.resnet34_layers" not in claims
+    assert len(claims) == 2 * 2 * 4 and "table1.case1.resnet34_layers" not in claims
+    # the paper's regime: the same claims on networks trained on OVERFIT_PER_CLASS per class
+    assert {f"{cid}.overfit" for cid in claims if not cid.endswith(".overfit")} <= set(claims)
+    overfit = read_csv(out / "table1_overfit.csv")
+    assert overfit[["setting", "column"]].equals(table[["setting", "column"]])
+    gaps = read_csv(out / "table1_gaps.csv")
+    assert sorted(gaps["regime"].unique()) == ["current", "overfit"] and len(gaps) == 2 * len(nets)
     assert all(c["status"] != "not testable" for c in claims.values())
     assert (out / "table1.png").exists() and (out / "table1_timing.csv").exists()
 

@@ -29,9 +29,10 @@ from typing import Any
 
 import pandas as pd
 
+from kc.studies.claims import Claim
 from kc.studies.common import GFit, pick
 
-__all__ = ["Regime", "gaps"]
+__all__ = ["Regime", "gaps", "tag_claims"]
 
 
 @dataclass(frozen=True)
@@ -109,3 +110,10 @@ def gaps(specs: Iterable[Any], *, device: str = "auto", limit: int | None = 2000
     if not rows:
         raise ValueError("no networks to measure")
     return pd.DataFrame(rows)
+
+
+def tag_claims(claims: Iterable[Claim], regime: Regime) -> list[Claim]:
+    """``claims`` checked in ``regime``: ids ``<id>.<name>`` and ``[<name> regime]`` after the
+    claim, so that they sit beside the current regime's (:mod:`kc.book.regimes` pairs them)."""
+    return [replace(c, id=f"{c.id}.{regime.name}", claim=f"{c.claim} [{regime.name} regime]")
+            for c in claims]  # fmt: skip

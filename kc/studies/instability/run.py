@@ -25,7 +25,7 @@ from __future__ import annotations
 import itertools
 import time
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import numpy as np
@@ -46,6 +46,7 @@ from kc.studies.paper import (
     paper_column,
     parse_column,
 )
+from kc.studies.regime import Regime
 
 # ---------------------------------------------------------------------------- settings
 
@@ -104,6 +105,11 @@ class InstabilityStudy:
         object.__setattr__(self, "layers", layers)
         object.__setattr__(self, "seeds", seeds)
         object.__setattr__(self, "net", dict(self.net))
+
+    def in_regime(self, regime: Regime) -> InstabilityStudy:
+        """The same layers, seeds and g with the networks of ``regime`` (issue 24): trained on
+        its few images per class (Case 2's halves on half of them each), g fitted on them."""
+        return replace(self, net=regime.net(self.net), g=regime.g(self.g))
 
     def layer_list(self) -> list[tuple[str, str]]:
         """``[(arch, layer), ...]`` in the order of :attr:`layers`."""
