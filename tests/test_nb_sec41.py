@@ -27,6 +27,10 @@ def test_sec41_notebook(smoke_tree):
     assert {"ours", "paper", "difference"} <= set(vs.columns)
     assert vs["paper"].notna().sum() == 5
     claims = read_claims(out, "sec41_diagnosis")
-    assert list(claims) == ["sec41.roles", "sec41.blind_spots", "sec41.unreliable"]
+    main = ["sec41.roles", "sec41.blind_spots", "sec41.unreliable"]
+    assert list(claims) == [*main, *(f"{c}.overfit" for c in main)]  # and the paper's regime
     assert all(c["status"] != "not testable" for c in claims.values())
+    gaps = read_csv(out / "sec41_gaps.csv")
+    assert sorted(gaps["regime"]) == ["current", "current", "overfit", "overfit"]
+    assert len(read_csv(out / "sec41_overfit.csv")) == len(read_csv(out / "sec41.csv"))
     assert (out / "sec41_components.png").exists()

@@ -21,7 +21,7 @@ from __future__ import annotations
 import math
 import time
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import pandas as pd
@@ -35,6 +35,7 @@ from kc.studies.common import GFit, net_fields, pick
 from kc.studies.diagnosis.arms import HEAD_INITS, classifier_inputs, make_head, train_arms
 from kc.studies.diagnosis.tables import results_table
 from kc.studies.paper import PAPER_STRONG, PAPER_WEAK
+from kc.studies.regime import Regime
 
 __all__ = [
     "Diagnosis",
@@ -108,6 +109,11 @@ class DiagnosisStudy:
     def paper_names(self) -> dict[str, str]:
         """``{"weak": "alexnet conv5", "strong": "resnet34 last14"}``: labels of the paper's roles."""
         return {"weak": " ".join(self.weak), "strong": " ".join(self.strong)}
+
+    def in_regime(self, regime: Regime) -> DiagnosisStudy:
+        """The same networks' architectures and seed trained in ``regime`` (issue 24), g
+        fitted and the classifiers trained on the regime's training images."""
+        return replace(self, net=regime.net(self.net), g=regime.g(self.g))
 
     def spec(self, arch: str) -> ex.NetSpec:
         """The network of ``arch`` (task "all", the study's seed), as in Tables 1-2."""
