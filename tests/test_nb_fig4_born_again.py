@@ -39,8 +39,11 @@ def test_fig4_born_again_notebook(smoke_tree):
     record = json.loads((out / "verdicts.json").read_text())
     assert record["notebook"] == NAME and record["profile"] == "smoke"
     assert record["parameters"]["GENERATIONS"] == gens
-    (claim,) = record["claims"]
+    claim, overfit = record["claims"]  # ours, and the paper's over-fitting regime's
     assert claim["id"] == "fig4_born_again.blind_spots_shrink" and claim["status"] in STATUSES
+    assert overfit["id"] == "fig4_born_again.blind_spots_shrink.overfit"
+    overfit_fits = read_csv(out / "fig4_born_again_overfit_fits.csv")
+    assert len(overfit_fits) == len(fits) and overfit["status"] in STATUSES
     # computed from the fits: each lineage's least-squares slope recomputed from the CSV
     lineage = fits[fits["source"] != "independent"]
     for seed, rows in lineage.groupby("seed"):

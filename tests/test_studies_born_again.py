@@ -95,6 +95,13 @@ def test_claim_follows_the_planted_trend():
     assert down.numbers["n"] == 12 and down.numbers["n_generations"] == 4
 
 
+def test_one_teacher_gives_no_spread_however_clear_its_trend():
+    (claim,) = ba.claims(planted_fits(-0.05, seeds=(0,)))
+    assert claim.shown_status == "not testable: no spread" and "one teacher" in claim.evidence
+    (two,) = ba.claims(planted_fits(-0.05, seeds=(0, 1)))
+    assert two.status == "reproduced"
+
+
 def test_claim_not_testable_with_two_generations():
     (claim,) = ba.claims(planted_fits(-0.05, generations=2))
     assert claim.status == "not testable" and claim.numbers == {"n_generations": 2.0}

@@ -35,7 +35,7 @@ from scipy import stats
 from torch import Tensor
 
 from kc.engine import experiments as ex
-from kc.studies.claims import Claim
+from kc.studies.claims import Claim, no_spread
 from kc.studies.fig4.common import (
     Fig4Settings,
     component_maps,
@@ -300,7 +300,8 @@ def claims(fits: pd.DataFrame) -> list[Claim]:
     :func:`within_seed_slope`) is negative with a one-sided p < :data:`ALPHA`. Var(x_Delta) is taken relative to Var(x*) so seeds can be pooled; the
     target x* is the same newest network within a seed, so within a seed this ranks the
     generations exactly as Var(x_Delta) does. ``"not testable"`` with fewer than
-    :data:`MIN_GENERATIONS` earlier generations.
+    :data:`MIN_GENERATIONS` earlier generations; "not testable: no spread" with one teacher
+    (FIG4_SEEDS), whose lineage alone cannot tell a trend from seed noise.
     """
     cid = "fig4_born_again.blind_spots_shrink"
     text = "blind spots (knowledge the newest generation has and an earlier one lacks) shrink over generations"
@@ -321,6 +322,11 @@ def claims(fits: pd.DataFrame) -> list[Claim]:
                 {"n_generations": t["n_generations"]},
             )  # fmt: skip
         ]
+    teachers = sorted(int(s) for s in fits.loc[fits["source"] != INDEPENDENT, "seed"].unique())
+    if len(teachers) < 2:
+        return [no_spread(cid, ITEM, text, f"one teacher (seed {teachers}), slope per generation "
+                          f"{t['slope']:+.3f}; a trend's uncertainty needs two or more teachers "
+                          "(FIG4_SEEDS)", paper=paper, numbers=t)]  # fmt: skip
     holds = t["slope"] < 0 and t["p"] < ALPHA
     seeds = ", ".join(
         f"{k[len('slope_') :]} {v:+.3f}" for k, v in t.items() if k.startswith("slope_seed")

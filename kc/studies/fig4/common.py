@@ -9,7 +9,7 @@ test images and test a monotone trend with a rank statistic. Private to those tw
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, ClassVar, Self
 
 import numpy as np
@@ -23,6 +23,7 @@ from kc.engine import data, zoo
 from kc.engine import experiments as ex
 from kc.engine.overlay import map_of
 from kc.studies.common import GFit, net_fields, pick
+from kc.studies.regime import Regime
 
 ARCH = "vgg16"
 
@@ -91,6 +92,11 @@ class Fig4Settings:
             device=p["DEVICE"],
             **{field: p[name] for name, field in cls.PARAMS.items()},
         )
+
+    def in_regime(self, regime: Regime) -> Self:
+        """The same study with the networks of ``regime`` (issue 24): trained on its few images
+        per class (every generation too), g fitted on those images."""
+        return replace(self, net=regime.net(self.net), g=regime.g(self.g))
 
     def spec(self, seed: int) -> ex.NetSpec:
         """Table 1's VGG-16 network of ``seed`` (Case 1: task ``"all"``)."""
