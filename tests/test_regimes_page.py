@@ -49,6 +49,12 @@ def test_claims_are_paired_and_read_by_regime(tmp_path):
     assert "Overfit regime: 2 reproduced, 1 not testable: no spread." in page
     assert "| overfit | vgg16 | fashion-mnist | 2 | 100.0 | 75.0 | +25.0 |" in page
     assert "| {doc}`Table 3 <table3_refinement>` | b helps | not reproduced | reproduced |" in page
+    assert "What the second regime costs" not in page
+    cost = tmp_path / "table3_refinement" / "overfit_cost.csv"
+    cost.write_text("notebook,regime,seconds\ntable3_refinement,overfit,123.4\n")
+    (tmp_path / "table3_refinement" / "run.json").write_text(json.dumps({"seconds": 600.0}))
+    page = regimes.page_for(tmp_path)
+    assert "| {doc}`table3_refinement <table3_refinement>` | overfit | 123 | 600 |" in page
 
 
 def test_a_page_without_a_second_regime_says_so(tmp_path):

@@ -10,6 +10,7 @@ over-fit, only in the current regime, or in neither. Nothing on it is typed in b
 
 from __future__ import annotations
 
+import json
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -20,7 +21,7 @@ from kc.book.scorecard import read_verdicts, table_cell
 from kc.run import runner
 from kc.studies.claims import REPRODUCED, shown_status
 
-__all__ = ["CURRENT", "RegimePair", "gap_table", "page_for", "reading", "regime_page", "regime_pairs"]
+__all__ = ["CURRENT", "RegimePair", "cost_table", "gap_table", "page_for", "reading", "regime_page", "regime_pairs"]
 
 #: The name of the regime the main tables use.
 CURRENT = "current"
@@ -120,14 +121,39 @@ def gap_table(outputs: Path, manifest: Sequence[runner.Notebook] = runner.MANIFE
     return out.reset_index()[columns].sort_values("regime", kind="stable", ignore_index=True)
 
 
+def cost_table(outputs: Path, manifest: Sequence[runner.Notebook] = runner.MANIFEST) -> pd.DataFrame:
+    """What the second regime cost each notebook: its seconds (``<nb>/overfit_cost.csv``)
+    beside the notebook's whole run (``<nb>/run.json``'s ``seconds``, when recorded).
+
+    Returns:
+        Columns ``notebook, regime, seconds, notebook_seconds``; empty when none saved it.
+    """
+    rows = []
+    for nb in manifest:
+        path = Path(outputs) / nb.name / "overfit_cost.csv"
+        if not path.is_file():
+            continue
+        record = Path(outputs) / nb.name / "run.json"
+        total = float("nan")
+        if record.is_file():
+            total = float(json.loads(record.read_text()).get("seconds", float("nan")))
+        for r in pd.read_csv(path).itertuples():
+            rows.append({"notebook": nb.name, "regime": r.regime, "seconds": float(r.seconds),
+                         "notebook_seconds": total})  # fmt: skip
+    return pd.DataFrame(rows, columns=["notebook", "regime", "seconds", "notebook_seconds"])
+
+
 def _counts(pairs: Sequence[RegimePair], side: str) -> str:
     shown = [getattr(p, side) for p in pairs]
     order = ["reproduced", "not reproduced", "not testable: no spread", "not testable"]
     return ", ".join(f"{shown.count(k)} {k}" for k in order if shown.count(k))
 
 
-def regime_page(pairs: Sequence[RegimePair], gaps: pd.DataFrame) -> str:
-    """The page (MyST Markdown): the networks' gaps, the counts per regime, one row per claim."""
+def regime_page(
+    pairs: Sequence[RegimePair], gaps: pd.DataFrame, costs: pd.DataFrame | None = None
+) -> str:
+    """The page (MyST Markdown): the networks' gaps, the counts per regime, one row per claim,
+    and what the second regime cost each notebook."""
     lines = [
         "# Where the paper's claims hold",
         "",
@@ -184,9 +210,25 @@ def regime_page(pairs: Sequence[RegimePair], gaps: pd.DataFrame) -> str:
             ),
             "",
         ]
+    if costs is not None and not costs.empty:
+        lines += [
+            "## What the second regime costs",
+            "",
+            "Wall seconds of each notebook's second-regime section, beside the notebook's whole "
+            "run (both at the load of the machine that ran them; see each page's run record):",
+            "",
+            "| notebook | regime | seconds | whole notebook |",
+            "|---|---|---|---|",
+            *(
+                f"| {{doc}}`{r.notebook} <{r.notebook}>` | {r.regime} | {r.seconds:.0f} "
+                f"| {'-' if pd.isna(r.notebook_seconds) else f'{r.notebook_seconds:.0f}'} |"
+                for r in costs.itertuples()
+            ),
+            "",
+        ]
     return "\n".join(lines)
 
 
 def page_for(outputs: Path) -> str:
     """:func:`regime_page` for the outputs under ``outputs``."""
-    return regime_page(regime_pairs(outputs), gap_table(outputs))
+    return regime_page(regime_pairs(outputs), gap_table(outputs), cost_table(outputs))
