@@ -143,6 +143,35 @@ def cost_table(outputs: Path, manifest: Sequence[runner.Notebook] = runner.MANIF
     return pd.DataFrame(rows, columns=["notebook", "regime", "seconds", "notebook_seconds"])
 
 
+def decide(pairs: Sequence[RegimePair], costs: pd.DataFrame | None) -> str:
+    """Issue 24's rule, computed: the other regime becomes the default when it reproduces more
+    claims than the current one at no more cost (its seconds against the rest of the notebooks'
+    runs); "" without pairs.
+
+    Example:
+        >>> p = RegimePair("t", "Table 3", "c", "overfit", "not reproduced", "reproduced", "", "")
+        >>> decide([p], None).startswith("The overfit regime reproduces 1 claims, the current 0")
+        True
+    """
+    if not pairs:
+        return ""
+    regime = pairs[0].regime
+    ours = sum(p.current == REPRODUCED for p in pairs)
+    theirs = sum(p.other == REPRODUCED for p in pairs)
+    text = f"The {regime} regime reproduces {theirs} claims, the {CURRENT} {ours}, of {len(pairs)} checked in both."
+    known = costs is not None and not costs.empty and costs["notebook_seconds"].notna().all()
+    if not known:
+        return text + " Their costs are not recorded, so the rule (more claims at no more cost) cannot be applied yet."
+    spent = float(costs["seconds"].sum())
+    rest = float((costs["notebook_seconds"] - costs["seconds"]).sum())
+    cheaper = spent <= rest
+    verdict = (f"by the rule of issue 24 (more claims at no more cost) the {regime} regime should "
+               "become the default of these notebooks" if theirs > ours and cheaper else
+               f"by the rule of issue 24 (more claims at no more cost) the {CURRENT} regime stays the default")  # fmt: skip
+    return (f"{text} The {regime} regime took {spent:.0f} s in these notebooks, the rest of their "
+            f"runs {rest:.0f} s: {verdict}.")
+
+
 def _counts(pairs: Sequence[RegimePair], side: str) -> str:
     shown = [getattr(p, side) for p in pairs]
     order = ["reproduced", "not reproduced", "not testable: no spread", "not testable"]
@@ -210,6 +239,9 @@ def regime_page(
             ),
             "",
         ]
+    decision = decide(pairs, costs)
+    if decision:
+        lines += ["## Which regime should be the default?", "", decision, ""]
     if costs is not None and not costs.empty:
         lines += [
             "## What the second regime costs",
