@@ -19,7 +19,7 @@ from kc.engine import finetune as ft
 from kc.studies.paper import REFINEMENT_COLUMNS, paper_table
 from kc.studies.refinement import run as rf
 from kc.studies.refinement import tables as rt
-from kc.studies.regime import Regime
+from kc.studies.regime import Regime, tag_claims
 
 matplotlib.use("Agg")
 
@@ -231,8 +231,8 @@ def test_a_positive_mean_gain_within_its_standard_error_is_not_reproduced() -> N
             rows.append({"column": "c", "pair": pair, "row": row, "accuracy": float(acc)})
     gain = rt.gains(pd.DataFrame(rows), ["column"])
     paper_gains = rt.gains(rt.paper_as_runs(paper_table(3)), ["column"])
-    claims = {c.id: c for c in rt.refinement_claims(gain, paper_gains, keys=["column"], row="x0",
-                                                     table=3, regime="overfit")}  # fmt: skip
+    claims = {c.id: c for c in tag_claims(rt.refinement_claims(
+        gain, paper_gains, keys=["column"], row="x0", table=3), Regime(per_class=30, epochs=50))}
     cell = claims["table3.c.gain.overfit"]
     assert cell.numbers["gain"] == pytest.approx(0.7 / 3) and cell.numbers["se"] == pytest.approx(
         math.sqrt(((1 - 0.7 / 3) ** 2 + (0.5 + 0.7 / 3) ** 2 + (0.2 - 0.7 / 3) ** 2) / 2 / 3))

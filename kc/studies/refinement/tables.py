@@ -162,7 +162,6 @@ def refinement_claims(
     keys: Sequence[str],
     row: str,
     table: int,
-    regime: str = "",
 ) -> list[Claim]:
     """Does ``row`` beat the better of A and B beyond seed noise? One claim per cell, one for all.
 
@@ -176,9 +175,6 @@ def refinement_claims(
         keys: the cell's key columns.
         row: the refined row judged, e.g. ``"x0+x1+x2"``.
         table: 3 or 4.
-        regime: "" for the networks of the notebook's main table; else a name appended to
-            every claim's id (``".<regime>"``) and text (e.g. ``"overfit"``: the over-fitting
-            regime of issue 24), so that both regimes' claims sit side by side.
 
     Returns:
         One claim per cell and one on every cell.
@@ -189,7 +185,6 @@ def refinement_claims(
             f"no row {row!r} in the gains; rows are {sorted(gain_table['row'].unique())}"
         )
     item = f"Table {table}"
-    suffix, where_regime = (f".{regime}", f" [{regime} regime]") if regime else ("", "")
     theirs = paper_gains[paper_gains["row"] == row].set_index(list(keys))["gain"]
     out = []
     held = []
@@ -200,9 +195,9 @@ def refinement_claims(
         paper_text = "" if np.isnan(paper_gain) else f"gain {paper_gain:+.2f}"
         slug = "_".join(str(c) for c in cell).replace(" ", "_")
         claim = spread_check(
-            f"table{table}.{slug}.gain{suffix}",
+            f"table{table}.{slug}.gain",
             item,
-            f"{where}: {row} beats the better of networks A and B{where_regime}",
+            f"{where}: {row} beats the better of networks A and B",
             mean=float(r["gain"]),
             se=float(r["gain_se"]),
             n=int(r["n_pairs"]),
@@ -214,17 +209,17 @@ def refinement_claims(
         held.append(claim.status == "reproduced")
     listing = ", ".join(f"{g:+.2f}" for g in ours["gain"])
     paper_improved = int((theirs > 0).sum())
-    claim = f"{row} beats the better of A and B beyond seed noise in every cell{where_regime}"
+    claim = f"{row} beats the better of A and B beyond seed noise in every cell"
     paper_text = f"{paper_improved}/{len(theirs)} cells improved"
     few = int(ours["n_pairs"].min())
     if few < 2:
-        out.append(no_spread(f"table{table}.every_cell{suffix}", item, claim,
+        out.append(no_spread(f"table{table}.every_cell", item, claim,
                              f"{int((ours['n_pairs'] < 2).sum())}/{len(ours)} cells on one pair; "
                              f"mean gains {listing}", paper=paper_text))  # fmt: skip
     else:
         out.append(
             check(
-                f"table{table}.every_cell{suffix}",
+                f"table{table}.every_cell",
                 item,
                 claim,
                 all(held),
