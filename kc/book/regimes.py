@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from kc.book.scorecard import read_verdicts, table_cell
+from kc.book.scorecard import scorecard_rows, table_cell
 from kc.run import runner
 from kc.studies.claims import REPRODUCED, shown_status
 
@@ -69,30 +69,28 @@ def reading(current: str, other: str, regime: str) -> str:
 def regime_pairs(
     outputs: Path, manifest: Sequence[runner.Notebook] = runner.MANIFEST
 ) -> list[RegimePair]:
-    """Every claim with a ``<id>.<regime>`` twin in the same ``verdicts.json``, in manifest order."""
+    """Every claim with a ``<id>.<regime>`` twin in the same ``verdicts.json``, in manifest order
+    (the scorecard's rows, :func:`kc.book.scorecard.scorecard_rows`, paired by id)."""
+    rows = [r for r in scorecard_rows(outputs, manifest) if r.id]
+    by_id = {(r.notebook, r.id): r for r in rows}
     pairs = []
-    for nb in manifest:
-        path = Path(outputs) / nb.name / "verdicts.json"
-        if not path.is_file():
+    for r in rows:
+        base, _, regime = r.id.rpartition(".")
+        twin = by_id.get((r.notebook, base))
+        if twin is None or "." not in base:
             continue
-        claims = {c["id"]: c for c in read_verdicts(path)["claims"]}
-        for cid, c in claims.items():
-            base, _, regime = cid.rpartition(".")
-            if not base or base not in claims or "." not in base:
-                continue
-            twin = claims[base]
-            pairs.append(
-                RegimePair(
-                    notebook=nb.name,
-                    item=str(twin["item"]),
-                    claim=str(twin["claim"]),
-                    regime=regime,
-                    current=shown_status(twin["status"], twin["evidence"]),
-                    other=shown_status(c["status"], c["evidence"]),
-                    current_evidence=str(twin["evidence"]),
-                    other_evidence=str(c["evidence"]),
-                )
+        pairs.append(
+            RegimePair(
+                notebook=r.notebook,
+                item=twin.item,
+                claim=twin.claim,
+                regime=regime,
+                current=shown_status(twin.status, twin.evidence),
+                other=shown_status(r.status, r.evidence),
+                current_evidence=twin.evidence,
+                other_evidence=r.evidence,
             )
+        )
     return pairs
 
 
