@@ -11,8 +11,10 @@ from kc.studies.paper import SEC41_ROWS
 def test_sec41_notebook(smoke_tree):
     out = smoke_tree.output("sec41_diagnosis")
     table = read_csv(out / "sec41.csv")
-    assert list(table.columns) == ["setting", "row", "column", "value", "se", "unit"]
-    assert len(table) == 9
+    assert list(table.columns) == ["setting", "row", "column", "value", "se", "unit", "n_pairs"]
+    assert len(table) == 9 and set(table["n_pairs"]) == {2}  # smoke: SEEDS [0, 1], two pairs
+    pairs = read_csv(out / "sec41_pairs.csv")
+    assert sorted(set(pairs["seed"])) == [0, 1] and len(pairs) == 2 * 9
     assert set(SEC41_ROWS.values()) <= set(zip(table["setting"], table["row"], strict=True))
     assert np.isfinite(table["value"]).all()
     acc = table[table["unit"] == "top-1 %"]["value"]
@@ -29,8 +31,9 @@ def test_sec41_notebook(smoke_tree):
     claims = read_claims(out, "sec41_diagnosis")
     main = ["sec41.roles", "sec41.blind_spots", "sec41.unreliable"]
     assert list(claims) == [*main, *(f"{c}.overfit" for c in main)]  # and the paper's regime
-    assert all(c["status"] != "not testable" for c in claims.values())
+    assert all(c["status"] != "not testable" for c in claims.values())  # two pairs: a spread
+    assert all("over 2 pairs" in c["evidence"] for c in claims.values())
     gaps = read_csv(out / "sec41_gaps.csv")
-    assert sorted(gaps["regime"]) == ["current", "current", "overfit", "overfit"]
+    assert sorted(gaps["regime"]) == ["current"] * 4 + ["overfit"] * 4  # 2 networks x 2 pairs
     assert len(read_csv(out / "sec41_overfit.csv")) == len(read_csv(out / "sec41.csv"))
     assert (out / "sec41_components.png").exists()

@@ -58,6 +58,17 @@ def test_study_from_the_notebooks_parameters():
         dg.DiagnosisStudy.from_params(notebook_params("sec41_diagnosis", HEAD_INIT="warm"))
 
 
+def test_one_pair_of_networks_per_seed():
+    study = dg.DiagnosisStudy.from_params(notebook_params("sec41_diagnosis", SEEDS=[3, 1, 4]))
+    assert study.seeds == (3, 1, 4)
+    pairs = study.pairs()
+    assert [p.seed for p in pairs] == [3, 1, 4] and all(p.seeds == (3, 1, 4) for p in pairs)
+    assert pairs[1].spec("alexnet").seed == pairs[1].spec("resnet34").seed == 1
+    assert pairs[0] == study  # the first pair is the study itself (its cache keys unchanged)
+    with pytest.raises(ValueError, match="distinct"):
+        dg.DiagnosisStudy.from_params(notebook_params("sec41_diagnosis", SEEDS=[1, 1]))
+
+
 def test_resize_mode():
     assert dg.resize_mode((64, 8, 8), (32, 8, 8)) is None
     assert dg.resize_mode((256, 13, 13), (256, 14, 14)) == "pool"
@@ -283,25 +294,58 @@ PAPER_NAMES = {"weak": "alexnet conv5", "strong": "resnet34 last14"}
 PAPER = paper_table("4.1")
 
 
-def test_claims_follow_the_numbers():
-    claims = dt.sec41_claims(_table(), PAPER, PAPER_NAMES)
+def _pairs(*tables):
+    return dt.pairs_table(dict(enumerate(tables)))
+
+
+def test_pairs_table_and_mean_table_average_over_pairs():
+    per_pair = _pairs(_table(), _table(added=71.0, acc_strong=72.0), _table(added=67.0))
+    assert list(per_pair.columns) == ["seed", "setting", "row", "column", "value", "se", "unit"]
+    assert per_pair.groupby("seed").size().tolist() == [9, 9, 9]
+    mean = dt.mean_table(per_pair).set_index(["setting", "row"])
+    gain = mean.loc[SEC41_ROWS["gain_blind"]]  # gains 8, 10, 6: mean 8, SE 2 / sqrt(3)
+    assert gain["value"] == pytest.approx(8.0) and gain["se"] == pytest.approx(2 / 3**0.5)
+    assert gain["n_pairs"] == 3 and gain["unit"] == "points"
+    one = dt.mean_table(_pairs(_table())).set_index(["setting", "row"])
+    assert one.loc[SEC41_ROWS["gain_blind"], "se"] == 1.0  # one pair: its paired SE
+    assert list(dt.compare_with_paper(dt.mean_table(per_pair), PAPER)["row"]) == list(_table()["row"])
+    with pytest.raises(ValueError, match="at least one pair"):
+        dt.pairs_table({})
+
+
+def test_claims_are_decided_over_pairs_of_networks():
+    per_pair = _pairs(_table(), _table(added=70.0, removed=64.0), _table(added=68.5, removed=62.5))
+    claims = dt.sec41_claims(per_pair, PAPER, PAPER_NAMES)
     assert [c.id for c in claims] == ["sec41.roles", "sec41.blind_spots", "sec41.unreliable"]
     assert [c.status for c in claims] == ["reproduced"] * 3
-    # the gains are also given in units of their paired standard errors (8 / 1 and 2 / 0.5)
-    assert "+8.0 SE" in claims[1].evidence and "+4.0 SE" in claims[2].evidence
+    assert "over 3 pairs" in claims[1].evidence and "improved in 3/3 pairs" in claims[1].evidence
+    # each pair's gain also in units of its paired standard error (8 / 1, 2 / 0.5)
+    assert "+8.00 (+8.0 SE)" in claims[1].evidence and "+2.00 (+4.0 SE)" in claims[2].evidence
     assert claims[1].paper == "gain +16.1 points" and claims[2].paper == "60.3% -> 65.6%"
-    assert claims[1].numbers["gain"] == pytest.approx(8.0)
-    worse = _table(added=58.0, removed=61.0)  # no gain from either change
-    statuses = [c.status for c in dt.sec41_claims(worse, PAPER, PAPER_NAMES)]
+    assert claims[1].numbers["gain"] == pytest.approx((8.0 + 9.0 + 7.5) / 3)
+    # gains of both signs: the mean does not clear its standard error
+    mixed = _pairs(_table(added=64.0), _table(added=58.0, removed=60.0), _table(added=62.0))
+    statuses = [c.status for c in dt.sec41_claims(mixed, PAPER, PAPER_NAMES)]
     assert statuses == ["reproduced", "not reproduced", "not reproduced"]
+
+
+def test_one_pair_of_networks_is_not_testable_no_spread():
+    """However large its gain over its paired SE, one pair cannot tell a gain from seed noise."""
+    for table in (_table(), _pairs(_table())):
+        claims = dt.sec41_claims(table, PAPER, PAPER_NAMES)
+        assert [c.shown_status for c in claims] == ["not testable: no spread"] * 3
+        assert "one pair, gain +8.00 points" in claims[1].evidence
 
 
 def test_claims_say_so_when_the_roles_swap():
     swapped = _table(acc_weak=70.0, acc_strong=75.0, names=("resnet34 last14", "alexnet conv5"))
-    roles, *rest = dt.sec41_claims(swapped, PAPER, PAPER_NAMES)
-    assert roles.status == "not reproduced"
+    roles, *rest = dt.sec41_claims(_pairs(swapped, swapped), PAPER, PAPER_NAMES)
+    assert roles.status == "not reproduced" and roles.numbers["gain"] == pytest.approx(-5.0)
     assert "alexnet conv5 is the stronger network" in roles.evidence
     assert "resnet34 last14" in rest[0].claim  # the diagnosis is of the weaker network
+    roles, *rest = dt.sec41_claims(_pairs(_table(), swapped), PAPER, PAPER_NAMES)
+    assert "in pair(s) 1 alexnet conv5 is the stronger" in roles.evidence
+    assert "alexnet conv5 / resnet34 last14" in rest[0].claim
 
 
 # ---------------------------------------------------------------------------- figure

@@ -19,6 +19,12 @@ def _run(monkeypatch, **lab):
     return fake, dfig.run(settings, progress=False)
 
 
+def _pairs(monkeypatch, seeds=(0, 1), **lab):
+    fake = FakeLab(**lab).install(monkeypatch)
+    settings = dfig.Settings.from_params(smoke_params(TEST_LIMIT=TEST_LIMIT, SEEDS=list(seeds)))
+    return fake, dfig.run_pairs(settings, progress=False)
+
+
 @pytest.mark.parametrize(
     ("accuracy", "weak"), [({"alexnet": 50.0, "resnet34": 70.0}, "alexnet"),
                            ({"alexnet": 80.0, "resnet34": 70.0}, "resnet34")],
@@ -51,9 +57,9 @@ def test_tables_and_paper_networks(monkeypatch):
 @pytest.mark.parametrize(("smooth_delta", "status"), [(False, "reproduced"),
                                                       (True, "not reproduced")])  # fmt: skip
 def test_noise_claim_follows_the_planted_residual(monkeypatch, smooth_delta, status):
-    _, result = _run(monkeypatch, smooth_delta=smooth_delta)
-    claim = next(c for c in dfig.claims(result) if c.id.endswith("unreliable_noisy"))
-    assert claim.status == status
+    _, results = _pairs(monkeypatch, smooth_delta=smooth_delta)
+    claim = next(c for c in dfig.claims(results) if c.id.endswith("unreliable_noisy"))
+    assert claim.status == status and "over 2 pairs" in claim.evidence
     gap = claim.numbers["coherence_reconstructed_weak"] - claim.numbers["coherence_unreliable"]
     assert claim.numbers["noise_gap_unreliable"] == pytest.approx(gap)
     assert (gap > 0) == (status == "reproduced")
@@ -62,14 +68,30 @@ def test_noise_claim_follows_the_planted_residual(monkeypatch, smooth_delta, sta
 @pytest.mark.parametrize(("smooth", "status"), [((1,), "reproduced"), ((2,), "not reproduced")])
 def test_contrast_with_the_blind_spots(monkeypatch, smooth, status):
     """Fit 1 is the blind-spot direction, fit 2 the unreliable one; smooth = structured x_Delta."""
-    _, result = _run(monkeypatch, smooth_delta=smooth)
-    claim = next(c for c in dfig.claims(result) if c.id.endswith("noise_vs_blind_spots"))
+    _, results = _pairs(monkeypatch, smooth_delta=smooth)
+    claim = next(c for c in dfig.claims(results) if c.id.endswith("noise_vs_blind_spots"))
     assert claim.status == status
 
 
 def test_claims_not_testable_without_neighbours(monkeypatch):
-    _, result = _run(monkeypatch, size=1)
-    assert {c.status for c in dfig.claims(result)} == {"not testable"}
+    _, results = _pairs(monkeypatch, size=1)
+    claims = dfig.claims(results)
+    assert {c.status for c in claims} == {"not testable"}
+    assert all("1 x 1" in c.evidence for c in claims)
+
+
+def test_one_pair_is_not_testable_no_spread_and_pairs_are_one_per_seed(monkeypatch):
+    """One pair's noise gap, however clear, cannot be told from seed noise."""
+    _, result = _run(monkeypatch)
+    claims = dfig.claims(result)
+    assert [c.shown_status for c in claims] == ["not testable: no spread"] * 2
+    assert "one pair" in claims[0].evidence
+    fake, results = _pairs(monkeypatch, seeds=(2, 0, 1))
+    assert list(results) == [2, 0, 1]
+    assert sorted({n.seed for n in fake.nets}) == [0, 1, 2]
+    assert all(len(r.networks) == 2 for r in results.values())
+    with pytest.raises(ValueError, match="at least one pair"):
+        dfig.claims([])
 
 
 def test_figures_one_per_direction(monkeypatch):

@@ -43,6 +43,7 @@ __all__ = [
     "resize_mode",
     "roles",
     "run",
+    "run_pairs",
     "sample_images",
 ]
 
@@ -52,7 +53,8 @@ class DiagnosisStudy:
     """The settings of Sec. 4.1, built from the notebook's parameters with :meth:`from_params`.
 
     Attributes:
-        dataset: DATASET. seed: the networks' seed (SEEDS[0]). net: the shared
+        dataset: DATASET. seed: the networks' seed (SEEDS[0]); seeds: every seed of SEEDS, one
+            pair of networks each (:meth:`pairs`; empty: ``(seed,)``). net: the shared
             :class:`kc.engine.experiments.NetSpec` fields. g: how both g are fitted (lambda of
             AlexNet's features for both directions, Sec. 4). ft_epochs, ft_lr: the classifiers'
             budget (FT_EPOCHS, FT_LR). head_init: HEAD_INIT, one of ``HEAD_INITS``.
@@ -71,10 +73,15 @@ class DiagnosisStudy:
     weak: tuple[str, str] = PAPER_WEAK
     strong: tuple[str, str] = PAPER_STRONG
     progress: bool = False
+    seeds: tuple[int, ...] = ()
 
     def __post_init__(self) -> None:
         if self.head_init not in HEAD_INITS:
             raise ValueError(f"HEAD_INIT must be one of {HEAD_INITS}, got {self.head_init!r}")
+        seeds = tuple(int(s) for s in self.seeds) or (int(self.seed),)
+        if len(set(seeds)) != len(seeds):
+            raise ValueError(f"SEEDS must be distinct, got {list(seeds)}")
+        object.__setattr__(self, "seeds", seeds)
         object.__setattr__(self, "net", dict(self.net))
 
     @classmethod
@@ -86,6 +93,7 @@ class DiagnosisStudy:
         return cls(
             dataset=p["DATASET"],
             seed=int(p["SEEDS"][0]),
+            seeds=tuple(int(s) for s in p["SEEDS"]),
             net=net_fields(params),
             g=GFit.from_params(params),
             ft_epochs=int(p["FT_EPOCHS"]),
@@ -114,6 +122,10 @@ class DiagnosisStudy:
         """The same networks' architectures and seed trained in ``regime`` (issue 24), g
         fitted and the classifiers trained on the regime's training images."""
         return replace(self, net=regime.net(self.net), g=regime.g(self.g))
+
+    def pairs(self) -> list[DiagnosisStudy]:
+        """One study per seed of :attr:`seeds`: the pair (weak, strong) of networks of that seed."""
+        return [replace(self, seed=s) for s in self.seeds]
 
     def spec(self, arch: str) -> ex.NetSpec:
         """The network of ``arch`` (task "all", the study's seed), as in Tables 1-2."""
@@ -208,6 +220,11 @@ def run(study: DiagnosisStudy) -> Diagnosis:
         instability={"blind_spots": blind.instability, "unreliable": unreliable.instability},
     )
     return Diagnosis(nets, layers, weak, strong, names, blind, unreliable, arms, table, seconds)
+
+
+def run_pairs(study: DiagnosisStudy) -> dict[int, Diagnosis]:
+    """:func:`run` for every pair of networks (:meth:`DiagnosisStudy.pairs`), keyed by seed."""
+    return {s.seed: run(s) for s in study.pairs()}
 
 
 def sample_images(study: DiagnosisStudy, n: int) -> torch.Tensor:

@@ -4,15 +4,17 @@ paper's, and the claims of the diagnosis checked on them.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Mapping
 
+import numpy as np
 import pandas as pd
 
-from kc.studies.claims import Claim, check
+from kc.studies.claims import Claim, gain_check
 from kc.studies.diagnosis.arms import ARMS
 from kc.studies.paper import SEC41_ROWS, side_by_side
 
-__all__ = ["compare_with_paper", "results_table", "sec41_claims"]
+__all__ = ["compare_with_paper", "mean_table", "pairs_table", "results_table", "sec41_claims"]
 
 _OURS = "diagnosis (not in the paper)"
 
@@ -97,6 +99,36 @@ def results_table(
     return pd.DataFrame(rows, columns=["setting", "row", "column", "value", "se", "unit"])
 
 
+def pairs_table(tables: Mapping[int, pd.DataFrame]) -> pd.DataFrame:
+    """:func:`results_table` of every pair of networks, keyed by seed, in one frame with a
+    leading ``seed`` column."""
+    if not tables:
+        raise ValueError("pairs_table needs at least one pair's table")
+    return pd.concat([t.assign(seed=int(s)) for s, t in tables.items()], ignore_index=True)[
+        ["seed", *next(iter(tables.values())).columns]
+    ]
+
+
+def mean_table(per_pair: pd.DataFrame) -> pd.DataFrame:
+    """:func:`pairs_table`'s rows averaged over the pairs, in :func:`results_table`'s layout.
+
+    ``value`` is the mean over pairs; with two or more pairs ``se`` is its standard error over
+    pairs (sample std / sqrt(n)) for every row, with one pair the pair's own (paired, over
+    images) ``se``; ``column`` joins the networks the pairs put in that row (the roles can
+    differ between pairs); ``n_pairs`` counts them.
+    """
+    rows = []
+    for (setting, row), group in per_pair.groupby(["setting", "row"], sort=False):
+        values = group["value"].to_numpy(dtype=float)
+        n = len(values)
+        se = float(values.std(ddof=1) / np.sqrt(n)) if n > 1 else float(group["se"].iloc[0])
+        rows.append({
+            "setting": setting, "row": row, "column": " / ".join(dict.fromkeys(group["column"])),
+            "value": float(values.mean()), "se": se, "unit": group["unit"].iloc[0], "n_pairs": n,
+        })  # fmt: skip
+    return pd.DataFrame(rows)
+
+
 def compare_with_paper(ours: pd.DataFrame, paper: pd.DataFrame) -> pd.DataFrame:
     """Our rows next to the paper's table ``"4.1"`` (:func:`kc.studies.paper.paper_table`).
 
@@ -115,18 +147,24 @@ def compare_with_paper(ours: pd.DataFrame, paper: pd.DataFrame) -> pd.DataFrame:
     return merged
 
 
-def _gain_claim(cid: str, claim: str, raw: float, gain: float, se: float, *, paper: str) -> Claim:
-    """A Sec. 4.1 claim that a classifier input raises accuracy over raw x_W by ``gain`` +/- ``se``."""
-    return check(
-        cid,
-        "Sec. 4.1",
-        claim,
-        bool(gain > 0),
-        evidence=f"{raw:.2f}% -> {raw + gain:.2f}%, gain {gain:+.2f} +/- {se:.2f} points "
-        f"(paired SE, {_in_se(gain, se)})",
-        paper=paper,
-        numbers={"raw": raw, "gain": gain, "se": se},
-    )
+def _gain_claim(
+    cid: str, claim: str, raws: list[float], gains: list[float], ses: list[float], *, paper: str
+) -> Claim:
+    """A Sec. 4.1 claim that a classifier input raises accuracy over raw x_W, one gain per pair:
+    :func:`kc.studies.claims.gain_check` (one pair: "not testable: no spread"), the paired SE
+    over test images of each pair in the evidence."""
+    within = ", ".join(f"{g:+.2f} ({_in_se(g, se)})" for g, se in zip(gains, ses, strict=True))
+    context = (f"raw x_W {np.mean(raws):.2f}% -> {np.mean(raws) + np.mean(gains):.2f}%; per pair "
+               f"{within} (paired SE over test images)")  # fmt: skip
+    return gain_check(cid, "Sec. 4.1", claim, gains, paper=paper, context=context)
+
+
+def _value(group: pd.DataFrame, seed: object, setting: str, row: str) -> tuple[float, float, str]:
+    """(value, se, column) of the one row ``setting`` / ``row`` of one pair's table."""
+    hit = group[(group["setting"] == setting) & (group["row"] == row)]
+    if len(hit) != 1:
+        raise ValueError(f"pair {seed} has {len(hit)} rows for {setting!r} / {row!r}")
+    return float(hit["value"].iloc[0]), float(hit["se"].iloc[0]), str(hit["column"].iloc[0])
 
 
 def _in_se(gain: float, se: float) -> str:
@@ -137,62 +175,72 @@ def _in_se(gain: float, se: float) -> str:
 def sec41_claims(
     table: pd.DataFrame, paper: pd.DataFrame, paper_names: Mapping[str, str]
 ) -> list[Claim]:
-    """The claims of Sec. 4.1 checked on :func:`results_table`'s numbers.
+    """The claims of Sec. 4.1 checked over pairs of networks (issue 24: no verdict without a
+    spread).
+
+    Each claim is a difference per pair: the paper's strong network's accuracy minus its weak
+    one's (``roles``), and the two classifiers' gains over raw x_W. It is reproduced when the
+    mean over pairs is positive and above its standard error over pairs
+    (:func:`kc.studies.claims.gain_check`); on one pair it is "not testable: no spread".
 
     Args:
-        table: from :func:`results_table`.
+        table: :func:`pairs_table` (a ``seed`` per pair), or one :func:`results_table` (one pair).
         paper: the paper's table ``"4.1"`` (:func:`kc.studies.paper.paper_table`), quoted as evidence.
         paper_names: ``{"weak": ..., "strong": ...}``: the labels of the paper's weak and
             strong networks in ``table["column"]`` (to tell whether the roles held).
     """
-
-    def value(setting: str, row: str) -> tuple[float, float, str]:
-        hit = table[(table["setting"] == setting) & (table["row"] == row)]
-        if len(hit) != 1:
-            raise ValueError(f"table has {len(hit)} rows for {setting!r} / {row!r}")
-        return float(hit["value"].iloc[0]), float(hit["se"].iloc[0]), str(hit["column"].iloc[0])
-
-    acc_weak, _, weak = value(*SEC41_ROWS["weak"])
-    acc_strong, _, strong = value(*SEC41_ROWS["strong"])
-    gain_b, se_b, _ = value(*SEC41_ROWS["gain_blind"])
-    raw, _, _ = value(*SEC41_ROWS["raw"])
-    gain_u, se_u, _ = value(_OURS, "accuracy gain when unreliable features removed")
-    kept = weak == paper_names["weak"]
-    roles_text = f"{strong} {acc_strong:.2f}% vs {weak} {acc_weak:.2f}%" + (
-        ""
-        if kept
-        else f"; on our data {paper_names['weak']} is the stronger network, so the "
-        f"diagnosis below treats {weak} as the weak one"
-    )
+    per_pair = table if "seed" in table else table.assign(seed=0)
+    pairs = []
+    for seed, group in per_pair.groupby("seed", sort=False):
+        value = functools.partial(_value, group, seed)
+        acc_weak, _, weak = value(*SEC41_ROWS["weak"])
+        acc_strong, _, strong = value(*SEC41_ROWS["strong"])
+        gain_b, se_b, _ = value(*SEC41_ROWS["gain_blind"])
+        raw, _, _ = value(*SEC41_ROWS["raw"])
+        gain_u, se_u, _ = value(_OURS, "accuracy gain when unreliable features removed")
+        kept = weak == paper_names["weak"]
+        pairs.append({
+            "seed": seed, "weak": weak, "kept": kept, "raw": raw,
+            "roles": acc_strong - acc_weak if kept else acc_weak - acc_strong,
+            "accs": f"{strong} {acc_strong:.2f}% vs {weak} {acc_weak:.2f}%",
+            "gain_b": gain_b, "se_b": se_b, "gain_u": gain_u, "se_u": se_u,
+        })  # fmt: skip
+    weak_names = list(dict.fromkeys(p["weak"] for p in pairs))
+    weak = " / ".join(weak_names)
+    swapped = [str(p["seed"]) for p in pairs if not p["kept"]]
+    roles_text = "per pair (seed): " + "; ".join(f"{p['seed']}: {p['accs']}" for p in pairs)
+    if swapped:
+        roles_text += (f"; in pair(s) {', '.join(swapped)} {paper_names['weak']} is the stronger "
+                       "network, and the diagnosis there treats the other as the weak one")  # fmt: skip
     item = "Sec. 4.1"
     theirs = paper.set_index(["setting", "row"])["value"]
     p_gain, p_raw, p_removed = (
         float(theirs[SEC41_ROWS[k]]) for k in ("gain_blind", "raw", "unreliable_removed")
     )
+    raws = [p["raw"] for p in pairs]
     return [
-        check(
+        gain_check(
             "sec41.roles",
             item,
             f"the strong network ({paper_names['strong']}) is more accurate than the weak one "
             f"({paper_names['weak']})",
-            bool(kept and acc_strong > acc_weak),
-            evidence=roles_text,
-            numbers={"weak": acc_weak, "strong": acc_strong},
+            [p["roles"] for p in pairs],
+            context=f"accuracy of {paper_names['strong']} minus {paper_names['weak']}, {roles_text}",
         ),
         _gain_claim(
             "sec41.blind_spots",
             f"adding the blind spots of the weak network ({weak}) back raises accuracy",
-            raw,
-            gain_b,
-            se_b,
+            raws,
+            [p["gain_b"] for p in pairs],
+            [p["se_b"] for p in pairs],
             paper=f"gain {p_gain:+.1f} points",
-        ),
+        ),  # fmt: skip
         _gain_claim(
             "sec41.unreliable",
             f"removing the unreliable features of the weak network ({weak}) raises accuracy",
-            raw,
-            gain_u,
-            se_u,
+            raws,
+            [p["gain_u"] for p in pairs],
+            [p["se_u"] for p in pairs],
             paper=f"{p_raw:.1f}% -> {p_removed:.1f}%",
-        ),
+        ),  # fmt: skip
     ]
