@@ -322,6 +322,7 @@ def test_claims_are_decided_over_pairs_of_networks():
     # each pair's gain also in units of its paired standard error (8 / 1, 2 / 0.5)
     assert "+8.00 (+8.0 SE)" in claims[1].evidence and "+2.00 (+4.0 SE)" in claims[2].evidence
     assert claims[1].paper == "gain +16.1 points" and claims[2].paper == "60.3% -> 65.6%"
+    assert claims[0].paper == "ResNet-34 73.09% vs AlexNet 56.97%"
     assert claims[1].numbers["gain"] == pytest.approx((8.0 + 9.0 + 7.5) / 3)
     # gains of both signs: the mean does not clear its standard error
     mixed = _pairs(_table(added=64.0), _table(added=58.0, removed=60.0), _table(added=62.0))
@@ -343,9 +344,17 @@ def test_claims_say_so_when_the_roles_swap():
     assert roles.status == "not reproduced" and roles.numbers["gain"] == pytest.approx(-5.0)
     assert "alexnet conv5 is the stronger network" in roles.evidence
     assert "resnet34 last14" in rest[0].claim  # the diagnosis is of the weaker network
+    assert "in every pair alexnet conv5 is the stronger network" in roles.evidence
+    assert not any("roles differ" in c.evidence for c in (roles, *rest))
     roles, *rest = dt.sec41_claims(_pairs(_table(), swapped), PAPER, PAPER_NAMES)
-    assert "in pair(s) 1 alexnet conv5 is the stronger" in roles.evidence
+    assert "the roles differ between pairs: in pair(s) 1 alexnet conv5 is the stronger" in (
+        roles.evidence
+    )
     assert "alexnet conv5 / resnet34 last14" in rest[0].claim
+    per_pair = "the roles differ between pairs, weak network per pair (seed): 0: alexnet conv5, 1: "
+    assert all(per_pair + "resnet34 last14" in c.evidence for c in rest)
+    assert roles.status == "not reproduced"  # +10 and -5: the mean +2.5 is below its SE 7.5
+    assert roles.numbers["gain"] == pytest.approx(2.5) and roles.numbers["se"] == pytest.approx(7.5)
 
 
 # ---------------------------------------------------------------------------- figure

@@ -103,3 +103,50 @@ def test_figures_one_per_direction(monkeypatch):
         size = smoke_params()["INPUT_SIZE"]
         assert len(overlays) == 3 * 4
         assert all(im.get_array().shape == (size, size) for im in overlays)
+
+
+def _synthetic(gap_unreliable, gap_blind, weak="alexnet"):
+    """One pair's result with chosen noise gaps: coherence of g(x) 0.5, of x^Delta 0.5 - gap."""
+    import pandas as pd
+
+    from kc.studies.components import DIRECTION_PARTS
+
+    def table(gap):
+        return pd.DataFrame({"part": list(DIRECTION_PARTS), "var_ratio": [1.0, 0.6, 0.4],
+                             "share": [1.0, 0.6, 0.4], "coherence": [0.6, 0.5, 0.5 - gap]})  # fmt: skip
+
+    strong = "resnet34" if weak == "alexnet" else "alexnet"
+    layer = {"alexnet": "conv5", "resnet34": "last14"}
+    networks = pd.DataFrame([{"role": r, "arch": a, "layer": layer[a]}
+                             for r, a in (("weak", weak), ("strong", strong))])  # fmt: skip
+    return dfig.DiagnosisFigureResult(
+        settings=None, networks=networks, maps={}, shown=None, instability={},
+        tables={"unreliable": table(gap_unreliable), "blind spots": table(gap_blind)},
+    )  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("gaps", "status"),
+    [([(0.30, 0.05), (0.25, 0.00), (0.35, 0.10)], "reproduced"),  # clearly above the SE
+     ([(0.30, 0.40), (-0.35, 0.20), (0.02, -0.10)], "not reproduced")],  # both signs
+)  # fmt: skip
+def test_claims_over_synthetic_pairs(gaps, status):
+    results = {seed: _synthetic(u, b) for seed, (u, b) in enumerate(gaps)}
+    claims = dfig.claims(results)
+    assert [c.status for c in claims] == [status, status]
+    assert all("over 3 pairs" in c.evidence for c in claims)
+    noisy = claims[0].numbers
+    mean_gap = sum(u for u, _ in gaps) / 3
+    assert noisy["gain"] == pytest.approx(mean_gap) and noisy["n_pairs"] == 3
+    assert "roles differ" not in claims[0].evidence
+    one = dfig.claims({0: _synthetic(0.3, 0.0)})  # one pair, however clear
+    assert [c.shown_status for c in one] == ["not testable: no spread"] * 2
+    assert all(c.evidence.startswith("no spread: ") for c in one)
+
+
+def test_claims_say_when_the_roles_differ_between_pairs():
+    results = {0: _synthetic(0.3, 0.0), 4: _synthetic(0.2, 0.1, weak="resnet34")}
+    claims = dfig.claims(results)
+    expected = "the roles differ between pairs, weak network per pair (seed): 0: alexnet conv5, "
+    assert all(expected + "4: resnet34 last14" in c.evidence for c in claims)
+    assert "(alexnet conv5 / resnet34 last14)" in claims[0].claim

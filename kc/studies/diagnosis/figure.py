@@ -300,17 +300,27 @@ def claims(
 
     Each is reproduced when its mean over pairs is positive and above its standard error over
     pairs (:func:`kc.studies.claims.gain_check`); one pair gives "not testable: no spread". Not
-    testable when the maps are 1 x 1 (no neighbours). ``numbers``: the pairs' mean
-    :func:`pair_numbers` beside the check's own.
+    testable when the maps are 1 x 1 (no neighbours). Each pair takes its own roles by accuracy
+    (:func:`kc.studies.diagnosis.run.roles`); the evidence says so when they differ between
+    pairs. ``numbers``: the pairs' mean :func:`pair_numbers` beside the check's own.
     """
     if isinstance(results, DiagnosisFigureResult):
         results = [results]
     pairs = list(results.values()) if isinstance(results, Mapping) else list(results)
+    seeds = list(results) if isinstance(results, Mapping) else list(range(len(pairs)))
     if not pairs:
         raise ValueError("claims need at least one pair's result")
     per_pair = [pair_numbers(r) for r in pairs]
     means = {k: float(np.mean([n[k] for n in per_pair])) for k in per_pair[0]}
-    weak = " / ".join(dict.fromkeys(network_names(r)["weak"] for r in pairs))
+    weak_per_pair = [network_names(r)["weak"] for r in pairs]
+    weak = " / ".join(dict.fromkeys(weak_per_pair))
+    roles = (
+        "the roles differ between pairs, weak network per pair (seed): "
+        + ", ".join(f"{s}: {w}" for s, w in zip(seeds, weak_per_pair, strict=True))
+        + "; "
+        if len(set(weak_per_pair)) > 1
+        else ""
+    )
     paper = "Fig. 3 (visual): unreliable features are noisy activations, blind spots object parts"
     unrel = [n["noise_gap_unreliable"] for n in per_pair]
     contrast = [n["noise_gap_unreliable"] - n["noise_gap_blind_spots"] for n in per_pair]
@@ -328,14 +338,14 @@ def claims(
             f"the unreliable components of the weak network ({weak}) are noisier than its part "
             "the strong network reconstructs",
             unrel,
-            "noise gap of x_weak^Delta per pair " + ", ".join(f"{v:+.3f}" for v in unrel),
+            f"{roles}noise gap of x_weak^Delta per pair " + ", ".join(f"{v:+.3f}" for v in unrel),
         ),
         (
             "noise_vs_blind_spots",
             "the unreliable components are noise more than the blind spots are (noise gap of "
             "x_weak^Delta > that of x_strong^Delta)",
             contrast,
-            "noise gap of x_weak^Delta minus that of x_strong^Delta per pair "
+            f"{roles}noise gap of x_weak^Delta minus that of x_strong^Delta per pair "
             + ", ".join(f"{v:+.3f}" for v in contrast),
         ),
     ]

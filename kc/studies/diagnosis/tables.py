@@ -148,14 +148,23 @@ def compare_with_paper(ours: pd.DataFrame, paper: pd.DataFrame) -> pd.DataFrame:
 
 
 def _gain_claim(
-    cid: str, claim: str, raws: list[float], gains: list[float], ses: list[float], *, paper: str
+    cid: str,
+    claim: str,
+    raws: list[float],
+    gains: list[float],
+    ses: list[float],
+    *,
+    paper: str,
+    roles_note: str = "",
 ) -> Claim:
     """A Sec. 4.1 claim that a classifier input raises accuracy over raw x_W, one gain per pair:
     :func:`kc.studies.claims.gain_check` (one pair: "not testable: no spread"), the paired SE
-    over test images of each pair in the evidence."""
+    over test images of each pair in the evidence; ``roles_note`` (when the pairs' weak networks
+    differ) starts it."""
     within = ", ".join(f"{g:+.2f} ({_in_se(g, se)})" for g, se in zip(gains, ses, strict=True))
-    context = (f"raw x_W {np.mean(raws):.2f}% -> {np.mean(raws) + np.mean(gains):.2f}%; per pair "
-               f"{within} (paired SE over test images)")  # fmt: skip
+    lead = f"{roles_note}; " if roles_note else ""
+    context = (f"{lead}raw x_W {np.mean(raws):.2f}% -> {np.mean(raws) + np.mean(gains):.2f}%; "
+               f"per pair {within} (paired SE over test images)")  # fmt: skip
     return gain_check(cid, "Sec. 4.1", claim, gains, paper=paper, context=context)
 
 
@@ -209,13 +218,26 @@ def sec41_claims(
     weak = " / ".join(weak_names)
     swapped = [str(p["seed"]) for p in pairs if not p["kept"]]
     roles_text = "per pair (seed): " + "; ".join(f"{p['seed']}: {p['accs']}" for p in pairs)
-    if swapped:
-        roles_text += (f"; in pair(s) {', '.join(swapped)} {paper_names['weak']} is the stronger "
-                       "network, and the diagnosis there treats the other as the weak one")  # fmt: skip
+    roles_note = ""
+    if swapped and len(swapped) == len(pairs):
+        where = "in every pair" if len(pairs) > 1 else "in this pair"
+        roles_text += (f"; {where} {paper_names['weak']} is the stronger network, and the "
+                       f"diagnosis treats {paper_names['strong']} as the weak one")  # fmt: skip
+    elif swapped:
+        roles_text += (f"; the roles differ between pairs: in pair(s) {', '.join(swapped)} "
+                       f"{paper_names['weak']} is the stronger network, and the diagnosis there "
+                       f"treats {paper_names['strong']} as the weak one")  # fmt: skip
+        roles_note = "the roles differ between pairs, weak network per pair (seed): " + ", ".join(
+            f"{p['seed']}: {p['weak']}" for p in pairs
+        )
     item = "Sec. 4.1"
-    theirs = paper.set_index(["setting", "row"])["value"]
+    theirs = paper.set_index(["setting", "row"])
     p_gain, p_raw, p_removed = (
-        float(theirs[SEC41_ROWS[k]]) for k in ("gain_blind", "raw", "unreliable_removed")
+        float(theirs.loc[SEC41_ROWS[k], "value"]) for k in ("gain_blind", "raw", "unreliable_removed")
+    )
+    p_nets = " vs ".join(
+        f"{theirs.loc[SEC41_ROWS[k], 'column']} {float(theirs.loc[SEC41_ROWS[k], 'value']):.2f}%"
+        for k in ("strong", "weak")
     )
     raws = [p["raw"] for p in pairs]
     return [
@@ -225,6 +247,7 @@ def sec41_claims(
             f"the strong network ({paper_names['strong']}) is more accurate than the weak one "
             f"({paper_names['weak']})",
             [p["roles"] for p in pairs],
+            paper=p_nets,
             context=f"accuracy of {paper_names['strong']} minus {paper_names['weak']}, {roles_text}",
         ),
         _gain_claim(
@@ -234,6 +257,7 @@ def sec41_claims(
             [p["gain_b"] for p in pairs],
             [p["se_b"] for p in pairs],
             paper=f"gain {p_gain:+.1f} points",
+            roles_note=roles_note,
         ),  # fmt: skip
         _gain_claim(
             "sec41.unreliable",
@@ -242,5 +266,6 @@ def sec41_claims(
             [p["gain_u"] for p in pairs],
             [p["se_u"] for p in pairs],
             paper=f"{p_raw:.1f}% -> {p_removed:.1f}%",
+            roles_note=roles_note,
         ),  # fmt: skip
     ]
