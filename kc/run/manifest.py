@@ -99,7 +99,7 @@ MANIFEST: tuple[Notebook, ...] = (
         "sec41_diagnosis",
         "Sec. 4.1, Fig. 3",
         "Network diagnosis: blind spots and unreliable features of a weak network",
-        ("sec41.csv", "sec41_vs_paper.csv", "verdicts.md", "verdicts.json"),
+        ("sec41.csv", "sec41_pairs.csv", "sec41_vs_paper.csv", "verdicts.md", "verdicts.json"),
     ),
     Notebook(
         "fig3_diagnosis",
