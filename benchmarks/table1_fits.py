@@ -24,7 +24,8 @@ import yaml
 
 from kc.engine import cache
 from kc.engine import experiments as ex
-from kc.run.notebook_params import load_profile, profile_values
+from kc.run.manifest import resolve_notebook
+from kc.run.notebook_params import declared_parameters, load_profile, profile_values
 from kc.studies.instability import run as ins
 
 
@@ -50,13 +51,11 @@ def main() -> None:
     parser.add_argument("--profile", default="small")
     parser.add_argument("-p", nargs=2, action="append", default=[], metavar=("NAME", "VALUE"))
     args = parser.parse_args()
-    params = profile_values(load_profile(args.profile), "table1_instability")
+    # the notebook's declared defaults under the profile's values, as `kc run` resolves them
+    params = declared_parameters(resolve_notebook("table1_instability"))
+    params.update(profile_values(load_profile(args.profile), "table1_instability"))
     params.update({name: yaml.safe_load(value) for name, value in args.p})
-    params.setdefault("G_PRECISION", "fp32")
     params["DEVICE"] = "cpu"
-    params.setdefault("BOTH_DIRECTIONS", False)
-    params.setdefault("LAYERS", {"alexnet": ["conv4", "conv5"], "vgg16": ["conv4_3", "conv5_3"],
-                                 "resnet34": ["last14"]})  # fmt: skip
     frame = report(params)
     print(f"code version of g: {cache.code_version(ex._G_CODE)}; overrides: {dict(args.p)}")
     missing = int((~frame["found"]).sum())
