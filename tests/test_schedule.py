@@ -133,10 +133,11 @@ class _Recorder:
 
 def test_table1_declares_exactly_the_entries_it_computes(env: Path, monkeypatch) -> None:
     """The planned tasks of Table 1 (smoke), run on a Slurm-like executor, leave the notebook's
-    studies nothing to compute: same cache keys, every fit from the cache."""
+    studies nothing to compute in either regime: same cache keys, every fit from the cache."""
     from kc.run.notebook_params import notebook_parameters
     from kc.studies.instability import convergence as cv
     from kc.studies.instability import run as ins
+    from kc.studies.regime import Regime
 
     path = runner.resolve_notebook("table1_instability")
     values = notebook_parameters(path, "smoke", None, env.parent, strict=False)
@@ -154,6 +155,11 @@ def test_table1_declares_exactly_the_entries_it_computes(env: Path, monkeypatch)
     study = ins.InstabilityStudy.from_params(params)
     assert ins.networks(study)["from_cache"].all()
     assert ins.fits(study)["from_cache"].all()
+    regime = Regime.from_params(params)
+    assert regime is not None, "smoke should run the over-fitting regime"
+    overfit = study.in_regime(regime)
+    assert ins.networks(overfit)["from_cache"].all()
+    assert ins.fits(overfit)["from_cache"].all()
     conv = cv.ConvergenceStudy.from_params(params)
     arch, layer = study.layer_list()[0]
     assert conv.fit(arch, layer, conv.steps[0]).info["from_cache"]
