@@ -163,3 +163,82 @@ def test_table1_declares_exactly_the_entries_it_computes(env: Path, monkeypatch)
     conv = cv.ConvergenceStudy.from_params(params)
     arch, layer = study.layer_list()[0]
     assert conv.fit(arch, layer, conv.steps[0]).info["from_cache"]
+
+
+# ------------------------------------------------------------ Slurm, with fake sbatch/srun/sacct
+
+FAKE_SBATCH = """#!/bin/bash
+# fake sbatch: runs the submission script in the background as job N, as a node would
+dir=$(dirname "$0")
+n=$(( $(cat "$dir/next_id" 2>/dev/null || echo 100) + 1 )); echo $n > "$dir/next_id"
+echo "$n $*" >> "$dir/sbatch.log"
+echo RUNNING > "$dir/state_$n"
+cp "$1" "$dir/job_$n.sh"  # Slurm keeps a copy: submitit renames the script once sbatch returns
+( export SLURM_JOB_ID=$n SLURM_NTASKS=1 SLURM_JOB_NUM_NODES=1 SLURM_NODEID=0 SLURM_PROCID=0 \\
+         SLURM_LOCALID=0 SLURM_JOB_NODELIST=localhost
+  bash "$dir/job_$n.sh" && state=COMPLETED || state=FAILED; echo $state > "$dir/state_$n"
+) > /dev/null 2>&1 &  # sbatch returns at once: nothing of the job may hold its stdout
+echo "Submitted batch job $n"
+"""
+
+FAKE_SRUN = """#!/bin/bash
+# fake srun: drops its options (--output FILE with %j and %t filled in), runs the command
+out=/dev/null
+while [[ "$1" == --* ]]; do
+  case "$1" in
+    --unbuffered) shift ;;
+    --output) out=$2; shift 2 ;;
+    --*=*) shift ;;
+    *) shift 2 ;;
+  esac
+done
+out=${out//%j/$SLURM_JOB_ID}; out=${out//%t/0}
+exec "$@" >> "$out" 2>&1
+"""
+
+FAKE_SACCT = """#!/bin/bash
+# fake sacct -o JobID,State,NodeList --parsable2 -j ID[,ID...]: the states fake sbatch wrote
+dir=$(dirname "$0")
+ids=${@: -1}
+echo "JobID|State|NodeList"
+for id in ${ids//,/ }; do echo "$id|$(cat "$dir/state_$id" 2>/dev/null || echo PENDING)|localhost"; done
+"""
+
+
+@pytest.fixture
+def fake_slurm(env: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """A bin folder with fake ``sbatch``, ``srun`` and ``sacct`` first on PATH; returns it."""
+    folder = env.parent / "bin"
+    folder.mkdir()
+    for name, text in (("sbatch", FAKE_SBATCH), ("srun", FAKE_SRUN), ("sacct", FAKE_SACCT)):
+        (folder / name).write_text(text)
+        (folder / name).chmod(0o755)
+    monkeypatch.setenv("PATH", f"{folder}{os.pathsep}{os.environ['PATH']}")
+    return folder
+
+
+def test_slurm_jobs_go_through_sbatch_and_compute_each_entry_once(
+    env: Path, fake_slurm: Path
+) -> None:
+    """The Slurm path end to end: one sbatch per task, inputs before the task that needs them,
+    each entry computed once, a failed job reported with its error, and a rerun resumes."""
+    a, b = _task(env, "a", seconds=1.0), _task(env, "b", seconds=1.0)
+    c = _task(env, "c", needs=(a.key, b.key))
+    bad = Task("fake", "bad", "bad", fails)
+    executor = jobs.make_executor("slurm", env.parent / "jobs", timeout_min=5)
+    summary = run_tasks([a, b, c, bad, a], jobs=2, executor=executor, poll=0.2,
+                        say=lambda line: None)  # fmt: skip
+    assert sorted(summary.done) == sorted([a.key, b.key, c.key])
+    assert "planted failure" in summary.failed["bad"]
+    submitted = (fake_slurm / "sbatch.log").read_text().splitlines()
+    assert len(submitted) == 4  # a, b, c and bad; a's repeat counts once
+    events = _events(env)
+    starts = {e[1]: float(e[2]) for e in events if e[0] == "start"}
+    ends = {e[1]: float(e[2]) for e in events if e[0] == "end"}
+    assert sorted(starts) == ["a", "b", "c"] and len(starts) == len(ends) == 3  # each once
+    assert starts["c"] >= max(ends["a"], ends["b"])
+    assert {e[3] for e in events if e[0] == "start"} == {"1"}  # one thread per job
+    again = run_tasks([a, b, c], jobs=2, executor=executor, say=lambda line: None)
+    assert again.cached_before == 3 and len(submitted) == len(
+        (fake_slurm / "sbatch.log").read_text().splitlines()
+    )  # nothing submitted again
