@@ -91,9 +91,12 @@ def timed(name: str, fn: Callable[[], Any], note: str = "") -> tuple[Row, Any]:
     return Row(name, "wall", time.perf_counter() - start, load=load1(), note=note), value
 
 
-def phase_rows(lines: Sequence[dict[str, Any]], total: float, load: float) -> list[Row]:
-    """Self seconds per phase (training per architecture), then ``other`` = ``total`` - sum
-    (measured under ``load``, the load of the total)."""
+def phase_rows(
+    lines: Sequence[dict[str, Any]], total: float, load: float, jobs: int = 1
+) -> list[Row]:
+    """Self seconds per phase (training per architecture), then ``other`` = ``jobs`` x
+    ``total`` - sum (measured under ``load``, the load of the total). With ``jobs`` workers the
+    phases are worker-seconds, and their shares are of ``jobs`` x ``total``."""
     seconds: dict[str, float] = defaultdict(float)
     loads: dict[str, list[float]] = defaultdict(list)
     for line in lines:
@@ -115,9 +118,12 @@ def phase_rows(lines: Sequence[dict[str, Any]], total: float, load: float) -> li
         for n in names
     ]
     note = "kernels, imports, tables, figures; everything not in a phase"
-    rows.append(Row("other", "phase", total - sum(seconds.values()), load=load, note=note))
+    if jobs > 1:
+        note = f"{note}; and workers idle (of {jobs} x the wall time)"
+    budget = jobs * total
+    rows.append(Row("other", "phase", budget - sum(seconds.values()), load=load, note=note))
     for row in rows:
-        row.share = row.seconds / total if total > 0 else float("nan")
+        row.share = row.seconds / budget if budget > 0 else float("nan")
     return rows
 
 
@@ -138,8 +144,10 @@ def whole_profile(
     notebooks: Sequence[str] | None,
     workdir: Path,
     book: bool,
+    jobs: int = 1,
 ) -> tuple[list[Row], dict[str, Any]]:
-    """Cold then warm ``run_all`` (+ ``kc book``) in ``workdir``; the rows and facts."""
+    """Cold then warm ``run_all`` (+ ``kc book``) in ``workdir`` on ``jobs`` workers; the rows
+    and facts."""
     out = workdir / "outputs"
     walls: list[Row] = []
     facts: dict[str, Any] = {"summaries": {}, "book_exit": {}}
@@ -148,7 +156,7 @@ def whole_profile(
             row, summary = timed(
                 f"{label} kc run --all",
                 lambda: run_all(
-                    profile, parameters=parameters, output_root=out, notebooks=notebooks
+                    profile, parameters=parameters, output_root=out, notebooks=notebooks, jobs=jobs
                 ),
             )
             walls.append(row)
@@ -165,7 +173,7 @@ def whole_profile(
     for row in walls:
         row.share = row.seconds / cold if cold > 0 else float("nan")
     lines = phases.read(workdir / "phases_cold.jsonl")
-    rows = walls + phase_rows(lines, cold, cold_load)
+    rows = walls + phase_rows(lines, cold, cold_load, jobs)
     for result in facts["summaries"]["cold"].results:
         load = read_record(out, result.name).get("load", float("nan"))  # when it finished
         share = result.seconds / cold if cold > 0 else float("nan")
@@ -247,6 +255,13 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument("--g-arch", default="vgg16", choices=zoo.ARCHS, help="arch of the g fit")
     parser.add_argument("--cache", type=Path, help="use this cache instead of a fresh temporary")
     parser.add_argument(
+        "--jobs",
+        type=int,
+        default=1,
+        help="single-threaded workers of `kc run --all -j N` (default 1: serial); the phases of "
+        "N workers are summed over them, so with N > 1 their shares can add up to more than 1",
+    )
+    parser.add_argument(
         "--out",
         type=Path,
         default=project_root() / "outputs" / "benchmarks",
@@ -275,6 +290,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         "torch": torch.__version__,
         "overrides": overrides,
         "cache": f"given: {args.cache}" if args.cache else "fresh temporary",
+        "jobs": args.jobs,
         "load_before": os.getloadavg(),
     }
     code = 0
@@ -288,7 +304,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             rows = pipeline(params, args.archs, args.g_arch)
         else:
             rows, facts = whole_profile(
-                args.profile, overrides or None, args.notebooks, tmp, not args.no_book
+                args.profile, overrides or None, args.notebooks, tmp, not args.no_book, args.jobs
             )
             summaries: dict[str, RunSummary] = facts["summaries"]
             failed = [s.returncode for s in summaries.values()]
@@ -296,7 +312,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             meta["warm_skipped"] = sum(r.status == "skipped" for r in summaries["warm"].results)
             meta["warm_phases"] = facts["warm_phases"]
     meta["load_after"] = os.getloadavg()
-    paths = write(rows, meta, args.out / f"phases_{profile['PROFILE']}")
+    suffix = f"_j{args.jobs}" if args.jobs != 1 else ""
+    paths = write(rows, meta, args.out / f"phases_{profile['PROFILE']}{suffix}")
     print(
         f"profile {meta['profile']} ({meta['mode']}), torch {meta['torch']}, "
         f"{meta['torch_threads']} threads, {meta['cpu_count']} CPUs, cache {meta['cache']}; "

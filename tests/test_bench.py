@@ -73,6 +73,17 @@ def test_whole_profile_cold_then_warm(tmp_path, monkeypatch, capsys):
     assert "warm: 1 notebooks skipped, 0 phases ran" in capsys.readouterr().out
 
 
+def test_phases_of_several_workers_are_worker_seconds(monkeypatch):
+    bench = _load_script(monkeypatch)
+    lines = [{"phase": "g fit", "label": "", "self_seconds": 7.0, "load": 2.0},
+             {"phase": "g fit", "label": "", "self_seconds": 6.0, "load": 2.0}]  # fmt: skip
+    serial = {r.name: r for r in bench.phase_rows(lines, 20.0, 1.0)}
+    assert serial["other"].seconds == pytest.approx(7.0) and serial["g fit"].share == 13 / 20
+    two = {r.name: r for r in bench.phase_rows(lines, 10.0, 2.0, jobs=2)}  # 13 s of work in 10 s
+    assert two["other"].seconds == pytest.approx(7.0) and two["g fit"].share == 13 / 20
+    assert "idle" in two["other"].note and sum(r.share for r in two.values()) == pytest.approx(1)
+
+
 @pytest.mark.slow
 def test_pipeline_smoke(tmp_path, monkeypatch, capsys):
     bench = _load_script(monkeypatch)
