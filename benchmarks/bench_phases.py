@@ -259,7 +259,7 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         type=int,
         default=1,
         help="single-threaded workers of `kc run --all -j N` (default 1: serial); the phases of "
-        "N workers are summed over them, so with N > 1 their shares can add up to more than 1",
+        "N workers are summed over them, and their shares are of N x the wall time",
     )
     parser.add_argument(
         "--out",
