@@ -3,10 +3,16 @@
 Every row of Tables 3 and 4 trains only the layers above a feature, on precomputed feature
 tensors, with the same :class:`Budget`; :func:`compare_rows` does that for a set of rows. Sec.
 4.1's classifiers (:mod:`kc.studies.diagnosis.arms`) use the same budget.
+
+Each fine-tuned row is a cache entry (kind ``"head"``), keyed by what determines it: the head's
+class and initial weights, the features and labels (their contents, hashed), the budget and the
+device type. A rerun, or a run resumed after an interruption, loads the rows it has already
+trained instead of training them again.
 """
 
 from __future__ import annotations
 
+import hashlib
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -16,10 +22,36 @@ import pandas as pd
 import torch
 from torch import Tensor, nn
 
-from kc.engine import phases
+from kc.engine import cache, phases
 from kc.engine.train import OPTIMIZERS, TrainReport, evaluate, resolve_device, train_head
 
-__all__ = ["Budget", "compare_rows"]
+__all__ = ["Budget", "compare_rows", "tensor_digest"]
+
+#: The code a fine-tuned row depends on (its cache entries' version).
+_HEAD_CODE = ("kc.engine.train", "kc.engine.finetune")
+
+
+def tensor_digest(*tensors: Tensor) -> str:
+    """A hash of the tensors' dtypes, shapes and values, in order (16 hex digits).
+
+    Example:
+        >>> a = torch.arange(6.0).reshape(2, 3)
+        >>> tensor_digest(a) == tensor_digest(a.clone()) != tensor_digest(a.reshape(3, 2))
+        True
+    """
+    h = hashlib.sha256()
+    for t in tensors:
+        t = t.detach().to("cpu").contiguous()
+        h.update(f"{t.dtype}{tuple(t.shape)};".encode())
+        h.update(t.view(torch.uint8).numpy().tobytes() if t.numel() else b"")
+    return h.hexdigest()[:16]
+
+
+def _module_digest(module: nn.Module) -> str:
+    """A hash of a module's structure (its repr) and its parameters' and buffers' values."""
+    state = module.state_dict()
+    names = hashlib.sha256(f"{type(module).__qualname__}\n{module!r}\n{list(state)}".encode())
+    return names.hexdigest()[:16] + tensor_digest(*state.values())
 
 
 @dataclass(frozen=True)
@@ -95,7 +127,8 @@ def compare_rows(
 
     Args:
         candidates: row name -> (head, train features (N, ...), test features (M, ...)); the
-            head maps features to logits and is trained in place.
+            head maps features to logits and is trained in place (on a cache hit, it is given
+            the weights the cached run trained).
         train_y, test_y: labels (N,) and (M,), shared by all rows (same images for every row).
         budget: the one fine-tuning budget.
         device: where to train.
@@ -103,31 +136,56 @@ def compare_rows(
     Returns:
         One row per candidate, in order: ``row``, ``accuracy`` (top-1 % on the test features
         after fine-tuning), ``accuracy_before`` (before), ``train_accuracy`` (last epoch),
-        ``epochs``, ``n_train``, ``n_test``, ``ft_seconds``.
+        ``epochs``, ``n_train``, ``n_test``, ``ft_seconds`` (the fine-tuning's seconds when it
+        was computed, also when the row comes from the cache).
     """
     if not candidates:
         raise ValueError("need at least one candidate row")
     dev = resolve_device(device)
-    records = []
-    for name, (head, train_x, test_x) in candidates.items():
+    for name, (_, train_x, test_x) in candidates.items():
         if train_x.shape[0] != train_y.shape[0] or test_x.shape[0] != test_y.shape[0]:
             raise ValueError(
                 f"row {name!r}: features and labels differ in length: train {train_x.shape[0]} vs "
                 f"{train_y.shape[0]}, test {test_x.shape[0]} vs {test_y.shape[0]}"
             )
-        before = evaluate(head, torch.utils.data.TensorDataset(test_x, test_y.long()), device=dev)
-        start = time.perf_counter()
-        report = budget.train(head, (train_x, train_y), (test_x, test_y), device=dev)
+    records = []
+    for name, (head, train_x, test_x) in candidates.items():
+        config = {
+            "head": _module_digest(head),
+            "train": tensor_digest(train_x, train_y),
+            "test": tensor_digest(test_x, test_y),
+            "budget": budget.train_kwargs(),
+            "device": dev.type,
+        }
+
+        def compute(head: nn.Module = head, train_x: Tensor = train_x,
+                    test_x: Tensor = test_x) -> dict[str, Any]:  # fmt: skip
+            test = torch.utils.data.TensorDataset(test_x, test_y.long())
+            before = evaluate(head, test, device=dev)
+            start = time.perf_counter()
+            report = budget.train(head, (train_x, train_y), (test_x, test_y), device=dev)
+            return {
+                "state": {k: v.detach().to("cpu") for k, v in head.state_dict().items()},
+                "accuracy": float(report.accuracy),
+                "accuracy_before": float(before),
+                "train_accuracy": float(report.train_accuracy),
+                "epochs": int(report.epochs_run),
+                "ft_seconds": time.perf_counter() - start,
+            }
+
+        entry = cache.cached("head", config, compute, version=cache.code_version(_HEAD_CODE),
+                             label=f"head-{name}")  # fmt: skip
+        head.load_state_dict(entry["state"])  # trained in place, also on a cache hit
         records.append(
             {
                 "row": name,
-                "accuracy": float(report.accuracy),
-                "accuracy_before": before,
-                "train_accuracy": report.train_accuracy,
-                "epochs": report.epochs_run,
+                "accuracy": entry["accuracy"],
+                "accuracy_before": entry["accuracy_before"],
+                "train_accuracy": entry["train_accuracy"],
+                "epochs": entry["epochs"],
                 "n_train": int(train_x.shape[0]),
                 "n_test": int(test_x.shape[0]),
-                "ft_seconds": time.perf_counter() - start,
+                "ft_seconds": entry["ft_seconds"],
             }
         )
     return pd.DataFrame.from_records(records)
