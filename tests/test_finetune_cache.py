@@ -108,3 +108,20 @@ def test_tensor_digest_sees_dtype_shape_and_values() -> None:
     assert len({ft.tensor_digest(a), ft.tensor_digest(a.double()), ft.tensor_digest(a.reshape(3, 2)),
                 ft.tensor_digest(a + 1), ft.tensor_digest(a, a)}) == 5  # fmt: skip
     assert ft.tensor_digest(torch.zeros(0)) != ft.tensor_digest(torch.zeros(0, 2))
+
+
+def test_sec41_arms_are_cache_entries_too(monkeypatch: pytest.MonkeyPatch) -> None:
+    from kc.studies.diagnosis import arms
+
+    train_x, test_x, train_y, test_y = _data()
+    calls = _count_training(monkeypatch)
+    inputs = {arm: train_x + i for i, arm in enumerate(arms.ARMS)}
+    tests = {arm: test_x + i for i, arm in enumerate(arms.ARMS)}
+    first = arms.train_arms(lambda: _head(0), inputs, train_y, tests, test_y, budget=BUDGET)
+    assert len(calls) == len(arms.ARMS)  # one head per arm: the inputs differ
+    again = arms.train_arms(lambda: _head(0), inputs, train_y, tests, test_y, budget=BUDGET)
+    assert len(calls) == len(arms.ARMS)  # the rerun trains none
+    pd.testing.assert_frame_equal(first, again)
+    untrained = arms.train_arms(lambda: _head(0), inputs, train_y, tests, test_y,
+                                budget=ft.Budget(epochs=0, lr=1e-2))  # fmt: skip
+    assert len(calls) == len(arms.ARMS) and (untrained["seconds"] == 0).all()  # only evaluated

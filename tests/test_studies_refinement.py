@@ -357,3 +357,35 @@ def test_study_in_the_overfitting_regime() -> None:
     with pytest.raises(ValueError, match="OVERFIT_EPOCHS must be an int >= 1"):
         Regime(per_class=30, epochs=0)
     assert Regime.from_params({"OVERFIT_PER_CLASS": None, "OVERFIT_EPOCHS": 5}) is None
+
+
+def test_overfit_epochs_per_architecture() -> None:
+    """AlexNet (no batch norm) needs more epochs than the others to fit its few images."""
+    from kc.studies.instability import run as ins
+    from kc.studies.regime import arch_fields
+
+    regime = Regime(per_class=30, epochs={"alexnet": 150, "vgg16": 50, "resnet34": 50})
+    t1 = ins.InstabilityStudy.from_params(notebook_params("table1_instability"))
+    over = t1.in_regime(regime)
+    epochs = {(s.arch, s.task): s.epochs for s in over.specs()}
+    assert {e for (a, _), e in epochs.items() if a == "alexnet"} == {150}  # halves too
+    assert {e for (a, _), e in epochs.items() if a != "alexnet"} == {50}
+    assert all(s.epochs == t1.net["epochs"] for s in t1.specs())  # the current regime: unchanged
+    assert "150 (alexnet), 50 (vgg16), 50 (resnet34) epochs" in regime.describe()
+    with pytest.raises(ValueError, match="OVERFIT_EPOCHS gives no epochs for 'resnet18'"):
+        arch_fields(regime.net(t1.net), "resnet18")
+    with pytest.raises(ValueError, match=r"OVERFIT_EPOCHS\['vgg16'\] must be an int >= 1"):
+        Regime(per_class=30, epochs={"vgg16": 0})
+    with pytest.raises(ValueError, match="must name at least one architecture"):
+        Regime(per_class=30, epochs={})
+    assert arch_fields({"epochs": 7, "width": 1.0}, "alexnet") == {"epochs": 7, "width": 1.0}
+
+
+def test_overfit_epochs_parameter_is_checked_per_architecture() -> None:
+    from kc.run.params import check_values
+
+    check_values({"OVERFIT_EPOCHS": {"alexnet": 180, "vgg16": 60}})
+    with pytest.raises(ValueError, match=r"OVERFIT_EPOCHS\['vgg16'\] = 0: expected a positive"):
+        check_values({"OVERFIT_EPOCHS": {"alexnet": 180, "vgg16": 0}})
+    with pytest.raises(ValueError, match="OVERFIT_EPOCHS = 'alexnett': expected one of"):
+        check_values({"OVERFIT_EPOCHS": {"alexnett": 180}})

@@ -4,7 +4,7 @@ Every row of Tables 3 and 4 trains only the layers above a feature, on precomput
 tensors, with the same :class:`Budget`; :func:`compare_rows` does that for a set of rows. Sec.
 4.1's classifiers (:mod:`kc.studies.diagnosis.arms`) use the same budget.
 
-Each fine-tuned row is a cache entry (kind ``"head"``), keyed by what determines it: the head's
+Each fine-tuned head (:func:`fine_tune`) is a cache entry (kind ``"head"``), keyed by what determines it: the head's
 class and initial weights, the features and labels (their contents, hashed), the budget and the
 device type. A rerun, or a run resumed after an interruption, loads the rows it has already
 trained instead of training them again.
@@ -25,7 +25,7 @@ from torch import Tensor, nn
 from kc.engine import cache, phases
 from kc.engine.train import OPTIMIZERS, TrainReport, evaluate, resolve_device, train_head
 
-__all__ = ["Budget", "compare_rows", "tensor_digest"]
+__all__ = ["Budget", "compare_rows", "fine_tune", "tensor_digest"]
 
 #: The code a fine-tuned row depends on (its cache entries' version).
 _HEAD_CODE = ("kc.engine.train", "kc.engine.finetune")
@@ -115,6 +115,57 @@ class Budget:
             )
 
 
+def fine_tune(
+    head: nn.Module,
+    train: tuple[Tensor, Tensor],
+    test: tuple[Tensor, Tensor],
+    budget: Budget,
+    *,
+    device: str | torch.device = "cpu",
+    label: str = "head",
+    progress: bool = False,
+) -> dict[str, Any]:
+    """Fine-tune ``head`` in place with ``budget``, once: the result is a cache entry.
+
+    The entry (kind ``"head"``) is keyed by the head's class and initial weights, the
+    ``train`` = (features (N, ...), labels (N,)) and ``test`` = (features (M, ...), labels (M,))
+    contents, the budget and the device type; on a hit the head is given the trained weights.
+
+    Returns:
+        ``accuracy`` (top-1 % on ``test`` after fine-tuning), ``accuracy_before``,
+        ``train_accuracy`` (last epoch), ``epochs`` and ``ft_seconds`` (the fine-tuning's
+        seconds when it was computed, also on a cache hit).
+    """
+    dev = resolve_device(device)
+    train_x, train_y = train
+    test_x, test_y = test
+    config = {
+        "head": _module_digest(head),
+        "train": tensor_digest(train_x, train_y),
+        "test": tensor_digest(test_x, test_y),
+        "budget": budget.train_kwargs(),
+        "device": dev.type,
+    }
+
+    def compute() -> dict[str, Any]:
+        before = evaluate(head, torch.utils.data.TensorDataset(test_x, test_y.long()), device=dev)
+        start = time.perf_counter()
+        report = budget.train(head, train, test, device=dev, progress=progress)
+        return {
+            "state": {k: v.detach().to("cpu") for k, v in head.state_dict().items()},
+            "accuracy": float(report.accuracy),
+            "accuracy_before": float(before),
+            "train_accuracy": float(report.train_accuracy),
+            "epochs": int(report.epochs_run),
+            "ft_seconds": time.perf_counter() - start,
+        }
+
+    entry = cache.cached("head", config, compute, version=cache.code_version(_HEAD_CODE),
+                         label=label)  # fmt: skip
+    head.load_state_dict(entry["state"])  # trained in place, also on a cache hit
+    return {k: v for k, v in entry.items() if k != "state"}
+
+
 def compare_rows(
     candidates: Mapping[str, tuple[nn.Module, Tensor, Tensor]],
     train_y: Tensor,
@@ -150,32 +201,8 @@ def compare_rows(
             )
     records = []
     for name, (head, train_x, test_x) in candidates.items():
-        config = {
-            "head": _module_digest(head),
-            "train": tensor_digest(train_x, train_y),
-            "test": tensor_digest(test_x, test_y),
-            "budget": budget.train_kwargs(),
-            "device": dev.type,
-        }
-
-        def compute(head: nn.Module = head, train_x: Tensor = train_x,
-                    test_x: Tensor = test_x) -> dict[str, Any]:  # fmt: skip
-            test = torch.utils.data.TensorDataset(test_x, test_y.long())
-            before = evaluate(head, test, device=dev)
-            start = time.perf_counter()
-            report = budget.train(head, (train_x, train_y), (test_x, test_y), device=dev)
-            return {
-                "state": {k: v.detach().to("cpu") for k, v in head.state_dict().items()},
-                "accuracy": float(report.accuracy),
-                "accuracy_before": float(before),
-                "train_accuracy": float(report.train_accuracy),
-                "epochs": int(report.epochs_run),
-                "ft_seconds": time.perf_counter() - start,
-            }
-
-        entry = cache.cached("head", config, compute, version=cache.code_version(_HEAD_CODE),
-                             label=f"head-{name}")  # fmt: skip
-        head.load_state_dict(entry["state"])  # trained in place, also on a cache hit
+        entry = fine_tune(head, (train_x, train_y), (test_x, test_y), budget, device=dev,
+                          label=f"head-{name}")  # fmt: skip
         records.append(
             {
                 "row": name,

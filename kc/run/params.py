@@ -222,6 +222,12 @@ def _datasets() -> tuple[str, ...]:
     return DATASETS
 
 
+def _archs() -> tuple[str, ...]:
+    from kc.engine import zoo
+
+    return tuple(zoo.ARCHS)
+
+
 def _arch_layer(name: str, arch: Any, layer: Any) -> None:
     from kc.engine import zoo
 
@@ -239,7 +245,8 @@ def check_values(values: Mapping[str, Any]) -> None:
     """Cheap checks of the values the studies would otherwise refuse late (or never).
 
     Names are matched by their role: ``*_LIMIT``, ``*EPOCHS``, ``*_STEPS``, ``*BATCH_SIZE``,
-    ``INPUT_SIZE`` are positive integers (limits may be null); ``*LR`` and ``WIDTH`` positive
+    ``INPUT_SIZE`` are positive integers (limits may be null; a mapping gives one per known
+    architecture, as ``OVERFIT_EPOCHS`` may); ``*LR`` and ``WIDTH`` positive
     numbers; ``LAMBDA*`` and ``ORDER`` non-negative; ``SEEDS`` a non-empty list of distinct
     non-negative integers; ``DATASET``, ``SUBSET_DATASET``, ``MIX_DATASETS`` known data sets
     (:data:`kc.engine.data.DATASETS`); ``SUBSET`` a class subset of ``SUBSET_DATASET``; ``LAYERS`` and
@@ -250,7 +257,11 @@ def check_values(values: Mapping[str, Any]) -> None:
         ValueError: naming the parameter, the value and what is expected.
     """
     for name, value in values.items():
-        if _POSITIVE_INT.match(name):
+        if _POSITIVE_INT.match(name) and isinstance(value, Mapping):  # per architecture
+            for arch, count in value.items():
+                _choice(name, arch, _archs())
+                _positive_int(f"{name}[{arch!r}]", count)
+        elif _POSITIVE_INT.match(name):
             _positive_int(name, value)
         elif _POSITIVE_NUMBER.match(name):
             _positive_number(name, value)

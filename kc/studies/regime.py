@@ -5,7 +5,8 @@ and its captions put its gains down to over-fitting (Tables 1 and 4). Our curren
 on thousands of images and hardly over-fits. :class:`Regime` is the other one (issue 24):
 
 * networks A and B are trained on ``per_class`` images of every class (a seeded draw,
-  :func:`kc.engine.data.per_class`) for ``epochs`` epochs, until they fit them nearly perfectly;
+  :func:`kc.engine.data.per_class`) for ``epochs`` epochs, until they fit them nearly perfectly
+  (``epochs`` may differ per architecture: AlexNet, without batch norm, needs more steps);
 * g is fitted on the features of those same training images (Appendix A: g never sees the
   target task's labels, only the images), and the heads of Tables 3-4 are fine-tuned on them;
 * everything is evaluated on the same test images as in the current regime.
@@ -19,6 +20,9 @@ Example:
     {'epochs': 60, 'train_limit': None, 'width': 0.25, 'train_per_class': 40}
     >>> Regime.from_params({"OVERFIT_PER_CLASS": None, "OVERFIT_EPOCHS": 60}) is None
     True
+    >>> per_arch = Regime(40, {"alexnet": 180, "vgg16": 60}).net({"epochs": 4})
+    >>> arch_fields(per_arch, "alexnet")["epochs"], arch_fields(per_arch, "vgg16")["epochs"]
+    (180, 60)
 """
 
 from __future__ import annotations
@@ -32,7 +36,7 @@ import pandas as pd
 from kc.studies.claims import Claim
 from kc.studies.common import GFit, pick
 
-__all__ = ["Regime", "gaps", "tag_claims"]
+__all__ = ["Regime", "arch_fields", "gaps", "tag_claims"]
 
 
 @dataclass(frozen=True)
@@ -41,19 +45,25 @@ class Regime:
 
     Attributes:
         per_class: training images per class of the networks' data sets.
-        epochs: training epochs (a few images take few steps per epoch: many epochs).
+        epochs: training epochs (a few images take few steps per epoch: many epochs), one
+            number for every architecture or ``{arch: epochs}`` naming each one used.
         name: appended to the ids of the claims checked in this regime.
     """
 
     per_class: int
-    epochs: int
+    epochs: int | Mapping[str, int]
     name: str = "overfit"
 
     def __post_init__(self) -> None:
-        for field_name, value in (("OVERFIT_PER_CLASS", self.per_class),
-                                  ("OVERFIT_EPOCHS", self.epochs)):  # fmt: skip
-            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-                raise ValueError(f"{field_name} must be an int >= 1, got {value!r}")
+        _check_count("OVERFIT_PER_CLASS", self.per_class)
+        if isinstance(self.epochs, Mapping):
+            if not self.epochs:
+                raise ValueError("OVERFIT_EPOCHS must name at least one architecture, got {}")
+            for arch, value in self.epochs.items():
+                _check_count(f"OVERFIT_EPOCHS[{arch!r}]", value)
+            object.__setattr__(self, "epochs", {str(a): v for a, v in self.epochs.items()})
+        else:
+            _check_count("OVERFIT_EPOCHS", self.epochs)
 
     @classmethod
     def from_params(cls, params: Mapping[str, Any]) -> Regime | None:
@@ -64,7 +74,8 @@ class Regime:
         return cls(per_class=p["OVERFIT_PER_CLASS"], epochs=p["OVERFIT_EPOCHS"])
 
     def net(self, fields: Mapping[str, Any]) -> dict[str, Any]:
-        """The shared :class:`kc.engine.experiments.NetSpec` fields of a study, in this regime."""
+        """The shared :class:`kc.engine.experiments.NetSpec` fields of a study, in this regime
+        (``epochs`` may be per architecture: :func:`arch_fields` gives one network's)."""
         return {**fields, "epochs": self.epochs, "train_limit": None,
                 "train_per_class": self.per_class}  # fmt: skip
 
@@ -74,8 +85,34 @@ class Regime:
 
     def describe(self) -> str:
         """One sentence for a page."""
+        if isinstance(self.epochs, Mapping):
+            epochs = ", ".join(f"{n} ({a})" for a, n in self.epochs.items())
+        else:
+            epochs = str(self.epochs)
         return (f"networks trained from scratch on {self.per_class} images per class for "
-                f"{self.epochs} epochs; g fitted, and the heads fine-tuned, on those images")  # fmt: skip
+                f"{epochs} epochs; g fitted, and the heads fine-tuned, on those images")  # fmt: skip
+
+
+def _check_count(name: str, value: Any) -> None:
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise ValueError(f"{name} must be an int >= 1, got {value!r}")
+
+
+def arch_fields(fields: Mapping[str, Any], arch: str) -> dict[str, Any]:
+    """The NetSpec fields of one network of ``arch``: ``epochs`` given per architecture
+    (``{arch: epochs}``, :meth:`Regime.net`) is resolved; other fields are kept as they are.
+
+    Raises:
+        ValueError: ``epochs`` is a mapping without ``arch``.
+    """
+    out = dict(fields)
+    epochs = out.get("epochs")
+    if isinstance(epochs, Mapping):
+        if arch not in epochs:
+            raise ValueError(f"OVERFIT_EPOCHS gives no epochs for {arch!r}; it names "
+                             f"{sorted(epochs)}: add {arch!r} or give one number")  # fmt: skip
+        out["epochs"] = epochs[arch]
+    return out
 
 
 def gaps(specs: Iterable[Any], *, device: str = "auto", limit: int | None = 2000) -> pd.DataFrame:

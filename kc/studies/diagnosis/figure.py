@@ -42,6 +42,7 @@ from kc.studies.components import (
     spread_classes,
 )
 from kc.studies.diagnosis import run as dg
+from kc.studies.diagnosis.tables import differing_roles
 
 __all__ = [
     "DIRECTIONS",
@@ -314,13 +315,8 @@ def claims(
     means = {k: float(np.mean([n[k] for n in per_pair])) for k in per_pair[0]}
     weak_per_pair = [network_names(r)["weak"] for r in pairs]
     weak = " / ".join(dict.fromkeys(weak_per_pair))
-    roles = (
-        "the roles differ between pairs, weak network per pair (seed): "
-        + ", ".join(f"{s}: {w}" for s, w in zip(seeds, weak_per_pair, strict=True))
-        + "; "
-        if len(set(weak_per_pair)) > 1
-        else ""
-    )
+    roles = differing_roles(dict(zip(seeds, weak_per_pair, strict=True)))
+    roles = f"{roles}; " if roles else ""
     paper = "Fig. 3 (visual): unreliable features are noisy activations, blind spots object parts"
     unrel = [n["noise_gap_unreliable"] for n in per_pair]
     contrast = [n["noise_gap_unreliable"] - n["noise_gap_blind_spots"] for n in per_pair]

@@ -35,7 +35,7 @@ from kc.studies.common import GFit, net_fields, pick
 from kc.studies.diagnosis.arms import HEAD_INITS, classifier_inputs, make_head, train_arms
 from kc.studies.diagnosis.tables import results_table
 from kc.studies.paper import PAPER_STRONG, PAPER_WEAK
-from kc.studies.regime import Regime
+from kc.studies.regime import Regime, arch_fields
 
 __all__ = [
     "Diagnosis",
@@ -129,7 +129,8 @@ class DiagnosisStudy:
 
     def spec(self, arch: str) -> ex.NetSpec:
         """The network of ``arch`` (task "all", the study's seed), as in Tables 1-2."""
-        return ex.NetSpec(arch, datasets=(self.dataset,), task="all", seed=self.seed, **self.net)
+        return ex.NetSpec(arch, datasets=(self.dataset,), task="all", seed=self.seed,
+                          **arch_fields(self.net, arch))  # fmt: skip
 
 
 @dataclass

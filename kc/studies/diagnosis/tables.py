@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Mapping
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -14,7 +15,14 @@ from kc.studies.claims import Claim, gain_check
 from kc.studies.diagnosis.arms import ARMS
 from kc.studies.paper import SEC41_ROWS, side_by_side
 
-__all__ = ["compare_with_paper", "mean_table", "pairs_table", "results_table", "sec41_claims"]
+__all__ = [
+    "compare_with_paper",
+    "differing_roles",
+    "mean_table",
+    "pairs_table",
+    "results_table",
+    "sec41_claims",
+]
 
 _OURS = "diagnosis (not in the paper)"
 
@@ -181,6 +189,22 @@ def _in_se(gain: float, se: float) -> str:
     return f"{gain / se:+.1f} SE" if se > 0 else "SE 0"
 
 
+def differing_roles(weak_per_pair: Mapping[Any, str]) -> str:
+    """The sentence naming each pair's weak network when they are not all the same, else "".
+
+    Example:
+        >>> differing_roles({0: "alexnet conv5", 1: "resnet34 last14"})
+        'the roles differ between pairs, weak network per pair (seed): 0: alexnet conv5, 1: resnet34 last14'
+        >>> differing_roles({0: "alexnet conv5", 1: "alexnet conv5"})
+        ''
+    """
+    if len(set(weak_per_pair.values())) < 2:
+        return ""
+    return "the roles differ between pairs, weak network per pair (seed): " + ", ".join(
+        f"{seed}: {weak}" for seed, weak in weak_per_pair.items()
+    )
+
+
 def sec41_claims(
     table: pd.DataFrame, paper: pd.DataFrame, paper_names: Mapping[str, str]
 ) -> list[Claim]:
@@ -227,9 +251,7 @@ def sec41_claims(
         roles_text += (f"; the roles differ between pairs: in pair(s) {', '.join(swapped)} "
                        f"{paper_names['weak']} is the stronger network, and the diagnosis there "
                        f"treats {paper_names['strong']} as the weak one")  # fmt: skip
-        roles_note = "the roles differ between pairs, weak network per pair (seed): " + ", ".join(
-            f"{p['seed']}: {p['weak']}" for p in pairs
-        )
+        roles_note = differing_roles({p["seed"]: p["weak"] for p in pairs})
     item = "Sec. 4.1"
     theirs = paper.set_index(["setting", "row"])
     p_gain, p_raw, p_removed = (

@@ -23,7 +23,7 @@ from kc.engine import data, zoo
 from kc.engine import experiments as ex
 from kc.engine.overlay import map_of
 from kc.studies.common import GFit, net_fields, pick
-from kc.studies.regime import Regime
+from kc.studies.regime import Regime, arch_fields
 
 ARCH = "vgg16"
 
@@ -100,7 +100,8 @@ class Fig4Settings:
 
     def spec(self, seed: int) -> ex.NetSpec:
         """Table 1's VGG-16 network of ``seed`` (Case 1: task ``"all"``)."""
-        return ex.NetSpec(ARCH, datasets=(self.dataset,), task="all", seed=seed, **self.net)
+        return ex.NetSpec(ARCH, datasets=(self.dataset,), task="all", seed=seed,
+                          **arch_fields(self.net, ARCH))  # fmt: skip
 
     def fit(self, x_net: ex.NetLike, target_net: ex.NetLike) -> ConsistencyResult:
         """g from ``x_net``'s feature to ``target_net``'s at :attr:`layer`, cached (Eq. 2)."""

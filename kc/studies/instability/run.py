@@ -46,7 +46,7 @@ from kc.studies.paper import (
     paper_column,
     parse_column,
 )
-from kc.studies.regime import Regime
+from kc.studies.regime import Regime, arch_fields
 
 # ---------------------------------------------------------------------------- settings
 
@@ -121,7 +121,7 @@ class InstabilityStudy:
         Case 2's halves (``task`` ``half0`` / ``half1``) are trained on ``train_limit // 2``
         images each, so that each sees half as many images as a Case 1 network.
         """
-        fields = dict(self.net)
+        fields = arch_fields(self.net, arch)
         if task != "all" and fields["train_limit"] is not None:
             fields["train_limit"] = max(1, fields["train_limit"] // 2)
         return ex.NetSpec(arch, datasets=(self.dataset,), task=task, seed=seed, **fields)

@@ -42,7 +42,7 @@ from kc.engine.finetune import Budget, compare_rows
 from kc.engine.seeding import seeded_build
 from kc.studies.common import GFit, net_fields, pick
 from kc.studies.paper import paper_column, paper_table
-from kc.studies.regime import Regime
+from kc.studies.regime import Regime, arch_fields
 
 __all__ = [
     "Cell",
@@ -275,7 +275,8 @@ def table_runs(
         pairs: seed pairs (A, B), e.g. from :func:`seed_pairs`.
         net: the remaining :class:`kc.engine.experiments.NetSpec` fields shared by all networks
             (``epochs``, ``width``, ``input_size``, ``train_limit``, ``optimizer``, ``lr``,
-            ``batch_size``); the networks are trained on task ``"all"`` of ``cell.datasets``.
+            ``batch_size``; ``epochs`` may be per architecture, :func:`kc.studies.regime.arch_fields`);
+            the networks are trained on task ``"all"`` of ``cell.datasets``.
         g: how g is fitted.
         budget: the fine-tuning budget; its seed is replaced by each pair's seed of A.
         device, progress: as in :func:`kc.engine.experiments.get_net`.
@@ -291,7 +292,8 @@ def table_runs(
     for cell in cells:
         for seed_a, seed_b in pairs:
             spec_a, spec_b = (
-                NetSpec(cell.arch, datasets=cell.datasets, task="all", seed=s, **net)
+                NetSpec(cell.arch, datasets=cell.datasets, task="all", seed=s,
+                        **arch_fields(net, cell.arch))
                 for s in (seed_a, seed_b)
             )
             frame = refinement_run(
@@ -383,7 +385,8 @@ class RefinementStudy:
         from kc.engine.experiments import NetSpec
 
         return list(dict.fromkeys(
-            NetSpec(cell.arch, datasets=cell.datasets, task="all", seed=s, **self.net)
+            NetSpec(cell.arch, datasets=cell.datasets, task="all", seed=s,
+                    **arch_fields(self.net, cell.arch))
             for cell in self.cells for pair in self.pairs for s in pair
         ))  # fmt: skip
 
