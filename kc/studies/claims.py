@@ -44,6 +44,7 @@ __all__ = [
     "no_spread",
     "shown_status",
     "spread_check",
+    "standard_error",
     "untestable",
     "claims_markdown",
     "count_statuses",
@@ -209,6 +210,17 @@ def spread_check(
     return check(id, item, claim, holds, evidence=evidence, paper=paper, numbers=numbers)
 
 
+def standard_error(values: Sequence[float]) -> float:
+    """Standard error of the mean of ``values`` (sample std / sqrt(n)); NaN for fewer than two.
+
+    Example:
+        >>> standard_error([1.0, 3.0]), standard_error([2.0])
+        (1.0, nan)
+    """
+    v = np.asarray([float(x) for x in values], dtype=float)
+    return float(v.std(ddof=1) / np.sqrt(v.size)) if v.size > 1 else math.nan
+
+
 def gain_check(
     id: str,
     item: str,
@@ -233,7 +245,7 @@ def gain_check(
     values = np.asarray([float(g) for g in gains], dtype=float)
     if values.size == 0 or not np.isfinite(values).all():
         raise ValueError(f"gains must be one or more finite numbers, got {list(gains)}")
-    se = float(values.std(ddof=1) / np.sqrt(values.size)) if values.size > 1 else math.nan
+    se = standard_error(values)
     return spread_check(id, item, claim, mean=float(values.mean()), se=se, n=int(values.size),
                         improved=int((values > 0).sum()), paper=paper, unit=unit,
                         context=context)  # fmt: skip

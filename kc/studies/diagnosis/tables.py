@@ -11,7 +11,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from kc.studies.claims import Claim, gain_check
+from kc.studies.claims import Claim, gain_check, standard_error
 from kc.studies.diagnosis.arms import ARMS
 from kc.studies.paper import SEC41_ROWS, side_by_side
 
@@ -129,7 +129,7 @@ def mean_table(per_pair: pd.DataFrame) -> pd.DataFrame:
     for (setting, row), group in per_pair.groupby(["setting", "row"], sort=False):
         values = group["value"].to_numpy(dtype=float)
         n = len(values)
-        se = float(values.std(ddof=1) / np.sqrt(n)) if n > 1 else float(group["se"].iloc[0])
+        se = standard_error(values) if n > 1 else float(group["se"].iloc[0])
         rows.append({
             "setting": setting, "row": row, "column": " / ".join(dict.fromkeys(group["column"])),
             "value": float(values.mean()), "se": se, "unit": group["unit"].iloc[0], "n_pairs": n,

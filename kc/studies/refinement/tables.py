@@ -10,7 +10,7 @@ from collections.abc import Mapping, Sequence
 import numpy as np
 import pandas as pd
 
-from kc.studies.claims import Claim, check, no_spread, spread_check
+from kc.studies.claims import Claim, check, no_spread, spread_check, standard_error
 from kc.studies.paper import BASELINES, side_by_side
 
 __all__ = [
@@ -95,7 +95,7 @@ def gains(runs: pd.DataFrame, keys: Sequence[str]) -> pd.DataFrame:
                 "row": row,
                 "gain": gain,
                 "gain_spread": _spread(part["gain"]),
-                "gain_se": _spread(part["gain"]) / math.sqrt(len(part)),
+                "gain_se": standard_error(part["gain"]),
                 "best_baseline": float(part["best_baseline"].mean()),
                 "spread": spread,
                 "exceeds_spread": bool(not math.isnan(spread) and gain > spread),
