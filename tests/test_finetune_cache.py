@@ -125,3 +125,19 @@ def test_sec41_arms_are_cache_entries_too(monkeypatch: pytest.MonkeyPatch) -> No
     untrained = arms.train_arms(lambda: _head(0), inputs, train_y, tests, test_y,
                                 budget=ft.Budget(epochs=0, lr=1e-2))  # fmt: skip
     assert len(calls) == len(arms.ARMS) and (untrained["seconds"] == 0).all()  # only evaluated
+
+
+def test_heads_with_batch_norm_are_cached(monkeypatch: pytest.MonkeyPatch) -> None:
+    """BatchNorm keeps a 0-dim step counter: the head's digest must take scalars too."""
+    assert ft.tensor_digest(torch.tensor(3)) != ft.tensor_digest(torch.tensor([3]))
+    train_x, test_x, train_y, test_y = _data()
+    calls = _count_training(monkeypatch)
+
+    def bn_head() -> nn.Module:
+        torch.manual_seed(0)
+        return nn.Sequential(nn.BatchNorm2d(2), nn.Flatten(), nn.Linear(8, 3))
+
+    first = ft.compare_rows({"A": (bn_head(), train_x, test_x)}, train_y, test_y, BUDGET)
+    again = ft.compare_rows({"A": (bn_head(), train_x, test_x)}, train_y, test_y, BUDGET)
+    assert len(calls) == 1
+    pd.testing.assert_frame_equal(first, again)

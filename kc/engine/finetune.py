@@ -38,12 +38,14 @@ def tensor_digest(*tensors: Tensor) -> str:
         >>> a = torch.arange(6.0).reshape(2, 3)
         >>> tensor_digest(a) == tensor_digest(a.clone()) != tensor_digest(a.reshape(3, 2))
         True
+        >>> tensor_digest(torch.tensor(3)) != tensor_digest(torch.tensor([3]))  # 0-dim too
+        True
     """
     h = hashlib.sha256()
     for t in tensors:
         t = t.detach().to("cpu").contiguous()
         h.update(f"{t.dtype}{tuple(t.shape)};".encode())
-        h.update(t.view(torch.uint8).numpy().tobytes() if t.numel() else b"")
+        h.update(t.reshape(-1).view(torch.uint8).numpy().tobytes() if t.numel() else b"")
     return h.hexdigest()[:16]
 
 
