@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 
 import pandas as pd
+import pytest
 
 from kc.book import regimes
 from kc.studies.claims import gain_check
@@ -47,7 +48,9 @@ def test_claims_are_paired_and_read_by_regime(tmp_path):
     assert "**3 claims checked in both regimes** (current vs overfit)" in page
     assert "Current regime: 1 reproduced, 1 not reproduced, 1 not testable: no spread." in page
     assert "Overfit regime: 2 reproduced, 1 not testable: no spread." in page
-    assert "| overfit | vgg16 | fashion-mnist | 2 | 100.0 | 75.0 | +25.0 |" in page
+    assert "| overfit | vgg16 | fashion-mnist | 2 | 100.0 | 75.0 | +25.0 | 100.0 |" in page
+    assert "In the overfit regime, every network fits its training images: the lowest" in page
+    assert "In the current regime" not in page  # the comparison is about the second regime
     assert "| {doc}`Table 3 <table3_refinement>` | b helps | not reproduced | reproduced |" in page
     assert "What the second regime costs" not in page
     cost = tmp_path / "table3_refinement" / "overfit_cost.csv"
@@ -61,3 +64,18 @@ def test_a_page_without_a_second_regime_says_so(tmp_path):
     page = regimes.page_for(tmp_path)
     assert page.startswith("# Where the paper's claims hold")
     assert "No notebook has checked a claim in a second regime yet" in page
+
+
+def test_networks_that_do_not_fit_their_images_are_named():
+    gaps = pd.DataFrame({"network": ["a0/pc40", "a1/pc40", "v0/pc40"], "arch": ["alexnet"] * 2 + ["vgg16"],
+                         "datasets": ["fashion-mnist"] * 3, "train_accuracy": [99.5, 84.0, 100.0],
+                         "test_accuracy": [70, 71, 72], "gap": [29.5, 13.0, 28.0],
+                         "regime": ["overfit"] * 3})  # fmt: skip
+    table = regimes.gap_table_from(gaps)
+    assert table.set_index("arch").loc["alexnet", "lowest_train"] == 84.0
+    sentence = regimes.fit_sentence(table, "overfit")
+    assert "not every network fits" in sentence and "alexnet (fashion-mnist) down to 84.0%" in sentence
+    assert "vgg16" not in sentence
+    assert "every network fits" in regimes.fit_sentence(table, "overfit", threshold=80.0)
+    with pytest.raises(ValueError, match="no networks of regime 'paper'"):
+        regimes.fit_sentence(table, "paper")

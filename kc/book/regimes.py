@@ -21,7 +21,19 @@ from kc.book.scorecard import scorecard_rows, table_cell
 from kc.run import runner
 from kc.studies.claims import REPRODUCED, shown_status
 
-__all__ = ["CURRENT", "RegimePair", "cost_table", "gap_table", "page_for", "reading", "regime_page", "regime_pairs"]
+__all__ = [
+    "CURRENT",
+    "FITS",
+    "RegimePair",
+    "cost_table",
+    "fit_sentence",
+    "gap_table",
+    "gap_table_from",
+    "page_for",
+    "reading",
+    "regime_page",
+    "regime_pairs",
+]
 
 #: The name of the regime the main tables use.
 CURRENT = "current"
@@ -98,25 +110,63 @@ def gap_table(outputs: Path, manifest: Sequence[runner.Notebook] = runner.MANIFE
     """Mean train/test accuracy and gap per regime and architecture over every ``*_gaps.csv``.
 
     Returns:
-        Columns ``regime, arch, datasets, networks, train_accuracy, test_accuracy, gap``; empty
-        when no notebook saved gaps. A network measured by two notebooks counts once.
+        Columns ``regime, arch, datasets, networks, train_accuracy, test_accuracy, gap,
+        lowest_train`` (the least training accuracy of a network in the group); empty when no
+        notebook saved gaps. A network measured by two notebooks counts once.
     """
     frames = [
         pd.read_csv(path)
         for nb in manifest
         for path in sorted((Path(outputs) / nb.name).glob("*_gaps.csv"))
     ]
-    columns = ["regime", "arch", "datasets", "networks", "train_accuracy", "test_accuracy", "gap"]
+    columns = ["regime", "arch", "datasets", "networks", "train_accuracy", "test_accuracy", "gap",
+               "lowest_train"]  # fmt: skip
     if not frames:
         return pd.DataFrame(columns=columns)
-    nets = pd.concat(frames, ignore_index=True).drop_duplicates(["regime", "network"])
+    return gap_table_from(pd.concat(frames, ignore_index=True))
+
+
+def gap_table_from(nets: pd.DataFrame) -> pd.DataFrame:
+    """:func:`gap_table` of the networks in ``nets`` (columns ``regime, network, arch, datasets,
+    train_accuracy, test_accuracy, gap``, as :func:`kc.studies.regime.gaps` saves them)."""
+    columns = ["regime", "arch", "datasets", "networks", "train_accuracy", "test_accuracy", "gap",
+               "lowest_train"]  # fmt: skip
+    nets = nets.drop_duplicates(["regime", "network"])
     out = nets.groupby(["regime", "arch", "datasets"], sort=False).agg(
         networks=("network", "count"),
         train_accuracy=("train_accuracy", "mean"),
         test_accuracy=("test_accuracy", "mean"),
         gap=("gap", "mean"),
+        lowest_train=("train_accuracy", "min"),
     )
     return out.reset_index()[columns].sort_values("regime", kind="stable", ignore_index=True)
+
+
+#: Training accuracy (%) from which a network counts as fitting its training images (issue 24:
+#: the over-fitting regime trains "until training accuracy is near 100%").
+FITS = 99.0
+
+
+def fit_sentence(gaps: pd.DataFrame, regime: str, threshold: float = FITS) -> str:
+    """Whether every network of ``regime`` in :func:`gap_table`'s ``gaps`` fits its training
+    images (training accuracy >= ``threshold``): one sentence naming those that do not.
+
+    Example:
+        >>> g = pd.DataFrame({"regime": ["overfit"] * 2, "arch": ["alexnet", "vgg16"],
+        ...                   "datasets": ["fashion-mnist"] * 2, "lowest_train": [83.1, 100.0]})
+        >>> fit_sentence(g, "overfit")
+        'In the overfit regime, not every network fits its training images: alexnet (fashion-mnist) down to 83.1% (the others reach at least 99%).'
+    """
+    part = gaps[gaps["regime"] == regime]
+    if part.empty:
+        raise ValueError(f"no networks of regime {regime!r} in the gaps; it has {sorted(set(gaps['regime']))}")
+    short = part[part["lowest_train"] < threshold]
+    if short.empty:
+        return (f"In the {regime} regime, every network fits its training images: the lowest "
+                f"training accuracy is {part['lowest_train'].min():.1f}% (at least {threshold:g}%).")  # fmt: skip
+    names = ", ".join(f"{r.arch} ({r.datasets}) down to {r.lowest_train:.1f}%" for r in short.itertuples())
+    others = f" (the others reach at least {threshold:g}%)" if len(short) < len(part) else ""
+    return f"In the {regime} regime, not every network fits its training images: {names}{others}."
 
 
 def cost_table(outputs: Path, manifest: Sequence[runner.Notebook] = runner.MANIFEST) -> pd.DataFrame:
@@ -207,13 +257,15 @@ def regime_page(
             "Accuracy in % on each network's own training images (eval mode) and on the test "
             "images, mean over networks:",
             "",
-            "| regime | architecture | data sets | networks | train | test | gap |",
-            "|---|---|---|---|---|---|---|",
+            "| regime | architecture | data sets | networks | train | test | gap | lowest train |",
+            "|---|---|---|---|---|---|---|---|",
             *(
                 f"| {r.regime} | {r.arch} | {r.datasets} | {r.networks} | {r.train_accuracy:.1f} "
-                f"| {r.test_accuracy:.1f} | {r.gap:+.1f} |"
+                f"| {r.test_accuracy:.1f} | {r.gap:+.1f} | {r.lowest_train:.1f} |"
                 for r in gaps.itertuples()
             ),
+            "",
+            *(fit_sentence(gaps, r) for r in dict.fromkeys(gaps["regime"]) if r != CURRENT),
             "",
         ]
     regimes = sorted({p.regime for p in pairs})
