@@ -34,6 +34,8 @@ def test_claims_on_one_pair_of_networks_are_not_testable_no_spread(faked_fits) -
     assert case2 and all(c.shown_status == "not testable: no spread" for c in case2)
     alex = marked["table1.case2.alexnet_layers"]
     assert alex.evidence.startswith("no spread: one pair of networks per layer; on it the ordering holds: conv4 ")
+    assert alex.evidence.endswith("; telling an ordering from seed noise needs two or more pairs")
+    assert "gain" not in alex.evidence  # an ordering, not a gain
     assert alex.paper == "conv4 0.089, conv5 0.155" and alex.numbers
     # Case 1 rests on three pairs: its verdicts are those of table1_claims
     before = {c.id: c.status for c in claims if c.id.startswith("table1.case1.")}

@@ -98,6 +98,7 @@ def test_claim_follows_the_planted_trend():
 def test_one_teacher_gives_no_spread_however_clear_its_trend():
     (claim,) = ba.claims(planted_fits(-0.05, seeds=(0,)))
     assert claim.shown_status == "not testable: no spread" and "one teacher" in claim.evidence
+    assert claim.evidence.endswith("needs two or more teachers (FIG4_SEEDS)") and "gain" not in claim.evidence
     (two,) = ba.claims(planted_fits(-0.05, seeds=(0, 1)))
     assert two.status == "reproduced"
 

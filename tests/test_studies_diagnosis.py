@@ -323,6 +323,8 @@ def test_claims_are_decided_over_pairs_of_networks():
     assert "+8.00 (+8.0 SE)" in claims[1].evidence and "+2.00 (+4.0 SE)" in claims[2].evidence
     assert claims[1].paper == "gain +16.1 points" and claims[2].paper == "60.3% -> 65.6%"
     assert claims[0].paper == "ResNet-34 73.09% vs AlexNet 56.97%"
+    assert ", difference +" in claims[0].evidence and "gain" not in claims[0].evidence  # not a gain
+    assert "positive in" in claims[0].evidence and "improved in 3/3" in claims[1].evidence
     assert claims[1].numbers["gain"] == pytest.approx((8.0 + 9.0 + 7.5) / 3)
     # gains of both signs: the mean does not clear its standard error
     mixed = _pairs(_table(added=64.0), _table(added=58.0, removed=60.0), _table(added=62.0))
@@ -336,6 +338,8 @@ def test_one_pair_of_networks_is_not_testable_no_spread():
         claims = dt.sec41_claims(table, PAPER, PAPER_NAMES)
         assert [c.shown_status for c in claims] == ["not testable: no spread"] * 3
         assert "one pair, gain +8.00 points" in claims[1].evidence
+        assert "one pair, difference +" in claims[0].evidence
+        assert claims[0].evidence.endswith("telling a difference from seed noise needs two or more pairs")
 
 
 def test_claims_say_so_when_the_roles_swap():

@@ -164,13 +164,25 @@ def shown_status(status: str, evidence: str) -> str:
         NO_SPREAD) else status  # fmt: skip
 
 
+#: What a claim on one pair lacks (:func:`no_spread`'s default ``needs``).
+NEEDS_PAIRS = "telling a gain from seed noise needs two or more pairs"
+
+
 def no_spread(
     id: str, item: str, claim: str, what: str, *, paper: str = "",
-    numbers: Mapping[str, float] | None = None,
+    numbers: Mapping[str, float] | None = None, needs: str = NEEDS_PAIRS,
 ) -> Claim:  # fmt: skip
     """A claim resting on one pair of networks: "not testable: no spread" (``what``: our one
-    number, e.g. ``"one pair, gain +1.10"``)."""
-    reason = f"{NO_SPREAD}{what}; telling a gain from seed noise needs two or more pairs"
+    number, e.g. ``"one pair, gain +1.10"``; ``needs``: what would make it testable, e.g.
+    ``"telling an ordering from seed noise needs two or more pairs"``).
+
+    Example:
+        >>> no_spread("t.x", "Table 1", "x", "one pair", needs="a trend needs two teachers").evidence
+        'no spread: one pair; a trend needs two teachers'
+    """
+    if not needs.strip():
+        raise ValueError("needs must say what would make the claim testable")
+    reason = f"{NO_SPREAD}{what}; {needs}"
     return untestable(id, item, claim, reason, paper=paper, numbers=numbers)
 
 
@@ -186,23 +198,28 @@ def spread_check(
     paper: str = "",
     unit: str = "points",
     context: str = "",
+    quantity: str = "gain",
 ) -> Claim:
     """Does a mean gain over ``n`` pairs hold beyond its standard error ``se``?
 
     Reproduced when ``mean > 0`` and ``mean > se``; with ``n < 2`` (no spread to compare
     with) the claim is "not testable: no spread" (:func:`no_spread`). ``improved``: pairs
-    with a positive gain; ``context`` (e.g. ``"82.40 vs 81.30"``) starts the evidence.
+    with a positive gain; ``context`` (e.g. ``"82.40 vs 81.30"``) starts the evidence;
+    ``quantity`` names the number in it (``"gain"``, or e.g. ``"difference"`` for a
+    comparison that nothing was done to improve).
     """
     lead = f"{context}, " if context else ""
     if n < 2:
-        return no_spread(id, item, claim, f"{lead}one pair, gain {mean:+.2f} {unit}",
-                         paper=paper, numbers={"gain": mean, "n_pairs": n})  # fmt: skip
+        return no_spread(id, item, claim, f"{lead}one pair, {quantity} {mean:+.2f} {unit}",
+                         paper=paper, numbers={"gain": mean, "n_pairs": n},
+                         needs=NEEDS_PAIRS.replace("a gain", f"a {quantity}"))  # fmt: skip
     if not (math.isfinite(mean) and math.isfinite(se) and se >= 0):
         raise ValueError(f"need a finite mean and standard error >= 0, got {mean} and {se}")
     holds = bool(mean > 0 and mean > se)
     ratio = f"{mean / se:+.1f} SE" if se > 0 else "no variation over pairs"
-    pairs = f", improved in {improved}/{n} pairs" if improved is not None else ""
-    evidence = (f"{lead}gain {mean:+.2f} ± {se:.2f} {unit} (mean ± standard error over {n} "
+    positive = "improved" if quantity == "gain" else "positive"
+    pairs = f", {positive} in {improved}/{n} pairs" if improved is not None else ""
+    evidence = (f"{lead}{quantity} {mean:+.2f} ± {se:.2f} {unit} (mean ± standard error over {n} "
                 f"pairs, {ratio}){pairs}")  # fmt: skip
     numbers = {"gain": mean, "se": se, "n_pairs": float(n)}
     if improved is not None:
@@ -230,6 +247,7 @@ def gain_check(
     paper: str = "",
     unit: str = "points",
     context: str = "",
+    quantity: str = "gain",
 ) -> Claim:
     """:func:`spread_check` on ``gains``, one per pair of networks (or per seed): their mean
     and its standard error (sample std / sqrt(n)).
@@ -248,7 +266,7 @@ def gain_check(
     se = standard_error(values)
     return spread_check(id, item, claim, mean=float(values.mean()), se=se, n=int(values.size),
                         improved=int((values > 0).sum()), paper=paper, unit=unit,
-                        context=context)  # fmt: skip
+                        context=context, quantity=quantity)  # fmt: skip
 
 
 def count_statuses(claims: Iterable[Claim]) -> dict[str, int]:

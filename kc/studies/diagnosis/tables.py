@@ -271,6 +271,7 @@ def sec41_claims(
             [p["roles"] for p in pairs],
             paper=p_nets,
             context=f"accuracy of {paper_names['strong']} minus {paper_names['weak']}, {roles_text}",
+            quantity="difference",
         ),
         _gain_claim(
             "sec41.blind_spots",

@@ -325,8 +325,8 @@ def claims(fits: pd.DataFrame) -> list[Claim]:
     teachers = sorted(int(s) for s in fits.loc[fits["source"] != INDEPENDENT, "seed"].unique())
     if len(teachers) < 2:
         return [no_spread(cid, ITEM, text, f"one teacher (seed {teachers}), slope per generation "
-                          f"{t['slope']:+.3f}; a trend's uncertainty needs two or more teachers "
-                          "(FIG4_SEEDS)", paper=paper, numbers=t)]  # fmt: skip
+                          f"{t['slope']:+.3f}", paper=paper, numbers=t,
+                          needs="a trend's uncertainty needs two or more teachers (FIG4_SEEDS)")]  # fmt: skip
     holds = t["slope"] < 0 and t["p"] < ALPHA
     seeds = ", ".join(
         f"{k[len('slope_') :]} {v:+.3f}" for k, v in t.items() if k.startswith("slope_seed")

@@ -45,6 +45,7 @@ def without_spread(claims: Iterable[Claim], fit_rows: pd.DataFrame) -> list[Clai
         if c.tested and n is not None and n < 2:
             on_it = "holds" if c.status == REPRODUCED else "fails"
             what = f"one pair of networks per layer; on it the ordering {on_it}: {c.evidence}"
-            c = no_spread(c.id, c.item, c.claim, what, paper=c.paper, numbers=c.numbers)
+            c = no_spread(c.id, c.item, c.claim, what, paper=c.paper, numbers=c.numbers,
+                          needs="telling an ordering from seed noise needs two or more pairs")
         out.append(c)
     return out
