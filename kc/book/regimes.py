@@ -106,6 +106,11 @@ def regime_pairs(
     return pairs
 
 
+#: The columns of :func:`gap_table`.
+_GAP_COLUMNS = ["regime", "arch", "datasets", "networks", "train_accuracy", "test_accuracy", "gap",
+                "lowest_train"]  # fmt: skip
+
+
 def gap_table(outputs: Path, manifest: Sequence[runner.Notebook] = runner.MANIFEST) -> pd.DataFrame:
     """Mean train/test accuracy and gap per regime and architecture over every ``*_gaps.csv``.
 
@@ -119,18 +124,14 @@ def gap_table(outputs: Path, manifest: Sequence[runner.Notebook] = runner.MANIFE
         for nb in manifest
         for path in sorted((Path(outputs) / nb.name).glob("*_gaps.csv"))
     ]
-    columns = ["regime", "arch", "datasets", "networks", "train_accuracy", "test_accuracy", "gap",
-               "lowest_train"]  # fmt: skip
     if not frames:
-        return pd.DataFrame(columns=columns)
+        return pd.DataFrame(columns=_GAP_COLUMNS)
     return gap_table_from(pd.concat(frames, ignore_index=True))
 
 
 def gap_table_from(nets: pd.DataFrame) -> pd.DataFrame:
     """:func:`gap_table` of the networks in ``nets`` (columns ``regime, network, arch, datasets,
     train_accuracy, test_accuracy, gap``, as :func:`kc.studies.regime.gaps` saves them)."""
-    columns = ["regime", "arch", "datasets", "networks", "train_accuracy", "test_accuracy", "gap",
-               "lowest_train"]  # fmt: skip
     nets = nets.drop_duplicates(["regime", "network"])
     out = nets.groupby(["regime", "arch", "datasets"], sort=False).agg(
         networks=("network", "count"),
@@ -139,7 +140,7 @@ def gap_table_from(nets: pd.DataFrame) -> pd.DataFrame:
         gap=("gap", "mean"),
         lowest_train=("train_accuracy", "min"),
     )
-    return out.reset_index()[columns].sort_values("regime", kind="stable", ignore_index=True)
+    return out.reset_index()[_GAP_COLUMNS].sort_values("regime", kind="stable", ignore_index=True)
 
 
 #: Training accuracy (%) from which a network counts as fitting its training images (issue 24:

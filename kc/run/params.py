@@ -231,7 +231,7 @@ def _archs() -> tuple[str, ...]:
 def _arch_layer(name: str, arch: Any, layer: Any) -> None:
     from kc.engine import zoo
 
-    _choice(name, arch, zoo.ARCHS)
+    _choice(name, arch, _archs())
     allowed = zoo.layers(arch)
     if layer not in allowed:
         _fail(name, layer, f"a layer of {arch}: one of {allowed}")
